@@ -1,0 +1,37 @@
+"""The ``mpath`` command line (contract: docs/cli.md).
+
+Each command group lives in its own module and only parses arguments, calls the
+library and prints; errors raised as :class:`~mpath.errors.MpathError` become one line
+on stderr and the exit code the contract gives (1 failed, 2 bad input).
+"""
+
+from __future__ import annotations
+
+import click
+
+from mpath import __version__
+from mpath.cli.common import MpathGroup
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=MpathGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="mpath")
+def main() -> None:
+    """mpath: multipath I/O over several paths to one SCSI/iSCSI LUN.
+
+    \b
+    Examples:
+      mpath rig up --paths 2 --json      build a 2-path iSCSI test rig (root)
+      mpath rig fault 1 down             cut path 1 of the rig
+      mpath rig down                     remove the rig
+    """
+
+
+def _register() -> None:
+    from mpath.cli.rig import rig
+
+    main.add_command(rig)
+
+
+_register()

@@ -1,0 +1,338 @@
+"""Bringing rigs up, changing their paths, and taking them down again.
+
+``up`` reserves names and addresses under a lock, writes the state file *before* it
+creates anything, and on any failure removes what it made through the same teardown
+``down`` uses; so a failed or interrupted ``up`` never leaves half a rig behind, and
+``down`` can always finish the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpath.errors import RigError, RigNotFoundError, RigUsageError
+from mpath.rig import firewall, network, shaping
+from mpath.rig.backends import get_backend
+from mpath.rig.model import (
+    MAX_SUBNETS,
+    PathFault,
+    Rig,
+    RigLUN,
+    RigPath,
+    RigPortal,
+    RigTarget,
+    RigTPG,
+    subnet_addresses,
+)
+from mpath.rig.system import require_tools
+from mpath.units import Rate, parse_rate
+
+DEFAULT_STATE_ROOT = Path("/var/lib/mpath/rigs")
+DEFAULT_NAME = "mpath"
+DEFAULT_SIZE = 1024**3
+MAX_PATHS = 32
+#: tgtd management ports are CONTROL_PORT_BASE + rig slot.
+CONTROL_PORT_BASE = 30000
+IQN_PREFIX = "iqn.2026-11.org.mpath:rig."
+LUN_NUMBER = 1  # tgt reserves LUN 0 for its controller device
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+FAULT_ACTIONS = ("down", "up", "drop", "clear", "rate")
+
+
+def state_root() -> Path:
+    """Where rigs keep their state (``$MPATH_RIG_DIR`` or /var/lib/mpath/rigs)."""
+    return Path(os.environ.get("MPATH_RIG_DIR", str(DEFAULT_STATE_ROOT)))
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise RigUsageError(
+            f"bad rig name {name!r}: use 1-32 lower-case letters, digits, '-' or '_'"
+        )
+    return name
+
+
+def parse_rates(text: str | None, paths: int) -> list[Rate | None]:
+    """``--rate`` text → one rate (or None: unlimited) per path.
+
+    One value applies to every path; otherwise there must be one per path. ``0``,
+    ``none`` or an empty item leaves that path unlimited.
+    """
+    if text is None:
+        return [None] * paths
+    items = [item.strip() for item in text.split(",")]
+    if len(items) == 1:
+        items = items * paths
+    if len(items) != paths:
+        raise RigUsageError(f"--rate has {len(items)} values for {paths} paths: give 1 or {paths}")
+    return [
+        None if item.lower() in ("", "0", "none", "unlimited") else parse_rate(item)
+        for item in items
+    ]
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise RigUsageError(
+            "mpath rig needs root: it creates network namespaces, veth pairs and a target"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PathStatus:
+    """Live view of one path for ``rig status``."""
+
+    path: RigPath
+    url: str
+    link_up: bool
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "index": self.path.index,
+            "url": self.url,
+            "portal": f"{self.path.target_ip}:3260",
+            "host_address": self.path.host_ip,
+            "host_interface": self.path.host_if,
+            "link": "up" if self.link_up else "down",
+            "fault": self.path.fault.value,
+            "rate": None if self.path.current_rate is None else str(self.path.current_rate),
+        }
+
+
+class RigManager:
+    """Creates, inspects, faults and removes rigs recorded under ``root``."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root if root is not None else state_root()
+
+    # -- state files ---------------------------------------------------------------------
+
+    def _state_file(self, name: str) -> Path:
+        return self.root / name / "state.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _save(self, rig: Rig) -> None:
+        path = self._state_file(rig.name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rig.to_state(), indent=2) + "\n")
+        tmp.replace(path)
+
+    def load(self, name: str) -> Rig:
+        validate_name(name)
+        try:
+            doc = json.loads(self._state_file(name).read_text())
+        except FileNotFoundError:
+            raise RigNotFoundError(name) from None
+        except (OSError, ValueError) as exc:
+            raise RigError(f"rig {name!r}: unreadable state file: {exc}") from exc
+        return Rig.from_state(doc)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob("*/state.json"))
+
+    # -- up --------------------------------------------------------------------------------
+
+    def up(
+        self,
+        *,
+        name: str = DEFAULT_NAME,
+        paths: int = 2,
+        size: int = DEFAULT_SIZE,
+        rates: list[Rate | None] | None = None,
+        backend: str = "tgt",
+    ) -> Rig:
+        validate_name(name)
+        if not 1 <= paths <= MAX_PATHS:
+            raise RigUsageError(f"--paths must be between 1 and {MAX_PATHS}, not {paths}")
+        if size < 1024 * 1024 or size % 512:
+            raise RigUsageError("--size must be at least 1M and a multiple of 512 bytes")
+        rates = rates if rates is not None else [None] * paths
+        if len(rates) != paths:
+            raise RigUsageError(f"{len(rates)} rates given for {paths} paths")
+        target_backend = get_backend(backend)
+        require_root()
+        require_tools("ip", "tc", "nft")
+        target_backend.check_available()
+
+        with self._locked():
+            if self._state_file(name).exists():
+                raise RigError(
+                    f"rig {name!r} already exists (remove it with 'mpath rig down --name {name}')"
+                )
+            rig = self._reserve(name, paths, size, rates, backend)
+        try:
+            self._build(rig)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._teardown(rig)
+            raise
+        return rig
+
+    def _reserve(
+        self, name: str, paths: int, size: int, rates: list[Rate | None], backend: str
+    ) -> Rig:
+        """Pick slot, subnets and identity; write the state file. Caller holds the lock."""
+        others = [self.load(n) for n in self.names()]
+        used_ports = {r.control_port for r in others}
+        slot = next(s for s in range(1, 10_000) if CONTROL_PORT_BASE + s not in used_ports)
+        used_subnets = {p.subnet for r in others for p in r.paths} | network.host_subnets_in_use()
+        free = [s for s in range(1, MAX_SUBNETS) if s not in used_subnets]
+        if len(free) < paths:
+            raise RigError(f"only {len(free)} free /24 subnets left in 198.18.0.0/15")
+        namespace = f"mpath-rig-{name}"
+        if network.namespace_exists(namespace):
+            raise RigError(
+                f"network namespace {namespace} exists but no rig state records it; "
+                f"remove it with 'ip netns del {namespace}' if it is a leftover"
+            )
+        rig_paths = [
+            RigPath(
+                index=i + 1,
+                subnet=subnet,
+                host_if=f"mpr{subnet}",
+                target_if=f"path{i + 1}",
+                rate=rate,
+                current_rate=rate,
+            )
+            for i, (subnet, rate) in enumerate(zip(free[:paths], rates, strict=True))
+        ]
+        for path in rig_paths:
+            if network.link_exists(path.host_if):
+                raise RigError(f"host interface {path.host_if} already exists; not touching it")
+        state_dir = self.root / name
+        lun = RigLUN(
+            number=LUN_NUMBER,
+            backing_file=str(state_dir / "lun.img"),
+            size_bytes=size,
+            serial="MPATH" + secrets.token_hex(6).upper(),
+            # NAA IEEE Registered Extended: first hex digit 6, then 31 random hex digits.
+            designator="6" + secrets.token_hex(16)[1:],
+        )
+        target = RigTarget(
+            iqn=IQN_PREFIX + name,
+            tpgs=(
+                RigTPG(
+                    tag=1,
+                    luns=(lun,),
+                    portals=tuple(RigPortal(subnet_addresses(p.subnet)[1]) for p in rig_paths),
+                ),
+            ),
+        )
+        rig = Rig(
+            name=name,
+            backend=backend,
+            namespace=namespace,
+            state_dir=str(state_dir),
+            control_port=CONTROL_PORT_BASE + slot,
+            target=target,
+            paths=rig_paths,
+        )
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._save(rig)
+        return rig
+
+    def _build(self, rig: Rig) -> None:
+        with open(rig.lun.backing_file, "wb") as backing:
+            backing.truncate(rig.lun.size_bytes)
+        network.create_namespace(rig.namespace)
+        for path in rig.paths:
+            network.create_path_link(rig.namespace, path)
+            if path.rate is not None:
+                shaping.set_path_rate(rig.namespace, path, path.rate)
+        firewall.create_table(rig.namespace)
+        rig.daemon_pid = get_backend(rig.backend).start(rig)
+        self._save(rig)
+
+    # -- status / fault ----------------------------------------------------------------------
+
+    def status(self, name: str) -> tuple[Rig, list[PathStatus]]:
+        require_root()
+        rig = self.load(name)
+        return rig, [
+            PathStatus(path, url, network.link_is_up(rig.namespace, path.target_if))
+            for path, url in zip(rig.paths, rig.urls, strict=True)
+        ]
+
+    def fault(self, name: str, index: int, action: str, rate: Rate | None = None) -> RigPath:
+        """Apply ``action`` (down, up, drop, clear, rate) to path ``index`` of rig ``name``."""
+        if action not in FAULT_ACTIONS:
+            raise RigUsageError(
+                f"unknown fault {action!r}: choose one of {', '.join(FAULT_ACTIONS)}"
+            )
+        if (action == "rate") != (rate is not None):
+            raise RigUsageError("'rate' takes a RATE (e.g. 'rate 100mbit'); other faults take none")
+        require_root()
+        with self._locked():
+            rig = self.load(name)
+            path = rig.path(index)
+            ns = rig.namespace
+            if action in ("down", "clear") or (action == "up"):
+                down = action == "down"
+                network.set_link(ns, path.target_if, up=not down)
+                path.link_down = down
+            if action in ("drop", "clear"):
+                drop = action == "drop"
+                firewall.set_drop(ns, path.target_if, drop)
+                path.dropping = drop
+            if action in ("rate", "clear"):
+                new_rate = rate if action == "rate" else path.rate
+                shaping.set_path_rate(ns, path, new_rate)
+                path.current_rate = new_rate
+            self._save(rig)
+            return path
+
+    # -- down --------------------------------------------------------------------------------
+
+    def down(self, name: str) -> bool:
+        """Remove rig ``name``; False if there was nothing to remove."""
+        validate_name(name)
+        require_root()
+        with self._locked():
+            try:
+                rig = self.load(name)
+            except RigNotFoundError:
+                return False
+            self._teardown(rig)
+            return True
+
+    def _teardown(self, rig: Rig) -> None:
+        errors: list[str] = []
+        steps: list[Callable[[], None]] = [
+            lambda: get_backend(rig.backend).stop(rig),
+            *[functools.partial(network.delete_host_link, p.host_if) for p in rig.paths],
+            lambda: network.delete_namespace(rig.namespace),
+        ]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep going: remove as much as possible
+                errors.append(str(exc))
+        if errors:
+            raise RigError(f"rig {rig.name!r} not fully removed: {'; '.join(errors)}")
+        state_dir = Path(rig.state_dir)
+        for leftover in ("lun.img", "tgtd.log", "state.tmp", "state.json"):
+            (state_dir / leftover).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            state_dir.rmdir()
+
+
+__all__ = ["FAULT_ACTIONS", "PathFault", "RigManager", "parse_rates"]

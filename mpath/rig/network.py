@@ -1,0 +1,81 @@
+"""Network namespaces and veth pairs: the wires of the rig.
+
+Only objects the rig names itself are ever touched: its namespace, its veth pairs
+(``mpr<subnet>`` on the host, ``path<N>`` inside the namespace) and their addresses
+in 198.18.0.0/15. Nothing here changes an interface, route or rule it did not create.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from mpath.rig.model import RIG_NETWORK, RigPath
+from mpath.rig.system import run
+
+
+def namespace_exists(namespace: str) -> bool:
+    listing = run(["ip", "-j", "netns", "list"]).stdout.strip()
+    names = {entry["name"] for entry in json.loads(listing)} if listing else set()
+    return namespace in names
+
+
+def create_namespace(namespace: str) -> None:
+    run(["ip", "netns", "add", namespace])
+    run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+
+
+def delete_namespace(namespace: str) -> None:
+    """Delete the namespace (and with it every veth end inside it); quiet if absent."""
+    if namespace_exists(namespace):
+        run(["ip", "netns", "del", namespace])
+
+
+def link_exists(ifname: str, namespace: str | None = None) -> bool:
+    argv = ["ip"] + (["-n", namespace] if namespace else []) + ["link", "show", "dev", ifname]
+    return run(argv, check=False).returncode == 0
+
+
+def create_path_link(namespace: str, path: RigPath) -> None:
+    """Create the veth pair of ``path``, address both ends and bring them up."""
+    run(
+        [
+            "ip", "link", "add", path.host_if, "type", "veth",
+            "peer", "name", path.target_if, "netns", namespace,
+        ]
+    )  # fmt: skip
+    run(["ip", "addr", "add", f"{path.host_ip}/24", "dev", path.host_if])
+    run(["ip", "link", "set", path.host_if, "up"])
+    run(["ip", "-n", namespace, "addr", "add", f"{path.target_ip}/24", "dev", path.target_if])
+    run(["ip", "-n", namespace, "link", "set", path.target_if, "up"])
+
+
+def delete_host_link(ifname: str) -> None:
+    """Delete a host-side veth end the rig created; quiet if it is already gone."""
+    if link_exists(ifname):
+        run(["ip", "link", "del", ifname])
+
+
+def set_link(namespace: str, ifname: str, up: bool) -> None:
+    run(["ip", "-n", namespace, "link", "set", ifname, "up" if up else "down"])
+
+
+def link_is_up(namespace: str, ifname: str) -> bool:
+    """True when the interface is administratively up (what ``rig fault down`` changes)."""
+    result = run(["ip", "-n", namespace, "-j", "link", "show", "dev", ifname], check=False)
+    if result.returncode != 0:
+        return False
+    info = json.loads(result.stdout)[0]
+    return "UP" in info.get("flags", [])
+
+
+def host_subnets_in_use() -> set[int]:
+    """/24 numbers of 198.18.0.0/15 that already carry an address on the host."""
+    listing = json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]")
+    used: set[int] = set()
+    for interface in listing:
+        for info in interface.get("addr_info", []):
+            address = ipaddress.IPv4Address(info["local"])
+            if address in RIG_NETWORK:
+                used.add((int(address) - int(RIG_NETWORK.network_address)) // 256)
+    return used
