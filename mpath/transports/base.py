@@ -1,0 +1,110 @@
+"""The contract between the filter layer and a transport (one path to one LUN).
+
+A transport carries SCSI commands over one path. It reports what the *target* said
+(status byte, sense data, data-in) as a :class:`ScsiResult`, and what went wrong with
+the *path* itself (connection lost, login refused, session closed) as a
+:class:`TransportError`. Deciding what a result means (fail over, retry, return the
+error) is the filter layer's job, through the sense table in :mod:`mpath.scsi`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol, runtime_checkable
+
+from mpath.errors import MpathError
+
+
+class ScsiStatus(IntEnum):
+    """SCSI status byte values (SAM-5)."""
+
+    GOOD = 0x00
+    CHECK_CONDITION = 0x02
+    CONDITION_MET = 0x04
+    BUSY = 0x08
+    RESERVATION_CONFLICT = 0x18
+    TASK_SET_FULL = 0x28
+    ACA_ACTIVE = 0x30
+    TASK_ABORTED = 0x40
+
+
+@dataclass(frozen=True, slots=True)
+class ScsiResult:
+    """What the target answered to one command.
+
+    ``status`` is the SCSI status byte; ``sense`` the raw sense data (empty unless
+    CHECK CONDITION); ``data`` the data-in bytes actually received (empty for commands
+    without data-in); ``residual`` the bytes of the requested data-in not transferred.
+    """
+
+    status: int
+    sense: bytes = b""
+    data: bytes = b""
+    residual: int = 0
+
+    @property
+    def good(self) -> bool:
+        return self.status == ScsiStatus.GOOD
+
+
+class TransportError(MpathError):
+    """The path failed (not the medium, not the command): the filter may fail over.
+
+    ``url`` names the path.
+    """
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(f"{url}: {message}")
+        self.url = url
+
+
+class LoginError(TransportError):
+    """The session could not be established (unreachable portal, refused login)."""
+
+
+class PathDisconnectedError(TransportError):
+    """The session broke or was closed while the command was outstanding or queued."""
+
+
+class CommandTimeoutError(TransportError):
+    """The command got no answer within its deadline."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One path to one LUN, carrying many commands at once.
+
+    * ``connect`` logs in (raising :class:`LoginError`); it may be called again after
+      ``close`` to log in afresh (reinstatement).
+    * ``execute`` sends one command and returns when the target answered. Many may be
+      outstanding at once. Cancelling the awaiting task is safe; the command may still
+      reach the target unless ``close`` follows.
+    * ``close`` tears the session down *at once* (the socket is closed before it
+      returns), so no command still queued or outstanding can reach the target after
+      it; every outstanding ``execute`` then raises :class:`PathDisconnectedError`.
+      Safe to call twice.
+    * ``max_commands`` is how many commands the target lets this session have
+      outstanding (for iSCSI, the CmdSN window), or None when unknown.
+    """
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def max_commands(self) -> int | None: ...
+
+    async def connect(self) -> None: ...
+
+    async def execute(
+        self,
+        cdb: bytes,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+    ) -> ScsiResult: ...
+
+    async def close(self) -> None: ...
