@@ -1,0 +1,137 @@
+"""Priority path groups: one selector per group, the best usable group carries the I/O.
+
+Like dm-multipath's priority groups (and multipath-tools' ``group_by_prio``), paths are
+gathered into groups by priority. All I/O goes to the group of highest priority that
+still has a usable path, and within it the group's own selector (any policy) chooses.
+When the last usable path of that group fails, the next group takes over; when a path
+of a higher group is reinstated, that group is used again at once. Deferred or manual
+failback is decided by whoever calls ``reinstate_path``, not here.
+
+``PriorityGroups`` is itself a :class:`~mpath.selectors.base.PathSelector`, so the
+filter layer and the simulator drive it like any policy; ``add_path`` takes the path's
+``priority`` (higher is preferred, default 0).
+
+One caveat: every group's selector is given the LUN's full ``max_commands``, because
+only one group carries new I/O at a time. Just after a switch, I/O still in flight on
+the old group is not counted against the new group's budgets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mpath.selectors import DEFAULT_POLICY, create_selector
+from mpath.selectors.base import Clock, P, PathSelector, SelectorArgError, UnknownPathError
+
+
+class PriorityGroups(PathSelector[P]):
+    """Paths grouped by priority; the highest group with a usable path is used."""
+
+    name = "groups"
+    version = "1.0.0"
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        clock: Clock = time.monotonic,
+        max_commands: int | None = None,
+        policy: str = DEFAULT_POLICY,
+    ) -> None:
+        super().__init__(args, clock=clock, max_commands=max_commands)
+        self._policy = policy
+        self._args = tuple(args)
+        # Build one now so that a bad policy name or bad arguments fail here, not later.
+        create_selector(policy, self._args, clock=clock, max_commands=max_commands)
+        self._groups: dict[int, PathSelector[P]] = {}
+        self._group_of: dict[P, int] = {}
+        self._removed: dict[P, int] = {}  # removed paths, for I/O still in flight
+        self._active: PathSelector[P] | None = None
+        self._active_priority: int | None = None
+
+    @property
+    def policy(self) -> str:
+        return self._policy
+
+    @property
+    def active_priority(self) -> int | None:
+        """The priority of the group carrying I/O now (None: no usable path)."""
+        return self._active_priority
+
+    def _choose_group(self) -> None:
+        self._active, self._active_priority = None, None
+        for priority in sorted(self._groups, reverse=True):
+            group = self._groups[priority]
+            if group.valid_count:
+                self._active, self._active_priority = group, priority
+                return
+
+    def _group(self, path: P) -> PathSelector[P]:
+        priority = self._group_of.get(path)
+        if priority is None:
+            raise UnknownPathError(self.name, path)
+        return self._groups[priority]
+
+    def add_path(self, path: P, args: Sequence[str] = (), priority: int = 0) -> None:
+        if path in self._group_of or path in self._removed:
+            raise SelectorArgError(f"{self.name} ps: path {path} already added")
+        group = self._groups.get(priority)
+        if group is None:
+            group = create_selector(
+                self._policy, self._args, clock=self._clock, max_commands=self._max_commands
+            )
+        group.add_path(path, args)
+        self._groups[priority] = group
+        self._group_of[path] = priority
+        self._choose_group()
+
+    def remove_path(self, path: P) -> None:
+        self._group(path).remove_path(path)
+        self._removed[path] = self._group_of.pop(path)
+        self._choose_group()
+
+    def fail_path(self, path: P) -> None:
+        self._group(path).fail_path(path)
+        self._choose_group()
+
+    def reinstate_path(self, path: P) -> None:
+        self._group(path).reinstate_path(path)
+        self._choose_group()
+
+    def select(self, nbytes: int) -> P | None:
+        active = self._active
+        return None if active is None else active.select(nbytes)
+
+    def start_io(self, path: P, nbytes: int) -> None:
+        self._groups[self._group_of[path]].start_io(path, nbytes)
+
+    def end_io(self, path: P, nbytes: int, started: float) -> None:
+        priority = self._group_of.get(path)
+        if priority is None:
+            priority = self._removed[path]
+        self._groups[priority].end_io(path, nbytes, started)
+
+    @property
+    def valid_count(self) -> int:
+        return sum(group.valid_count for group in self._groups.values())
+
+    def share(self, path: P) -> float:
+        group = self._group(path)
+        return group.share(path) if group is self._active else 0.0
+
+    def status(self) -> dict[str, Any]:
+        groups = []
+        paths = []
+        for priority in sorted(self._groups, reverse=True):
+            group = self._groups[priority]
+            inner = group.status()
+            active = group is self._active
+            for entry in inner["paths"]:
+                entry["priority"] = priority
+                if not active:
+                    entry["share"] = 0.0
+            groups.append({"priority": priority, "active": active, **inner})
+            paths.extend(inner["paths"])
+        return {"policy": self._policy, "groups": groups, "paths": paths}

@@ -1,0 +1,175 @@
+"""share: shares from measured transfer speeds, recomputed on a period (the default)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mpath.selectors import SelectorArgError
+from mpath.selectors.share import ShareSelector
+from tests.selectors.harness import FakeClock
+
+MB = 10**6
+
+
+def make(*paths: str, args: tuple[str, ...] = ()) -> tuple[ShareSelector[str], FakeClock]:
+    clock = FakeClock()
+    selector = ShareSelector[str](args, clock=clock)
+    for path in paths:
+        selector.add_path(path)
+    selector.select(4096)  # opens the first measurement period at t=0
+    return selector, clock
+
+
+def transfer(selector: ShareSelector[str], clock: FakeClock, plan: dict[str, float]) -> None:
+    """From now, each path in ``plan`` moves 1 MB that takes ``plan[path]`` seconds."""
+    start = clock()
+    for path in plan:
+        selector.start_io(path, MB)
+    for path, seconds in sorted(plan.items(), key=lambda item: item[1]):
+        clock.now = start + seconds
+        selector.end_io(path, MB, start)
+
+
+def next_period(selector: ShareSelector[str], clock: FakeClock) -> str | None:
+    """Move to the next 200 ms period; the select that opens it, returns its choice."""
+    clock.advance(0.2)
+    return selector.select(4096)
+
+
+def test_unmeasured_paths_share_equally() -> None:
+    selector, _ = make("a", "b", "c", "d")
+    assert [selector.share(p) for p in "abcd"] == [0.25] * 4
+
+
+def test_speeds_are_measured_over_busy_time_and_set_the_shares() -> None:
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.040})  # 100 MB/s and 25 MB/s
+    next_period(selector, clock)
+    assert selector.speed("a") == pytest.approx(100 * MB)
+    assert selector.speed("b") == pytest.approx(25 * MB)
+    assert selector.share("a") == pytest.approx(0.8)
+    assert selector.share("b") == pytest.approx(0.2)
+    assert selector.status()["paths"][0]["speed_mbps"] == pytest.approx(100)
+
+
+def test_queueing_on_a_path_does_not_understate_its_speed() -> None:
+    selector, clock = make("a", "b")
+    for _ in range(4):  # four 1 MB I/Os queued on a, served one after another at 100 MB/s
+        selector.start_io("a", MB)
+    selector.start_io("b", MB)
+    for done in range(1, 5):
+        clock.now = done * 0.010
+        selector.end_io("a", MB, 0.0)  # the last one took 40 ms since its start
+    clock.now = 0.040
+    selector.end_io("b", MB, 0.0)
+    next_period(selector, clock)
+    assert selector.speed("a") == pytest.approx(100 * MB)
+    assert selector.share("a") == pytest.approx(0.8)
+
+
+def test_shares_change_only_at_the_period() -> None:
+    selector, clock = make("a", "b", args=("period_ms=500",))
+    transfer(selector, clock, {"a": 0.010, "b": 0.040})
+    clock.now = 0.3
+    selector.select(4096)
+    assert selector.share("a") == 0.5
+    clock.now = 0.5
+    selector.select(4096)
+    assert selector.share("a") == pytest.approx(0.8)
+
+
+def test_new_samples_are_smoothed() -> None:
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.010})
+    next_period(selector, clock)
+    transfer(selector, clock, {"a": 0.040, "b": 0.010})  # a drops to 25 MB/s
+    next_period(selector, clock)
+    assert selector.speed("a") == pytest.approx((100 + 25) / 2 * MB)
+
+
+def test_ios_are_spread_in_proportion_to_share() -> None:
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.040})
+    next_period(selector, clock)
+    chosen: Counter[str] = Counter()
+    for _ in range(100):  # nothing completes: queues build in proportion to share
+        path = selector.select(MB)
+        assert path is not None
+        selector.start_io(path, MB)
+        chosen[path] += 1
+    # Balanced when (n_a + 1) / 0.8 == (n_b + 1) / 0.2, counting the incoming I/O.
+    assert chosen["a"] == pytest.approx(80, abs=2)
+
+
+def test_a_failed_paths_share_goes_to_the_others_at_once() -> None:
+    selector, clock = make("a", "b", "c")
+    transfer(selector, clock, {"a": 0.010, "b": 0.020, "c": 0.040})
+    next_period(selector, clock)
+    selector.fail_path("a")
+    assert selector.share("a") == 0.0
+    assert selector.share("b") + selector.share("c") == pytest.approx(1.0)
+    assert selector.share("b") == pytest.approx(2 / 3)
+    assert {selector.select(4096) for _ in range(3)} <= {"b", "c"}
+
+
+def test_a_reinstated_path_starts_small_and_earns_its_share_back() -> None:
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.010})
+    next_period(selector, clock)
+    selector.fail_path("b")
+    next_period(selector, clock)
+    selector.reinstate_path("b")
+    shares = [selector.share("b")]
+    assert shares[0] == pytest.approx(0.05 / 1.05)
+    for _ in range(6):
+        transfer(selector, clock, {"a": 0.010, "b": 0.010})
+        next_period(selector, clock)
+        shares.append(selector.share("b"))
+    assert shares == sorted(shares)
+    assert shares[1] < 0.4
+    assert shares[-1] == pytest.approx(0.5, abs=0.01)
+
+
+def test_an_idle_path_is_probed_after_probe_ms() -> None:
+    selector, clock = make("a", "b", args=("probe_ms=1000",))
+    transfer(selector, clock, {"a": 0.010, "b": 0.200})
+    for _ in range(4):
+        assert next_period(selector, clock) == "a"  # b is slower and idle; a is idle too
+        transfer(selector, clock, {"a": 0.001})
+    assert next_period(selector, clock) == "b"  # b has been idle for 1 s now
+    selector.start_io("b", 4096)
+    assert selector.select(4096) == "a"  # one probe, then back to shares
+
+
+def test_a_stalled_path_loses_share_before_anything_completes() -> None:
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.010})
+    next_period(selector, clock)
+    selector.start_io("b", MB)  # it will never finish
+    for _ in range(5):
+        transfer(selector, clock, {"a": 0.010})
+        next_period(selector, clock)
+    assert selector.share("b") < 0.05
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("period_ms=0",), "share ps: invalid period_ms '0'"),
+        (("smoothing=101",), "share ps: invalid smoothing '101'"),
+        (("probe_share=x",), "share ps: invalid probe_share 'x'"),
+        (("period=5",), "share ps: invalid argument 'period=5'"),
+        (("200",), "share ps: invalid argument '200'"),
+    ],
+)
+def test_bad_selector_arguments(args: tuple[str, ...], message: str) -> None:
+    with pytest.raises(SelectorArgError, match=f"^{message}"):
+        ShareSelector[str](args)
+
+
+def test_status_names_the_period() -> None:
+    selector, _ = make("a", args=("period_ms=100", "probe_ms=500"))
+    status = selector.status()
+    assert (status["period_ms"], status["probe_ms"]) == (100, 500)
