@@ -32,6 +32,9 @@ def _register() -> None:
     from mpath.cli.rig import rig
 
     main.add_command(rig)
+    from mpath.cli.simulate import simulate
+
+    main.add_command(simulate)
 
 
 _register()
