@@ -7,7 +7,8 @@
 * :mod:`~mpath.scsi.checker_table`: the TUR checker's reading of a TEST UNIT READY.
 * :mod:`~mpath.scsi.states`: :class:`PathState` and checker message codes.
 * :mod:`~mpath.scsi.inquiry`, :mod:`~mpath.scsi.vpd`, :mod:`~mpath.scsi.identity`,
-  :mod:`~mpath.scsi.capacity`, :mod:`~mpath.scsi.luns`: data-in parsers and the WWID.
+  :mod:`~mpath.scsi.capacity`, :mod:`~mpath.scsi.luns`, :mod:`~mpath.scsi.alua`:
+  data-in parsers, the WWID, and ALUA states.
 * :mod:`~mpath.scsi.pyscsi_adapter`: the only module that imports pyscsi (reference
   encodings, ASC names). Not imported here, so ``import mpath.scsi`` stays light.
 
@@ -16,6 +17,13 @@ The names below are the stable public API; other modules import them from here.
 
 from __future__ import annotations
 
+from mpath.scsi.alua import (
+    AluaState,
+    TargetPortGroup,
+    TargetPortGroups,
+    alua_priority,
+    parse_target_port_groups,
+)
 from mpath.scsi.capacity import Capacity, parse_read_capacity10, parse_read_capacity16
 from mpath.scsi.cdb import (
     Opcode,
@@ -62,6 +70,7 @@ from mpath.scsi.vpd import (
 )
 
 __all__ = [
+    "AluaState",
     "BlockLimits",
     "Capacity",
     "CdbFieldError",
@@ -83,9 +92,12 @@ __all__ = [
     "Sense",
     "SenseKey",
     "StandardInquiry",
+    "TargetPortGroup",
+    "TargetPortGroups",
     "Tpgs",
     "Verdict",
     "VpdPage",
+    "alua_priority",
     "checker_state",
     "classify",
     "decode_lun",
@@ -104,6 +116,7 @@ __all__ = [
     "parse_report_luns",
     "parse_standard_inquiry",
     "parse_supported_pages",
+    "parse_target_port_groups",
     "parse_unit_serial",
     "read10",
     "read16",
