@@ -71,3 +71,53 @@ class BackendUnavailableError(RigError):
         super().__init__(f"{backend} backend unavailable: {reason}")
         self.backend = backend
         self.reason = reason
+
+
+class DeviceError(MpathError):
+    """A multipath device could not do what was asked (open, read, write, flush)."""
+
+
+class NoPathError(DeviceError):
+    """Every path stayed failed for longer than ``no_path_retry`` allowed."""
+
+    def __init__(self, waited_s: float, no_path_retry: float, last_reason: str) -> None:
+        super().__init__(
+            f"no usable path: all paths failed and none came back within "
+            f"no_path_retry={no_path_retry:g} s (waited {waited_s:.2f} s; last failure: "
+            f"{last_reason})"
+        )
+        self.waited_s = waited_s
+        self.no_path_retry = no_path_retry
+        self.last_reason = last_reason
+
+
+class TargetIOError(DeviceError):
+    """The target refused or failed the command itself (medium error, bad request).
+
+    This is returned to the caller, not failed over: every path would give the same
+    answer. ``status`` is the SCSI status byte and ``sense`` the raw sense data.
+    """
+
+    def __init__(self, operation: str, status: int, sense: bytes, detail: str) -> None:
+        super().__init__(f"{operation} failed on the target: {detail}")
+        self.operation = operation
+        self.status = status
+        self.sense = sense
+        self.detail = detail
+
+
+class IdentityMismatchError(DeviceError):
+    """Paths given as one device lead to different LUNs; using them together would
+    corrupt data, so the device is refused before anything is written."""
+
+    exit_code = 2
+
+    def __init__(self, first_url: str, first_id: str, other_url: str, other_id: str) -> None:
+        super().__init__(
+            f"paths lead to different LUNs: {first_url} is {first_id} but {other_url} is "
+            f"{other_id}; refusing to use them as one device"
+        )
+        self.first_url = first_url
+        self.first_id = first_id
+        self.other_url = other_url
+        self.other_id = other_id

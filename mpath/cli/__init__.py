@@ -29,9 +29,11 @@ def main() -> None:
 
 
 def _register() -> None:
+    from mpath.cli.bench import bench
     from mpath.cli.rig import rig
 
     main.add_command(rig)
+    main.add_command(bench)
     from mpath.cli.simulate import simulate
 
     main.add_command(simulate)

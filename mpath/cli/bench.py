@@ -1,0 +1,162 @@
+"""``mpath bench``: drive I/O through the filter layer and measure it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from mpath.cli.common import emit_json, json_option
+from mpath.cli.paths import open_settings_options, resolve_paths, settings_from_options
+from mpath.errors import UsageError
+from mpath.filter.device import MultipathDevice
+from mpath.rig.manager import DEFAULT_NAME, RigManager
+from mpath.units import parse_rate, parse_size
+from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
+
+
+@click.command()
+@click.argument("paths", nargs=-1)
+@click.option("--seconds", default=10.0, show_default=True, type=float, help="Run time.")
+@click.option("--rw", type=click.Choice(RW_MODES), default="read", show_default=True)
+@click.option("--bs", default=None, help="I/O size (default 256K for read/write, 4K for rand*).")
+@click.option("--qd", default=32, show_default=True, type=int, help="I/Os kept outstanding.")
+@click.option("--span", default=None, help="Use only the first SIZE bytes of the LUN.")
+@click.option("--verify", is_flag=True, help="Write self-describing data and check it on read.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="T:INDEX:ACTION",
+    help="Apply a rig fault at T seconds (down, up, drop, clear, rate=RATE). Repeatable.",
+)
+@click.option(
+    "--rig",
+    "rig_name",
+    default=None,
+    envvar="MPATH_RIG_NAME",
+    help="Rig whose paths to use when no PATH is given, and whose paths --fault acts on.",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the random offsets.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Live progress on stderr (default: on a tty)."
+)
+@open_settings_options
+@json_option
+def bench(
+    paths: tuple[str, ...],
+    seconds: float,
+    rw: str,
+    bs: str | None,
+    qd: int,
+    span: str | None,
+    verify: bool,
+    faults: tuple[str, ...],
+    rig_name: str | None,
+    seed: int | None,
+    progress: bool | None,
+    as_json: bool,
+    **settings_options: object,
+) -> None:
+    """Drive I/O through mpath over PATH... and report throughput, latency and failovers.
+
+    PATH is an iscsi:// URL (repeat it for each path to the LUN). With --rig and no
+    PATH, the rig's paths are used.
+
+    \b
+    Examples:
+      mpath bench --rig mpath --seconds 10
+      mpath bench URL1 URL2 --rw randwrite --bs 4K --qd 32 --json
+      mpath bench --rig mpath --rw write --verify --fault 3:1:down --fault 6:1:up
+      mpath bench --rig mpath --policy round-robin --rw read --bs 256K
+    """
+    fault_steps = tuple(FaultStep.parse(text) for text in faults)
+    for step in fault_steps:
+        if step.rate is not None:
+            parse_rate(step.rate)
+    rig = None
+    if fault_steps or not paths:
+        rig = RigManager().load(rig_name or DEFAULT_NAME)
+        for step in fault_steps:
+            rig.path(step.index)
+    urls = resolve_paths(paths, rig)
+    block_size = parse_size(bs) if bs else (256 * 1024 if rw in ("read", "write") else 4096)
+    spec = BenchSpec(
+        rw=rw,
+        block_size=block_size,
+        queue_depth=qd,
+        seconds=seconds,
+        span=parse_size(span) if span else None,
+        verify=verify,
+        faults=fault_steps,
+        seed=seed,
+    )
+    settings = settings_from_options(settings_options)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+
+    async def apply_fault(step: FaultStep) -> None:
+        assert rig is not None
+        rate = parse_rate(step.rate) if step.rate else None
+        await asyncio.to_thread(RigManager().fault, rig.name, step.index, step.action, rate)
+        click.echo(f"\n[{step.at:g}s] rig path {step.index}: {step.action}", err=True)
+
+    def report(elapsed: float, run: BenchRun) -> None:
+        rate = run.bytes / elapsed / 1e6 if elapsed else 0.0
+        states = " ".join(
+            f"{i + 1}:{p['state']}:{p['share']:.0%}" for i, p in enumerate(run.device.paths)
+        )
+        click.echo(
+            f"\r{elapsed:6.1f}s {rate:9.1f} MB/s {run.ios / elapsed:9.0f} IOPS  "
+            f"paths {states}  failovers {run.device.stats.failovers}  errors {run.errors}   ",
+            err=True,
+            nl=False,
+        )
+
+    async def main() -> dict[str, object]:
+        device = await MultipathDevice.open(urls, settings)
+        try:
+            run = BenchRun(device, spec)
+            result = await run.run(
+                progress=report if show_progress else None,
+                apply_fault=apply_fault if fault_steps else None,
+            )
+        finally:
+            await device.close()
+        if show_progress:
+            click.echo("", err=True)
+        return result.describe()
+
+    document = asyncio.run(main())
+    if as_json:
+        emit_json(document)
+    else:
+        _print_summary(document)
+    if document["errors"] or document["verify_mismatches"]:
+        sys.exit(1)
+
+
+def _print_summary(doc: dict[str, object]) -> None:
+    latency = doc["latency_ms"]
+    assert isinstance(latency, dict)
+    click.echo(
+        f"policy {doc['policy']}: {doc['mb_per_s']} MB/s, {doc['iops']} IOPS over "
+        f"{doc['seconds']} s; latency ms p50 {latency['p50']} p99 {latency['p99']} "
+        f"max {latency['max']}"
+    )
+    click.echo(
+        f"errors {doc['errors']}, verify mismatches {doc['verify_mismatches']}, "
+        f"failovers {doc['failovers']}"
+    )
+    paths = doc["paths"]
+    assert isinstance(paths, list)
+    for path in paths:
+        click.echo(
+            f"  {path['url']}  {path['state']}  {path['bytes'] / 1e6:.1f} MB  "
+            f"{path['ios']} I/Os  share {path['share']:.2f}  errors {path['errors']}"
+        )
+    if doc.get("first_error"):
+        click.echo(f"first error: {doc['first_error']}", err=True)
+
+
+__all__ = ["UsageError", "bench"]

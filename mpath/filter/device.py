@@ -1,0 +1,527 @@
+"""MultipathDevice: reads, writes, flushes and raw commands over several paths.
+
+For every command it asks the selector for a path, runs the command on that path's
+transport, and decides from the outcome (through the sense table in
+:mod:`mpath.scsi.classify`) whether to return, retry on the same path, or fail the
+path over. A failed path's session is torn down *before* its commands are reissued
+elsewhere, so a stale write can never reach the target after its retry. Total commands
+in flight never exceed the LUN's cap. When no path is left, I/O waits at most
+``no_path_retry`` seconds for one to come back, then fails with a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mpath.errors import DeviceError, IdentityMismatchError, NoPathError, TargetIOError, UsageError
+from mpath.filter.lun import LunInfo, probe_lun
+from mpath.filter.path import Path, PathState
+from mpath.filter.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
+from mpath.scsi import cdb
+from mpath.scsi.classify import Disposition, classify
+from mpath.selectors import create_selector
+from mpath.selectors.base import PathSelector
+from mpath.transports.base import ScsiResult, ScsiStatus, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+TransportFactory = Callable[[str], Transport]
+#: How often the stall watchdog looks at the paths (seconds).
+WATCHDOG_TICK = 0.05
+#: Pause before retrying a command the target answered BUSY or TASK SET FULL.
+BUSY_BACKOFF = 0.01
+
+
+@dataclass(slots=True)
+class DeviceStats:
+    """Counters of one device since it was opened."""
+
+    ios: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    errors: int = 0
+    failovers: int = 0
+    retries: int = 0
+
+    def describe(self) -> dict[str, int]:
+        return {
+            "ios": self.ios,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "errors": self.errors,
+            "failovers": self.failovers,
+            "retries": self.retries,
+        }
+
+
+def _default_transport(url: str) -> Transport:
+    from mpath.transports.iscsi import IscsiTransport
+
+    return IscsiTransport(url)
+
+
+class MultipathDevice:
+    """One LUN reached over several paths. Create it with :meth:`open`."""
+
+    def __init__(
+        self,
+        transports: Sequence[Transport],
+        settings: DeviceSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if not transports:
+            raise UsageError("a multipath device needs at least one path")
+        self.settings = settings or DeviceSettings()
+        self._clock = clock
+        self._paths = [Path(i + 1, t) for i, t in enumerate(transports)]
+        self.stats = DeviceStats()
+        self.lun: LunInfo | None = None
+        self.max_commands = self.settings.max_commands or DEFAULT_MAX_COMMANDS
+        self._selector: PathSelector[Path] = create_selector(
+            self.settings.policy,
+            self.settings.policy_args,
+            clock=clock,
+            max_commands=self.max_commands,
+        )
+        self._cap = asyncio.Semaphore(self.max_commands)
+        self._paths_changed = asyncio.Event()
+        self._completed = asyncio.Event()
+        self._completion_waiters = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recovering: set[Path] = set()
+        self._closed = False
+        self._last_failure = ""
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        paths: Sequence[str | Transport],
+        settings: DeviceSettings | None = None,
+        *,
+        transport_factory: TransportFactory = _default_transport,
+        clock: Clock = time.monotonic,
+    ) -> MultipathDevice:
+        """Log in on every path, check they lead to one LUN, and start serving.
+
+        Paths that cannot log in start failed (and are retried in the background);
+        at least one must work. Paths with different identities are refused with
+        :class:`IdentityMismatchError` before any command with data is sent.
+        """
+        transports = [p if isinstance(p, Transport) else transport_factory(p) for p in paths]
+        device = cls(transports, settings, clock=clock)
+        try:
+            await device._start()
+        except BaseException:
+            await device.close()
+            raise
+        return device
+
+    async def _start(self) -> None:
+        outcomes = await asyncio.gather(
+            *(p.transport.connect() for p in self._paths), return_exceptions=True
+        )
+        probes: dict[Path, LunInfo] = {}
+        failures: dict[Path, str] = {}
+        for path, outcome in zip(self._paths, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, TransportError):
+                    raise outcome
+                failures[path] = str(outcome)
+                continue
+            try:
+                probes[path] = await probe_lun(path.transport)
+            except TransportError as exc:
+                failures[path] = str(exc)
+        if not probes:
+            reasons = "; ".join(failures.values())
+            raise DeviceError(f"no path could be opened: {reasons}")
+        first_path, first = next(iter(probes.items()))
+        for path, info in probes.items():
+            if info.wwid != first.wwid:
+                raise IdentityMismatchError(first_path.url, first.wwid, path.url, info.wwid)
+        self.lun = first
+        self._apply_lun_limits(first)
+        for path in self._paths:
+            self._selector.add_path(path)
+        for path, reason in failures.items():
+            self._mark_failed(path, reason)
+            await path.transport.close()
+            self._start_recovery(path)
+        self._spawn(self._watchdog())
+
+    def _apply_lun_limits(self, info: LunInfo) -> None:
+        if self.settings.max_commands is None:
+            windows = [p.transport.max_commands for p in self._paths]
+            known = [w for w in windows if w]
+            if known:
+                self.max_commands = min(known)
+                self._cap = asyncio.Semaphore(self.max_commands)
+                self._selector = create_selector(
+                    self.settings.policy,
+                    self.settings.policy_args,
+                    clock=self._clock,
+                    max_commands=self.max_commands,
+                )
+        limit = self.settings.max_io_bytes
+        if info.max_transfer_bytes:
+            limit = min(limit, info.max_transfer_bytes)
+        self.max_io_bytes = max(info.block_size, limit - limit % info.block_size)
+
+    # -- the public API --------------------------------------------------------------------
+
+    @property
+    def block_size(self) -> int:
+        return self._lun().block_size
+
+    @property
+    def size_bytes(self) -> int:
+        return self._lun().size_bytes
+
+    @property
+    def paths(self) -> list[dict[str, Any]]:
+        """Each path's state, counters and selector share (JSON-able)."""
+        return [{**p.describe(), "share": self._selector.share(p)} for p in self._paths]
+
+    @property
+    def policy(self) -> str:
+        return self._selector.name
+
+    def selector_status(self) -> dict[str, Any]:
+        return self._selector.status()
+
+    async def read(self, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` (both multiples of the block size)."""
+        lba, blocks = self._blocks(offset, length)
+        chunks = self._chunks(lba, blocks)
+        if len(chunks) == 1:
+            return await self._read_chunk(lba, blocks)
+        parts = await asyncio.gather(*(self._read_chunk(c_lba, n) for c_lba, n in chunks))
+        return b"".join(parts)
+
+    async def write(
+        self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
+    ) -> None:
+        """Write ``data`` at ``offset`` (offset and length multiples of the block size).
+
+        Returns once the target acknowledged every byte; the acknowledgement is never
+        given for a write that was lost with a path.
+        """
+        view = memoryview(data).cast("B")
+        lba, blocks = self._blocks(offset, len(view))
+        block = self.block_size
+        chunks = self._chunks(lba, blocks)
+        if len(chunks) == 1:
+            await self._write_chunk(lba, blocks, view, fua)
+            return
+        await asyncio.gather(
+            *(
+                self._write_chunk(
+                    c_lba, n, view[(c_lba - lba) * block : (c_lba - lba + n) * block], fua
+                )
+                for c_lba, n in chunks
+            )
+        )
+
+    async def flush(self) -> None:
+        """SYNCHRONIZE CACHE: what was acknowledged is on stable storage afterwards."""
+        result = await self._command(cdb.synchronize_cache16(), 0, "flush")
+        self._raise_unless_good(result, "flush")
+
+    async def passthrough(
+        self, command: bytes, *, data_out: bytes | None = None, data_in_length: int = 0
+    ) -> ScsiResult:
+        """Send a raw CDB on a chosen path; path failures are handled like any I/O.
+
+        Target errors are not raised: the result (status and sense) is returned as is.
+        """
+        nbytes = len(data_out or b"") + data_in_length
+        return await self._command(
+            bytes(command), nbytes, "passthrough", data_out=data_out,
+            data_in_length=data_in_length, raw=True,
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        """Stop background work and log out of every path. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await asyncio.gather(*(p.transport.close() for p in self._paths), return_exceptions=True)
+
+    async def __aenter__(self) -> MultipathDevice:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- splitting -------------------------------------------------------------------------
+
+    def _lun(self) -> LunInfo:
+        if self.lun is None:
+            raise DeviceError("device is not open")
+        return self.lun
+
+    def _blocks(self, offset: int, length: int) -> tuple[int, int]:
+        info = self._lun()
+        block = info.block_size
+        if offset < 0 or length <= 0 or offset % block or length % block:
+            raise UsageError(
+                f"offset {offset} and length {length} must be non-negative multiples of the "
+                f"{block}-byte block size (length at least one block)"
+            )
+        if offset + length > info.size_bytes:
+            raise UsageError(
+                f"offset {offset} + length {length} is beyond the end of the LUN "
+                f"({info.size_bytes} bytes)"
+            )
+        return offset // block, length // block
+
+    def _chunks(self, lba: int, blocks: int) -> list[tuple[int, int]]:
+        per = self.max_io_bytes // self.block_size
+        return [(start, min(per, lba + blocks - start)) for start in range(lba, lba + blocks, per)]
+
+    async def _read_chunk(self, lba: int, blocks: int) -> bytes:
+        nbytes = blocks * self.block_size
+        result = await self._command(cdb.read16(lba, blocks), nbytes, "read", data_in_length=nbytes)
+        self._raise_unless_good(result, "read")
+        if len(result.data) != nbytes:
+            self.stats.errors += 1
+            raise DeviceError(
+                f"read at LBA {lba}: target returned {len(result.data)} of {nbytes} bytes"
+            )
+        self.stats.bytes_read += nbytes
+        return result.data
+
+    async def _write_chunk(self, lba: int, blocks: int, data: memoryview, fua: bool) -> None:
+        result = await self._command(
+            cdb.write16(lba, blocks, fua=fua), len(data), "write", data_out=data
+        )
+        self._raise_unless_good(result, "write")
+        self.stats.bytes_written += len(data)
+
+    def _raise_unless_good(self, result: ScsiResult, operation: str) -> None:
+        if result.status in (ScsiStatus.GOOD, ScsiStatus.CONDITION_MET):
+            return
+        self.stats.errors += 1
+        raise TargetIOError(operation, result.status, result.sense, _describe(result))
+
+    # -- the command engine ----------------------------------------------------------------
+
+    async def _command(
+        self,
+        command: bytes,
+        nbytes: int,
+        operation: str,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+        raw: bool = False,
+    ) -> ScsiResult:
+        if self._closed:
+            raise DeviceError("device is closed")
+        async with self._cap:
+            same_path: Path | None = None
+            same_path_tries = 0
+            while True:
+                path = same_path if same_path is not None else await self._choose(nbytes)
+                same_path = None
+                started = self._clock()
+                self._selector.start_io(path, nbytes)
+                if path.in_flight == 0:
+                    path.progress = started
+                path.in_flight += 1
+                try:
+                    result = await path.transport.execute(
+                        command, data_out=data_out, data_in_length=data_in_length
+                    )
+                except TransportError as exc:
+                    self._finish(path, nbytes, started, ok=False)
+                    await self._fail_path(path, str(exc))
+                    self.stats.retries += 1
+                    continue
+                except BaseException:
+                    self._finish(path, nbytes, started, ok=False)
+                    raise
+                self._finish(path, nbytes, started, ok=True)
+                if result.status == ScsiStatus.GOOD:
+                    self.stats.ios += 1
+                    return result
+                disposition = classify(result.status, result.sense)
+                if disposition is Disposition.OK or (
+                    raw and disposition is Disposition.TARGET_ERROR
+                ):
+                    self.stats.ios += 1
+                    return result
+                if disposition is Disposition.TARGET_ERROR:
+                    return result
+                self.stats.retries += 1
+                if (
+                    disposition is Disposition.RETRY_SAME_PATH
+                    and same_path_tries < self.settings.same_path_retries
+                ):
+                    same_path_tries += 1
+                    if result.status in (ScsiStatus.BUSY, ScsiStatus.TASK_SET_FULL):
+                        await asyncio.sleep(BUSY_BACKOFF * same_path_tries)  # backoff policy
+                    if path.state is PathState.ACTIVE:
+                        same_path = path
+                    continue
+                same_path_tries = 0
+                await self._fail_path(path, f"{operation}: {_describe(result)}")
+
+    def _finish(self, path: Path, nbytes: int, started: float, *, ok: bool) -> None:
+        now = self._clock()
+        self._selector.end_io(path, nbytes, started)
+        path.in_flight -= 1
+        if ok:
+            path.progress = now
+            path.ios += 1
+            path.bytes += nbytes
+            path.record_latency(now - started)
+        else:
+            path.errors += 1
+        if self._completion_waiters:
+            self._completed.set()
+
+    async def _choose(self, nbytes: int) -> Path:
+        """A path for the next command; waits while all are busy or (bounded) all failed."""
+        path = self._selector.select(nbytes)
+        if path is not None:
+            return path
+        no_path_since: float | None = None
+        while path is None:
+            if self._closed:
+                raise DeviceError("device is closed")
+            if self._selector.valid_count == 0:
+                now = self._clock()
+                if no_path_since is None:
+                    no_path_since = now
+                remaining = self.settings.no_path_retry - (now - no_path_since)
+                if remaining <= 0:
+                    self.stats.errors += 1
+                    raise NoPathError(
+                        now - no_path_since, self.settings.no_path_retry, self._last_failure
+                    )
+                changed = self._paths_changed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+            else:
+                self._completion_waiters += 1
+                try:
+                    await self._completed.wait()
+                finally:
+                    self._completion_waiters -= 1
+                    if not self._completion_waiters:
+                        self._completed.clear()
+            path = self._selector.select(nbytes)
+        return path
+
+    # -- failing and reinstating paths -------------------------------------------------------
+
+    def _mark_failed(self, path: Path, reason: str) -> None:
+        path.state = PathState.FAILED
+        path.failures += 1
+        path.last_failure = reason
+        self._last_failure = f"{path.url}: {reason}"
+        self._selector.fail_path(path)
+        self.stats.failovers += 1
+        log.warning("path %s failed: %s", path.url, reason)
+
+    async def _fail_path(self, path: Path, reason: str) -> None:
+        """Fail ``path``: out of the selector, session torn down, recovery started.
+
+        Returns only once the session's socket is closed, so the caller may reissue a
+        write elsewhere without the stale copy ever reaching the target afterwards.
+        Concurrent callers for one path all wait on the same close.
+        """
+        if path.state is PathState.ACTIVE:
+            self._mark_failed(path, reason)
+            path.close_task = asyncio.ensure_future(path.transport.close())
+            self._start_recovery(path)
+        if path.close_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(path.close_task)
+
+    def _start_recovery(self, path: Path) -> None:
+        if path not in self._recovering and not self._closed:
+            self._recovering.add(path)
+            self._spawn(self._recover(path))
+
+    async def _recover(self, path: Path) -> None:
+        """Log a failed path in afresh, re-check its identity, then reinstate it."""
+        try:
+            while not self._closed:
+                await asyncio.sleep(self.settings.reconnect_interval)  # retry pacing
+                if path.close_task is not None:
+                    with contextlib.suppress(Exception):
+                        await path.close_task
+                try:
+                    await path.transport.connect()
+                    info = await probe_lun(path.transport)
+                except TransportError as exc:
+                    path.last_failure = str(exc)
+                    with contextlib.suppress(Exception):
+                        await path.transport.close()
+                    continue
+                if info.wwid != self._lun().wwid:
+                    path.last_failure = f"identity changed to {info.wwid}; path kept out of use"
+                    log.error("path %s now leads to %s: not reinstated", path.url, info.wwid)
+                    await path.transport.close()
+                    return
+                self.reinstate(path)
+                return
+        finally:
+            self._recovering.discard(path)
+
+    def reinstate(self, path: Path) -> None:
+        """Put a logged-in path back into use and wake I/O waiting for a path."""
+        if path.state is PathState.ACTIVE:
+            return
+        path.state = PathState.ACTIVE
+        path.in_flight = max(path.in_flight, 0)
+        self._selector.reinstate_path(path)
+        log.info("path %s reinstated", path.url)
+        changed, self._paths_changed = self._paths_changed, asyncio.Event()
+        changed.set()
+
+    async def _watchdog(self) -> None:
+        """Fail busy paths that made no progress within their timeout."""
+        while not self._closed:
+            await asyncio.sleep(WATCHDOG_TICK)  # periodic scan, not synchronisation
+            now = self._clock()
+            for path in self._paths:
+                if path.state is PathState.ACTIVE and path.in_flight:
+                    stalled = now - path.progress
+                    if stalled > path.timeout(self.settings):
+                        self._spawn(self._fail_path(path, f"no answer for {stalled * 1000:.0f} ms"))
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _describe(result: ScsiResult) -> str:
+    from mpath.scsi.sense import decode_sense
+
+    if result.status == ScsiStatus.CHECK_CONDITION:
+        sense = decode_sense(result.sense)
+        if sense is not None:
+            return f"CHECK CONDITION, {sense}"
+    try:
+        return f"status {ScsiStatus(result.status).name.replace('_', ' ')}"
+    except ValueError:
+        return f"status 0x{result.status:02x}"

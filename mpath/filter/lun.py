@@ -1,0 +1,100 @@
+"""What a path says about its LUN: identity, geometry and limits.
+
+Run on every path at open and again before a failed path is reinstated, so a path
+that now leads to a different LUN (a remap on the array) is never put back in use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mpath.errors import DeviceError
+from mpath.scsi import cdb
+from mpath.scsi.capacity import parse_read_capacity16
+from mpath.scsi.classify import Disposition, classify
+from mpath.scsi.errors import ScsiError
+from mpath.scsi.identity import lun_identity
+from mpath.scsi.inquiry import parse_standard_inquiry
+from mpath.scsi.vpd import VpdPage, parse_block_limits, parse_designators, parse_unit_serial
+from mpath.transports.base import ScsiResult, Transport
+
+#: Unit attentions (e.g. "power on, reset" after login) are retried this often.
+PROBE_RETRIES = 4
+VPD_ALLOC_LEN = 1024
+STANDARD_INQUIRY_LEN = 96
+
+
+@dataclass(frozen=True, slots=True)
+class LunInfo:
+    """The LUN as one path reports it."""
+
+    wwid: str
+    wwid_source: str
+    vendor: str
+    product: str
+    revision: str
+    block_size: int
+    size_bytes: int
+    max_transfer_bytes: int | None
+    optimal_transfer_bytes: int | None
+
+
+async def _command(transport: Transport, command: bytes, length: int) -> ScsiResult | None:
+    """Run a probe command; None when the target does not support it."""
+    for _ in range(PROBE_RETRIES):
+        result = await transport.execute(command, data_in_length=length)
+        if result.good:
+            return result
+        disposition = classify(result.status, result.sense)
+        if disposition is Disposition.TARGET_ERROR:
+            return None
+        if disposition in (Disposition.PATH_ERROR,):
+            break
+    raise DeviceError(f"{transport.url}: probe command 0x{command[0]:02x} keeps failing")
+
+
+async def probe_lun(transport: Transport) -> LunInfo:
+    """Ask the LUN behind ``transport`` who it is and how big it is."""
+    try:
+        standard = await _command(
+            transport, cdb.inquiry(alloc_len=STANDARD_INQUIRY_LEN), STANDARD_INQUIRY_LEN
+        )
+        if standard is None:
+            raise DeviceError(f"{transport.url}: INQUIRY refused")
+        inquiry = parse_standard_inquiry(standard.data)
+        page83 = await _command(
+            transport, cdb.inquiry(VpdPage.DEVICE_IDENTIFICATION, VPD_ALLOC_LEN), VPD_ALLOC_LEN
+        )
+        page80 = await _command(
+            transport, cdb.inquiry(VpdPage.UNIT_SERIAL_NUMBER, VPD_ALLOC_LEN), VPD_ALLOC_LEN
+        )
+        identity = lun_identity(
+            parse_designators(page83.data) if page83 else (),
+            unit_serial=parse_unit_serial(page80.data) if page80 else None,
+            vendor=inquiry.vendor,
+            product=inquiry.product,
+        )
+        capacity_result = await _command(transport, cdb.read_capacity16(), 32)
+        if capacity_result is None:
+            raise DeviceError(f"{transport.url}: READ CAPACITY (16) refused")
+        capacity = parse_read_capacity16(capacity_result.data)
+        limits_page = await _command(
+            transport, cdb.inquiry(VpdPage.BLOCK_LIMITS, VPD_ALLOC_LEN), VPD_ALLOC_LEN
+        )
+        limits = parse_block_limits(limits_page.data) if limits_page else None
+    except ScsiError as exc:
+        raise DeviceError(f"{transport.url}: {exc}") from exc
+    block = capacity.block_size
+    max_transfer = limits.max_transfer_length if limits else None
+    optimal = limits.optimal_transfer_length if limits else None
+    return LunInfo(
+        wwid=identity.wwid,
+        wwid_source=identity.source,
+        vendor=inquiry.vendor,
+        product=inquiry.product,
+        revision=inquiry.revision,
+        block_size=block,
+        size_bytes=capacity.size_bytes,
+        max_transfer_bytes=max_transfer * block if max_transfer else None,
+        optimal_transfer_bytes=optimal * block if optimal else None,
+    )

@@ -1,0 +1,75 @@
+"""One path as the filter layer sees it: a transport plus health and counters."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mpath.filter.settings import DeviceSettings
+from mpath.transports.base import Transport
+
+#: Weight of the newest sample in the smoothed command latency.
+LATENCY_EWMA_WEIGHT = 0.1
+
+
+class PathState(StrEnum):
+    """``active``: carries I/O. ``failed``: out of use until it logs in again."""
+
+    ACTIVE = "active"
+    FAILED = "failed"
+
+
+@dataclass(eq=False, slots=True)
+class Path:
+    """A path of a multipath device. Hashable by identity: selectors key on it.
+
+    ``progress`` is when the path last showed life while busy: the last completion, or
+    the moment it went from idle to busy. The stall watchdog compares it with the
+    path's timeout.
+    """
+
+    index: int
+    transport: Transport
+    state: PathState = PathState.ACTIVE
+    in_flight: int = 0
+    progress: float = 0.0
+    latency: float = 0.0
+    ios: int = 0
+    bytes: int = 0
+    errors: int = 0
+    failures: int = 0
+    last_failure: str = ""
+    close_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.transport.url
+
+    def __str__(self) -> str:
+        return self.transport.url
+
+    def timeout(self, settings: DeviceSettings) -> float:
+        """Seconds without progress after which this busy path counts as dead."""
+        scaled = settings.io_timeout_factor * self.latency
+        return min(max(settings.io_timeout_min, scaled), settings.io_timeout_max)
+
+    def record_latency(self, seconds: float) -> None:
+        if self.latency == 0.0:
+            self.latency = seconds
+        else:
+            self.latency += LATENCY_EWMA_WEIGHT * (seconds - self.latency)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "state": self.state.value,
+            "in_flight": self.in_flight,
+            "ios": self.ios,
+            "bytes": self.bytes,
+            "errors": self.errors,
+            "failures": self.failures,
+            "latency_ms": round(self.latency * 1000, 3),
+            "last_failure": self.last_failure or None,
+        }

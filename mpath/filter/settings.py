@@ -1,0 +1,72 @@
+"""Settings of one multipath device, with their defaults and why they are what they are.
+
+The defaults aim at the storage administrator's two complaints about the usual
+stack (see docs/filter.md): failover that takes tens of seconds, and I/O that hangs for
+ever when every path is down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mpath.errors import UsageError
+
+#: LUN cap used when neither the configuration nor the transport gives one. Matches
+#: the common iSCSI target command window and SCSI host queue depths.
+DEFAULT_MAX_COMMANDS = 64
+#: Largest single command when the LUN's Block Limits page sets no limit.
+DEFAULT_MAX_IO_BYTES = 1024 * 1024
+#: Seconds I/O waits for a path when every path has failed.
+DEFAULT_NO_PATH_RETRY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSettings:
+    """How a :class:`~mpath.filter.device.MultipathDevice` behaves.
+
+    * ``policy`` / ``policy_args``: the path selector (docs/selectors.md).
+    * ``max_commands``: the LUN's cap on outstanding commands across all paths; None
+      takes the smallest command window the paths' transports report, else
+      :data:`DEFAULT_MAX_COMMANDS`. Always honoured when set.
+    * ``no_path_retry``: seconds I/O waits for a path to come back when every path has
+      failed, then it fails with NoPathError. 0 fails at once. Never infinite: a
+      bounded wait is what stops processes hanging in D state.
+    * ``io_timeout_min`` / ``io_timeout_factor`` / ``io_timeout_max``: a path with
+      commands outstanding that makes no progress (no completion) for
+      ``clamp(io_timeout_factor * its smoothed command latency, min, max)`` seconds is
+      declared failed, its session torn down, and its commands reissued elsewhere.
+      libiscsi's own timeout counts whole seconds; this one notices a dead path in a
+      few hundred milliseconds while leaving slow-but-alive paths alone.
+    * ``same_path_retries``: how often a command that got UNIT ATTENTION, BUSY or TASK
+      SET FULL is retried on the same path before it is treated as a path failure.
+    * ``reconnect_interval``: how often a failed path's session is tried again.
+    * ``max_io_bytes``: largest command sent; bigger requests are split (the LUN's
+      Block Limits page lowers it when it sets a maximum transfer length).
+    """
+
+    policy: str = "share"
+    policy_args: tuple[str, ...] = ()
+    max_commands: int | None = None
+    no_path_retry: float = DEFAULT_NO_PATH_RETRY
+    io_timeout_min: float = 0.3
+    io_timeout_factor: float = 4.0
+    io_timeout_max: float = 3.0
+    same_path_retries: int = 5
+    reconnect_interval: float = 0.5
+    max_io_bytes: int = DEFAULT_MAX_IO_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_commands is not None and self.max_commands < 1:
+            raise UsageError(f"max_commands must be at least 1, not {self.max_commands}")
+        if self.no_path_retry < 0:
+            raise UsageError(f"no_path_retry must be 0 or more seconds, not {self.no_path_retry}")
+        if not 0 < self.io_timeout_min <= self.io_timeout_max:
+            raise UsageError("io_timeout_min must be > 0 and not above io_timeout_max")
+        if self.io_timeout_factor < 1:
+            raise UsageError("io_timeout_factor must be at least 1")
+        if self.same_path_retries < 0:
+            raise UsageError("same_path_retries must be 0 or more")
+        if self.reconnect_interval <= 0:
+            raise UsageError("reconnect_interval must be above 0 seconds")
+        if self.max_io_bytes < 512:
+            raise UsageError("max_io_bytes must be at least 512")

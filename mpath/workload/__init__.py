@@ -1,0 +1,1 @@
+"""Workloads that drive a multipath device: the benchmark and its data verifier."""

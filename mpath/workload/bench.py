@@ -1,0 +1,287 @@
+"""The benchmark behind ``mpath bench``: I/O through the filter layer, measured.
+
+``qd`` workers keep that many I/Os outstanding for ``seconds``. With ``verify`` every
+write carries self-describing data (:mod:`mpath.workload.pattern`), each worker owns a
+disjoint set of chunks (so no read races a write of the same chunk), reads check what
+they find, and at the end every chunk written is read back and checked. Rig faults can
+be scheduled at given times to measure failover while I/O runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from array import array
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mpath.errors import MpathError, UsageError
+from mpath.filter.device import MultipathDevice
+from mpath.workload import pattern
+
+RW_MODES = ("read", "write", "randread", "randwrite", "randrw")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultStep:
+    """``--fault T:INDEX:ACTION``: at ``at`` seconds, apply ACTION to rig path INDEX."""
+
+    at: float
+    index: int
+    action: str
+    rate: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> FaultStep:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"bad --fault {text!r}: expected T:INDEX:ACTION, e.g. 3:1:down")
+        at_text, index_text, action = parts
+        try:
+            at, index = float(at_text), int(index_text)
+        except ValueError:
+            raise UsageError(
+                f"bad --fault {text!r}: T is seconds and INDEX a path number"
+            ) from None
+        if at < 0 or index < 1:
+            raise UsageError(f"bad --fault {text!r}: T must be >= 0 and INDEX >= 1")
+        rate = None
+        if action.startswith("rate="):
+            action, rate = "rate", action.removeprefix("rate=")
+        if action not in ("down", "up", "drop", "clear", "rate"):
+            raise UsageError(f"bad --fault {text!r}: ACTION is down, up, drop, clear or rate=RATE")
+        return cls(at, index, action, rate)
+
+
+@dataclass(slots=True)
+class BenchSpec:
+    rw: str = "read"
+    block_size: int = 256 * 1024
+    queue_depth: int = 32
+    seconds: float = 10.0
+    span: int | None = None
+    verify: bool = False
+    faults: tuple[FaultStep, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rw not in RW_MODES:
+            raise UsageError(f"bad --rw {self.rw!r}: choose one of {', '.join(RW_MODES)}")
+        if self.queue_depth < 1:
+            raise UsageError("--qd must be at least 1")
+        if self.seconds <= 0:
+            raise UsageError("--seconds must be above 0")
+
+
+@dataclass(slots=True)
+class BenchResult:
+    policy: str
+    seconds: float
+    bytes: int
+    ios: int
+    latencies: array[float]
+    errors: int
+    verify_mismatches: int
+    failovers: int
+    paths: list[dict[str, Any]]
+    first_error: str | None = None
+    mismatch_examples: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+
+        def percentile(q: float) -> float:
+            if not ordered:
+                return 0.0
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+        return {
+            "policy": self.policy,
+            "seconds": round(self.seconds, 3),
+            "bytes": self.bytes,
+            "mb_per_s": round(self.bytes / self.seconds / 1e6, 2) if self.seconds else 0.0,
+            "iops": round(self.ios / self.seconds, 1) if self.seconds else 0.0,
+            "latency_ms": {
+                "p50": percentile(0.50),
+                "p99": percentile(0.99),
+                "max": round(ordered[-1] * 1000, 3) if ordered else 0.0,
+            },
+            "errors": self.errors,
+            "verify_mismatches": self.verify_mismatches,
+            "failovers": self.failovers,
+            "first_error": self.first_error,
+            "mismatch_examples": self.mismatch_examples,
+            "paths": self.paths,
+        }
+
+
+Progress = Callable[[float, "BenchRun"], None]
+FaultApplier = Callable[[FaultStep], Awaitable[None]]
+
+
+class BenchRun:
+    """One benchmark run over an open device."""
+
+    def __init__(self, device: MultipathDevice, spec: BenchSpec) -> None:
+        self.device = device
+        self.spec = spec
+        block = device.block_size
+        if spec.block_size % block or spec.block_size <= 0:
+            raise UsageError(f"--bs must be a multiple of the LUN's {block}-byte block size")
+        span = min(spec.span or device.size_bytes, device.size_bytes)
+        self.chunks = span // spec.block_size
+        if self.chunks < spec.queue_depth:
+            raise UsageError(
+                f"the span holds {self.chunks} chunks of {spec.block_size} bytes: fewer than "
+                f"--qd {spec.queue_depth}"
+            )
+        self.sectors_per_chunk = spec.block_size // pattern.SECTOR
+        self.run_id = secrets.randbits(63)
+        self.generations = array("I", bytes(4 * self.chunks))
+        self.random = random.Random(spec.seed)
+        self.bytes = 0
+        self.ios = 0
+        self.errors = 0
+        self.mismatches = 0
+        self.mismatch_examples: list[str] = []
+        self.first_error: str | None = None
+        self.latencies: array[float] = array("d")
+        self.started = 0.0
+        self._filler = bytes(spec.block_size)
+
+    # -- one I/O ---------------------------------------------------------------------------
+
+    async def _write_chunk(self, chunk: int) -> None:
+        generation = self.generations[chunk] + 1
+        lba = chunk * self.sectors_per_chunk
+        data = (
+            pattern.fill(lba, self.sectors_per_chunk, generation, self.run_id)
+            if self.spec.verify
+            else self._filler
+        )
+        await self.device.write(chunk * self.spec.block_size, data)
+        self.generations[chunk] = generation
+
+    async def _read_chunk(self, chunk: int) -> None:
+        data = await self.device.read(chunk * self.spec.block_size, self.spec.block_size)
+        generation = self.generations[chunk]
+        if self.spec.verify and generation:
+            found = pattern.check(data, chunk * self.sectors_per_chunk, generation, self.run_id)
+            if found:
+                self.mismatches += len(found)
+                self.mismatch_examples.extend(
+                    str(m) for m in found[: 5 - len(self.mismatch_examples)]
+                )
+
+    async def _one(self, chunk: int, write: bool) -> None:
+        begin = time.monotonic()
+        try:
+            if write:
+                await self._write_chunk(chunk)
+            else:
+                await self._read_chunk(chunk)
+        except MpathError as exc:
+            self.errors += 1
+            self.first_error = self.first_error or str(exc)
+            return
+        self.latencies.append(time.monotonic() - begin)
+        self.ios += 1
+        self.bytes += self.spec.block_size
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def _worker(self, worker: int, deadline: float) -> None:
+        spec = self.spec
+        owned = range(worker, self.chunks, spec.queue_depth)  # disjoint per worker
+        position = 0
+        while time.monotonic() < deadline:
+            if spec.rw in ("read", "write"):
+                chunk = owned[position % len(owned)]
+                position += 1
+            else:
+                chunk = owned[self.random.randrange(len(owned))]
+            if spec.rw == "randrw":
+                write = self.random.random() < 0.5
+            else:
+                write = spec.rw in ("write", "randwrite")
+            await self._one(chunk, write)
+
+    async def _prefill(self) -> None:
+        """Read workloads with --verify need known data: write every chunk once."""
+        queue = iter(range(self.chunks))
+
+        async def filler() -> None:
+            for chunk in queue:
+                await self._write_chunk(chunk)
+
+        await asyncio.gather(*(filler() for _ in range(self.spec.queue_depth)))
+
+    async def _final_verify(self) -> None:
+        written = iter([c for c in range(self.chunks) if self.generations[c]])
+
+        async def checker() -> None:
+            for chunk in written:
+                try:
+                    await self._read_chunk(chunk)
+                except MpathError as exc:
+                    self.errors += 1
+                    self.first_error = self.first_error or f"verify read: {exc}"
+
+        await asyncio.gather(*(checker() for _ in range(self.spec.queue_depth)))
+
+    async def run(
+        self, *, progress: Progress | None = None, apply_fault: FaultApplier | None = None
+    ) -> BenchResult:
+        spec = self.spec
+        if spec.verify and spec.rw in ("read", "randread"):
+            await self._prefill()
+            self.bytes = self.ios = 0
+        failovers_before = self.device.stats.failovers
+        self.started = time.monotonic()
+        deadline = self.started + spec.seconds
+        background = []
+        if apply_fault is not None:
+            background += [
+                asyncio.ensure_future(self._fault_at(step, apply_fault)) for step in spec.faults
+            ]
+        if progress is not None:
+            background.append(asyncio.ensure_future(self._report(progress)))
+        try:
+            await asyncio.gather(*(self._worker(w, deadline) for w in range(spec.queue_depth)))
+        finally:
+            for task in background:
+                task.cancel()
+            outcomes = await asyncio.gather(*background, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+        elapsed = time.monotonic() - self.started
+        if spec.verify:
+            await self._final_verify()
+        return BenchResult(
+            policy=self.device.policy,
+            seconds=elapsed,
+            bytes=self.bytes,
+            ios=self.ios,
+            latencies=self.latencies,
+            errors=self.errors,
+            verify_mismatches=self.mismatches,
+            failovers=self.device.stats.failovers - failovers_before,
+            paths=self.device.paths,
+            first_error=self.first_error,
+            mismatch_examples=self.mismatch_examples,
+        )
+
+    async def _fault_at(self, step: FaultStep, apply_fault: FaultApplier) -> None:
+        delay = self.started + step.at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the fault is scheduled at a time, by design
+        await apply_fault(step)
+
+    async def _report(self, progress: Progress) -> None:
+        while True:
+            await asyncio.sleep(0.5)  # display refresh period
+            progress(time.monotonic() - self.started, self)

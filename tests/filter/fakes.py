@@ -1,0 +1,167 @@
+"""An in-memory LUN and a fake transport, for unit tests of the filter layer's logic.
+
+The fake answers the handful of commands the filter sends (INQUIRY and its VPD pages,
+READ CAPACITY (16), READ/WRITE (16), SYNCHRONIZE CACHE, TEST UNIT READY) and lets a
+test break a path in the ways real paths break: refuse login, drop the connection,
+stop answering, or return chosen sense data. Real-rig tests cover the real transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+
+from mpath.scsi.cdb import Opcode, decode_rw
+from mpath.scsi.sense import encode_sense
+from mpath.transports.base import LoginError, PathDisconnectedError, ScsiResult, ScsiStatus
+
+BLOCK = 512
+
+
+@dataclass
+class FakeLun:
+    """The LU: its data and identity, shared by every fake path to it."""
+
+    blocks: int = 2048
+    designator: bytes = bytes.fromhex("6" + "1" * 31)
+    data: bytearray = field(init=False)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    log: list[str] = field(default_factory=list)  # "<url> close", "<url> write" in order
+
+    def __post_init__(self) -> None:
+        self.data = bytearray(self.blocks * BLOCK)
+
+    @property
+    def wwid(self) -> str:
+        return "3" + self.designator.hex()
+
+
+def _standard_inquiry() -> bytes:
+    body = bytes([0x00, 0x00, 0x05, 0x02, 91, 0x00, 0x00, 0x02])
+    return (body + b"FAKE    " + b"FAKE-LUN        " + b"0001").ljust(96, b"\0")
+
+
+def _vpd(page: int, payload: bytes) -> bytes:
+    return bytes([0, page]) + struct.pack(">H", len(payload)) + payload
+
+
+class FakeTransport:
+    """One fake path to a :class:`FakeLun`."""
+
+    def __init__(self, url: str, lun: FakeLun, *, window: int | None = None) -> None:
+        self._url = url
+        self.lun = lun
+        self.window = window
+        self._connected = False
+        self.refuse_login = False
+        self.hang = False  # commands never complete (a black-holed path)
+        self.injected: deque[ScsiResult] = deque()  # answers for the next data commands
+        self.executed = 0
+        self.closes = 0
+        self.events: list[str] = []  # "execute <op>", "close" in order
+        self._pending: set[asyncio.Future[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def max_commands(self) -> int | None:
+        return self.window
+
+    async def connect(self) -> None:
+        if self.refuse_login:
+            raise LoginError(self._url, "login refused (fake)")
+        self._connected = True
+
+    async def close(self) -> None:
+        self.closes += 1
+        self.events.append("close")
+        self.lun.log.append(f"{self._url} close")
+        self._connected = False
+        for waiter in list(self._pending):
+            if not waiter.done():
+                waiter.set_exception(PathDisconnectedError(self._url, "session closed"))
+
+    def disconnect(self) -> None:
+        """The connection breaks (RST): outstanding commands fail."""
+        self._connected = False
+        for waiter in list(self._pending):
+            if not waiter.done():
+                waiter.set_exception(PathDisconnectedError(self._url, "connection reset"))
+
+    async def execute(
+        self,
+        cdb: bytes,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+    ) -> ScsiResult:
+        if not self._connected:
+            raise PathDisconnectedError(self._url, "not logged in")
+        self.executed += 1
+        self.events.append(f"execute {cdb[0]:#04x}")
+        self.lun.in_flight += 1
+        self.lun.max_in_flight = max(self.lun.max_in_flight, self.lun.in_flight)
+        try:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending.add(waiter)
+            if not self.hang:
+                asyncio.get_running_loop().call_soon(_resolve, waiter)
+            try:
+                await waiter
+            finally:
+                self._pending.discard(waiter)
+            return self._answer(cdb, data_out, data_in_length)
+        finally:
+            self.lun.in_flight -= 1
+
+    def _answer(self, cdb: bytes, data_out: bytes | memoryview | None, length: int) -> ScsiResult:
+        rw = decode_rw(cdb)
+        if rw is not None:
+            if self.injected:
+                return self.injected.popleft()
+            start, end = rw.lba * BLOCK, (rw.lba + rw.blocks) * BLOCK
+            if end > len(self.lun.data):
+                return check_condition(0x05, 0x21, 0x00)
+            if rw.is_write:
+                self.lun.log.append(f"{self._url} write")
+                assert data_out is not None and len(data_out) == end - start
+                self.lun.data[start:end] = data_out
+                return ScsiResult(ScsiStatus.GOOD)
+            return ScsiResult(ScsiStatus.GOOD, data=bytes(self.lun.data[start:end]))
+        opcode = cdb[0]
+        if opcode == Opcode.INQUIRY:
+            if not cdb[1] & 1:
+                data = _standard_inquiry()
+            elif cdb[2] == 0x83:
+                data = _vpd(0x83, bytes([0x01, 0x03, 0x00, 16]) + self.lun.designator)
+            elif cdb[2] == 0x80:
+                data = _vpd(0x80, b"FAKESERIAL")
+            elif cdb[2] == 0xB0:
+                data = _vpd(0xB0, bytes(60))
+            else:
+                return check_condition(0x05, 0x24, 0x00)
+            return ScsiResult(ScsiStatus.GOOD, data=data[:length])
+        if opcode == Opcode.SERVICE_ACTION_IN_16:
+            data = struct.pack(">QI", self.lun.blocks - 1, BLOCK).ljust(32, b"\0")
+            return ScsiResult(ScsiStatus.GOOD, data=data[:length])
+        if self.injected:
+            return self.injected.popleft()
+        return ScsiResult(ScsiStatus.GOOD)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def check_condition(key: int, asc: int, ascq: int) -> ScsiResult:
+    return ScsiResult(ScsiStatus.CHECK_CONDITION, sense=encode_sense(key, asc, ascq))

@@ -1,0 +1,308 @@
+"""The filter layer's logic over fake paths (real-rig behaviour: test_device_rig.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from mpath.errors import DeviceError, IdentityMismatchError, NoPathError, TargetIOError, UsageError
+from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.filter.path import PathState
+from tests.filter.fakes import BLOCK, FakeLun, FakeTransport, check_condition
+
+T = TypeVar("T")
+FAST = DeviceSettings(policy="round-robin", io_timeout_min=0.05, reconnect_interval=0.02)
+
+
+def bounded(awaitable: Awaitable[T], seconds: float = 5.0) -> Awaitable[T]:
+    """Every wait in these tests is bounded, so a bug fails the test instead of hanging it."""
+    return asyncio.wait_for(awaitable, seconds)
+
+
+def paths(lun: FakeLun, count: int = 2, **kwargs: int | None) -> list[FakeTransport]:
+    return [FakeTransport(f"fake://path{i + 1}", lun, **kwargs) for i in range(count)]
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    async def bounded_body() -> None:
+        await bounded(coro_fn(), 20)
+
+    asyncio.run(bounded_body())
+
+
+async def reinstated(device: MultipathDevice, index: int) -> None:
+    """Wait until path ``index`` (from 1) is active again."""
+    changed = asyncio.Event()
+    original = device.reinstate
+
+    def spy(path: object) -> None:
+        original(path)  # type: ignore[arg-type]
+        changed.set()
+
+    device.reinstate = spy  # type: ignore[method-assign]
+    while device.paths[index - 1]["state"] != "active":
+        await bounded(changed.wait())
+        changed.clear()
+
+
+def test_write_then_read_round_trips_and_reports_the_lun() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        async with await MultipathDevice.open(paths(lun), FAST) as device:
+            assert device.lun is not None and device.lun.wwid == lun.wwid
+            assert device.block_size == BLOCK and device.size_bytes == len(lun.data)
+            await device.write(4096, b"abcd" * 1024)
+            assert await device.read(4096, 4096) == b"abcd" * 1024
+            assert lun.data[4096:8192] == b"abcd" * 1024
+            await device.flush()
+
+    run(body)
+
+
+def test_large_requests_are_split_at_the_transfer_limit() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun)
+        settings = DeviceSettings(policy="round-robin", max_io_bytes=8192)
+        async with await MultipathDevice.open(transports, settings) as device:
+            before = sum(t.executed for t in transports)
+            payload = bytes(range(256)) * 256  # 64 KiB
+            await device.write(0, payload)
+            assert sum(t.executed for t in transports) - before == 8
+            assert await device.read(0, len(payload)) == payload
+
+    run(body)
+
+
+def test_misaligned_or_out_of_range_requests_are_usage_errors() -> None:
+    async def body() -> None:
+        async with await MultipathDevice.open(paths(FakeLun()), FAST) as device:
+            with pytest.raises(UsageError, match="multiples"):
+                await device.read(100, 512)
+            with pytest.raises(UsageError, match="beyond the end"):
+                await device.read(device.size_bytes, 512)
+
+    run(body)
+
+
+def test_commands_in_flight_never_exceed_the_lun_cap() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        settings = DeviceSettings(policy="round-robin", max_commands=4)
+        async with await MultipathDevice.open(paths(lun, 3), settings) as device:
+            await asyncio.gather(*(device.write(i * BLOCK, b"x" * BLOCK) for i in range(64)))
+        assert lun.max_in_flight == 4
+
+    run(body)
+
+
+def test_lun_cap_comes_from_the_transport_window_when_not_configured() -> None:
+    async def body() -> None:
+        async with await MultipathDevice.open(paths(FakeLun(), window=7), FAST) as device:
+            assert device.max_commands == 7
+
+    run(body)
+
+
+def test_connection_loss_fails_the_path_and_reissues_after_close() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.hang = True
+            writes = [
+                asyncio.ensure_future(device.write(i * BLOCK, b"w" * BLOCK)) for i in range(4)
+            ]
+            await asyncio.sleep(0)  # let the writes reach the paths
+            first.disconnect()
+            for w in writes:
+                await bounded(w)
+            assert lun.data[: 4 * BLOCK] == b"w" * (4 * BLOCK)
+            assert device.paths[0]["state"] == "failed"
+            assert device.stats.errors == 0 and device.stats.failovers == 1
+            # The failed path's session was closed before its writes were reissued.
+            assert lun.log.count("fake://path2 write") == 4
+            after_close = lun.log[lun.log.index("fake://path1 close") + 1 :]
+            assert after_close.count("fake://path2 write") >= 2  # the two reissued writes
+
+    run(body)
+
+
+def test_a_stalled_path_is_failed_by_the_watchdog_and_its_writes_reissued() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.hang = True
+            started = time.monotonic()
+            await bounded(
+                asyncio.gather(*(device.write(i * BLOCK, b"s" * BLOCK) for i in range(8)))
+            )
+            assert time.monotonic() - started < 2.0
+            assert device.paths[0]["state"] == "failed"
+            assert "no answer" in str(device.paths[0]["last_failure"])
+            assert first.closes >= 1
+            assert lun.data[: 8 * BLOCK] == b"s" * (8 * BLOCK)
+
+    run(body)
+
+
+def test_path_error_sense_fails_over_and_target_error_is_returned() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            # 05/25/00: LU not supported on this path (unmapped): a path error.
+            first.injected.append(check_condition(0x05, 0x25, 0x00))
+            second.injected.append(check_condition(0x05, 0x25, 0x00))
+            await device.write(0, b"p" * BLOCK)
+            assert lun.data[:BLOCK] == b"p" * BLOCK
+            assert device.stats.failovers >= 1
+            # 03/11/00: unrecovered read error (medium): returned, path kept.
+            active = [t for t in (first, second) if t.connected]
+            for t in active:
+                t.injected.append(check_condition(0x03, 0x11, 0x00))
+            with pytest.raises(TargetIOError, match="read failed on the target"):
+                await device.read(0, BLOCK)
+            assert any(p["state"] == "active" for p in device.paths)
+
+    run(body)
+
+
+def test_unit_attention_is_retried_on_the_same_path() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun, 1)
+        async with await MultipathDevice.open(transports, FAST) as device:
+            transports[0].injected.extend([check_condition(0x06, 0x29, 0x00)] * 2)
+            await device.write(0, b"u" * BLOCK)
+            assert lun.data[:BLOCK] == b"u" * BLOCK
+            assert device.stats.failovers == 0 and device.stats.retries == 2
+
+    run(body)
+
+
+def test_no_path_retry_zero_fails_at_once_with_a_clear_error() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun)
+        settings = DeviceSettings(policy="round-robin", no_path_retry=0, reconnect_interval=10)
+        async with await MultipathDevice.open(transports, settings) as device:
+            for t in transports:
+                t.refuse_login = True
+                t.disconnect()
+            with pytest.raises(NoPathError, match="no_path_retry=0"):
+                await device.write(0, b"n" * BLOCK)
+
+    run(body)
+
+
+def test_io_waits_for_a_path_that_comes_back_within_no_path_retry() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun)
+        settings = DeviceSettings(policy="round-robin", no_path_retry=5, reconnect_interval=0.05)
+        async with await MultipathDevice.open(transports, settings) as device:
+            for t in transports:
+                t.refuse_login = True
+                t.disconnect()
+            write = asyncio.ensure_future(device.write(0, b"b" * BLOCK))
+            await asyncio.sleep(0.2)  # every path is failed and login refused for a while
+            assert not write.done()
+            transports[1].refuse_login = False
+            await bounded(write)
+            assert lun.data[:BLOCK] == b"b" * BLOCK
+
+    run(body)
+
+
+def test_failed_path_is_reinstated_after_it_logs_in_again() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.disconnect()
+            await device.write(0, b"r" * BLOCK)
+            await device.write(0, b"r" * BLOCK)
+            assert device.paths[0]["state"] == "failed"
+            await reinstated(device, 1)
+            assert device.paths[0]["failures"] == 1
+
+    run(body)
+
+
+def test_a_path_whose_identity_changed_is_not_reinstated() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.lun = FakeLun(designator=bytes.fromhex("6" + "2" * 31))
+            first.disconnect()
+            await device.write(0, b"i" * BLOCK)
+            await device.write(0, b"i" * BLOCK)
+            for _ in range(20):
+                await asyncio.sleep(FAST.reconnect_interval)  # give recovery time to try
+                if "identity changed" in str(device.paths[0]["last_failure"]):
+                    break
+            assert device.paths[0]["state"] == "failed"
+            assert "identity changed" in str(device.paths[0]["last_failure"])
+
+    run(body)
+
+
+def test_paths_to_different_luns_are_refused_before_any_write() -> None:
+    async def body() -> None:
+        one, other = FakeLun(), FakeLun(designator=bytes.fromhex("6" + "3" * 31))
+        transports = [FakeTransport("fake://a", one), FakeTransport("fake://b", other)]
+        with pytest.raises(IdentityMismatchError) as caught:
+            await MultipathDevice.open(transports, FAST)
+        message = str(caught.value)
+        assert one.wwid in message and other.wwid in message
+        assert "fake://a" in message and "fake://b" in message
+        assert one.data == bytearray(len(one.data)) and other.data == bytearray(len(other.data))
+        assert all(not t.connected for t in transports)
+
+    run(body)
+
+
+def test_open_fails_clearly_when_no_path_logs_in() -> None:
+    async def body() -> None:
+        transports = paths(FakeLun())
+        for t in transports:
+            t.refuse_login = True
+        with pytest.raises(DeviceError, match="no path could be opened"):
+            await MultipathDevice.open(transports, FAST)
+
+    run(body)
+
+
+def test_a_path_that_cannot_log_in_at_open_starts_failed() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        first.refuse_login = True
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            assert [p["state"] for p in device.paths] == ["failed", "active"]
+            await device.write(0, b"o" * BLOCK)
+            first.refuse_login = False
+            await reinstated(device, 1)
+            assert PathState(device.paths[0]["state"]) is PathState.ACTIVE
+
+    run(body)
+
+
+def test_sync_wrapper_reads_writes_and_closes() -> None:
+    from mpath.filter.sync import SyncMultipathDevice
+
+    lun = FakeLun()
+    transports = paths(lun)
+    with SyncMultipathDevice.open(transports, FAST) as device:
+        device.write(0, b"z" * BLOCK)
+        assert device.read(0, BLOCK) == b"z" * BLOCK
+        device.flush()
+        assert device.stats["bytes_written"] == BLOCK
+    assert all(not t.connected for t in transports)
