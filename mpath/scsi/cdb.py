@@ -61,6 +61,12 @@ _REPORT_LUNS = struct.Struct(">BxB3xIxB")
 # opcode, service action, reserved (4), allocation length (4), reserved, control
 _MAINTENANCE_IN = struct.Struct(">BB4xIxB")
 
+# Plain ints and a bound method for the per-I/O builders: enum attribute lookups cost
+# as much as the packing itself.
+_pack_rw16 = _RW16.pack
+_READ_16 = int(Opcode.READ_16)
+_WRITE_16 = int(Opcode.WRITE_16)
+
 _TEST_UNIT_READY = bytes(6)
 _READ_CAPACITY_10 = bytes([Opcode.READ_CAPACITY_10]) + bytes(9)
 
@@ -116,7 +122,7 @@ def read_capacity10() -> bytes:
 def read16(lba: int, blocks: int, *, fua: bool = False) -> bytes:
     """READ (16) of ``blocks`` logical blocks from ``lba``; ``fua`` bypasses the cache."""
     try:
-        return _RW16.pack(Opcode.READ_16, _FUA if fua else 0, lba, blocks, 0, 0)
+        return _pack_rw16(_READ_16, _FUA if fua else 0, lba, blocks, 0, 0)
     except struct.error:
         raise _out_of_range("READ (16)", lba=lba, blocks=blocks) from None
 
@@ -124,7 +130,7 @@ def read16(lba: int, blocks: int, *, fua: bool = False) -> bytes:
 def write16(lba: int, blocks: int, *, fua: bool = False) -> bytes:
     """WRITE (16) of ``blocks`` logical blocks at ``lba``; ``fua`` writes through the cache."""
     try:
-        return _RW16.pack(Opcode.WRITE_16, _FUA if fua else 0, lba, blocks, 0, 0)
+        return _pack_rw16(_WRITE_16, _FUA if fua else 0, lba, blocks, 0, 0)
     except struct.error:
         raise _out_of_range("WRITE (16)", lba=lba, blocks=blocks) from None
 
