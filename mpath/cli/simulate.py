@@ -141,7 +141,8 @@ def _text_report(scenario: Scenario, result: SimResult) -> None:
     type=click.Choice(SELECTOR_NAMES),
     default=DEFAULT_POLICY,
     show_default=True,
-    help="Path selection policy.",
+    metavar="POLICY",
+    help=f"Path selection policy: {', '.join(SELECTOR_NAMES)}.",
 )
 @click.option(
     "--qd", type=click.IntRange(min=1), default=32, show_default=True, help="I/Os kept outstanding."
