@@ -41,40 +41,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+#: Names of the rigs this test session builds carry this token, so the leak guard
+#: looks only at what this session made (other sessions' rigs may come and go).
+SESSION_TOKEN = secrets.token_hex(2)
+
+
 def unique_rig_name(prefix: str = "t") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
+    return f"{prefix}-{SESSION_TOKEN}{secrets.token_hex(3)}"
 
 
 def _rig_resources() -> set[str]:
-    """Namespaces, host links and tgtd processes that rigs create (for leak checks)."""
+    """This session's rig namespaces, tgtd daemons and state folders still present.
+
+    A leaked veth pair always comes with a leaked namespace or daemon (deleting either
+    end of a veth deletes both), so those are what is checked.
+    """
     found: set[str] = set()
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found |= {
-        f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("mpath-rig-")
-    }
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    for line in links.splitlines():
-        ifname = line.split(":")[1].strip().split("@")[0]
-        if ifname.startswith("mpr"):
-            found.add(f"link {ifname}")
-    procs = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
-    for line in procs.splitlines():
+    for line in netns.splitlines():
+        if line.startswith("mpath-rig-") and SESSION_TOKEN in line:
+            found.add(f"netns {line.split()[0]}")
+    procs = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True)
+    for line in procs.stdout.splitlines():
         pid, stat, args = line.split(None, 2)
-        if "Z" not in stat and args.startswith("tgtd ") and " -C 3" in args:
-            found.add(f"tgtd pid {pid}")
+        if "Z" not in stat and args.startswith("tgtd ") and SESSION_TOKEN in args:
+            found.add(f"tgtd pid {pid}: {args}")
+    root = RigManager().root
+    if root.is_dir():
+        found |= {f"state {p}" for p in root.iterdir() if SESSION_TOKEN in p.name}
     return found
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_rigs() -> Iterator[None]:
-    """Fail the session if a rig's namespace, veth pair or tgtd outlives the tests."""
-    if rig_skip_reason() is not None:
-        yield
-        return
-    before = _rig_resources()
+    """Fail the session if a rig's namespace, tgtd or state outlives the tests."""
     yield
-    leaked = _rig_resources() - before
-    assert not leaked, f"tests leaked rig resources: {sorted(leaked)}"
+    if rig_skip_reason() is None:
+        leaked = _rig_resources()
+        assert not leaked, f"tests leaked rig resources: {sorted(leaked)}"
 
 
 RigFactory = Callable[..., Rig]

@@ -21,6 +21,7 @@ from typing import Any
 
 from mpath.errors import DeviceError, IdentityMismatchError, NoPathError, TargetIOError, UsageError
 from mpath.filter.lun import LunInfo, probe_lun
+from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
 from mpath.filter.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
 from mpath.scsi import cdb
@@ -37,6 +38,9 @@ TransportFactory = Callable[[str], Transport]
 WATCHDOG_TICK = 0.05
 #: Pause before retrying a command the target answered BUSY or TASK SET FULL.
 BUSY_BACKOFF = 0.01
+#: Pause (times the attempt number) before reissuing a command that met an ALUA
+#: state transition; five attempts span 1.5 s, then the path counts as failed.
+TRANSITION_BACKOFF = 0.1
 
 
 @dataclass(slots=True)
@@ -76,6 +80,7 @@ class MultipathDevice:
         settings: DeviceSettings | None = None,
         *,
         clock: Clock = time.monotonic,
+        monitor: MonitorFactory | None = None,
     ) -> None:
         if not transports:
             raise UsageError("a multipath device needs at least one path")
@@ -96,7 +101,7 @@ class MultipathDevice:
         self._completed = asyncio.Event()
         self._completion_waiters = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._recovering: set[Path] = set()
+        self._monitor: PathMonitor = (monitor or ReconnectMonitor)(self)
         self._closed = False
         self._last_failure = ""
 
@@ -110,6 +115,7 @@ class MultipathDevice:
         *,
         transport_factory: TransportFactory = _default_transport,
         clock: Clock = time.monotonic,
+        monitor: MonitorFactory | None = None,
     ) -> MultipathDevice:
         """Log in on every path, check they lead to one LUN, and start serving.
 
@@ -118,7 +124,7 @@ class MultipathDevice:
         :class:`IdentityMismatchError` before any command with data is sent.
         """
         transports = [p if isinstance(p, Transport) else transport_factory(p) for p in paths]
-        device = cls(transports, settings, clock=clock)
+        device = cls(transports, settings, clock=clock, monitor=monitor)
         try:
             await device._start()
         except BaseException:
@@ -158,6 +164,7 @@ class MultipathDevice:
             await path.transport.close()
             self._start_recovery(path)
         self._spawn(self._watchdog())
+        self._monitor.start()
 
     def _apply_lun_limits(self, info: LunInfo) -> None:
         if self.settings.max_commands is None:
@@ -255,6 +262,8 @@ class MultipathDevice:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(Exception):
+            await self._monitor.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -335,10 +344,14 @@ class MultipathDevice:
             raise DeviceError("device is closed")
         async with self._cap:
             same_path: Path | None = None
+            avoid: Path | None = None
             same_path_tries = 0
             while True:
-                path = same_path if same_path is not None else await self._choose(nbytes)
-                same_path = None
+                if same_path is not None:
+                    path = same_path
+                else:
+                    path = await self._choose(nbytes, avoid=avoid)
+                same_path = avoid = None
                 started = self._clock()
                 self._selector.start_io(path, nbytes)
                 if path.in_flight == 0:
@@ -369,11 +382,18 @@ class MultipathDevice:
                 if disposition is Disposition.TARGET_ERROR:
                     return result
                 self.stats.retries += 1
-                if (
-                    disposition is Disposition.RETRY_SAME_PATH
-                    and same_path_tries < self.settings.same_path_retries
-                ):
+                transient = disposition in (
+                    Disposition.RETRY_SAME_PATH,
+                    Disposition.RETRY_OTHER_PATH,
+                )
+                if transient and same_path_tries < self.settings.same_path_retries:
                     same_path_tries += 1
+                    if disposition is Disposition.RETRY_OTHER_PATH:
+                        # ALUA transition: this path is not broken, only busy changing
+                        # state; prefer another path, and give the change time.
+                        avoid = path
+                        await asyncio.sleep(TRANSITION_BACKOFF * same_path_tries)  # policy
+                        continue
                     if result.status in (ScsiStatus.BUSY, ScsiStatus.TASK_SET_FULL):
                         await asyncio.sleep(BUSY_BACKOFF * same_path_tries)  # backoff policy
                     if path.state is PathState.ACTIVE:
@@ -396,9 +416,17 @@ class MultipathDevice:
         if self._completion_waiters:
             self._completed.set()
 
-    async def _choose(self, nbytes: int) -> Path:
-        """A path for the next command; waits while all are busy or (bounded) all failed."""
+    async def _choose(self, nbytes: int, avoid: Path | None = None) -> Path:
+        """A path for the next command; waits while all are busy or (bounded) all failed.
+
+        With ``avoid``, another path is preferred when the selector offers one.
+        """
         path = self._selector.select(nbytes)
+        if avoid is not None and path is avoid:
+            for _ in range(self._selector.valid_count - 1):
+                path = self._selector.select(nbytes)
+                if path is not avoid:
+                    break
         if path is not None:
             return path
         no_path_since: float | None = None
@@ -456,35 +484,41 @@ class MultipathDevice:
                 await asyncio.shield(path.close_task)
 
     def _start_recovery(self, path: Path) -> None:
-        if path not in self._recovering and not self._closed:
-            self._recovering.add(path)
-            self._spawn(self._recover(path))
+        if not self._closed:
+            self._monitor.path_failed(path)
 
-    async def _recover(self, path: Path) -> None:
-        """Log a failed path in afresh, re-check its identity, then reinstate it."""
+    async def fail(self, path: Path, reason: str) -> None:
+        """Fail ``path`` on a monitor's word (a checker found it down while idle)."""
+        await self._fail_path(path, reason)
+
+    async def verify_identity(self, path: Path) -> str | None:
+        """Log ``path`` in afresh and check it still leads to this LUN.
+
+        Returns None when the path may be reinstated, else why not. The session is
+        left open on success (reinstatement needs it) and closed otherwise. Raises
+        nothing: transport failures become the returned reason.
+        """
+        if path.close_task is not None:
+            with contextlib.suppress(Exception):
+                await path.close_task
         try:
-            while not self._closed:
-                await asyncio.sleep(self.settings.reconnect_interval)  # retry pacing
-                if path.close_task is not None:
-                    with contextlib.suppress(Exception):
-                        await path.close_task
-                try:
-                    await path.transport.connect()
-                    info = await probe_lun(path.transport)
-                except TransportError as exc:
-                    path.last_failure = str(exc)
-                    with contextlib.suppress(Exception):
-                        await path.transport.close()
-                    continue
-                if info.wwid != self._lun().wwid:
-                    path.last_failure = f"identity changed to {info.wwid}; path kept out of use"
-                    log.error("path %s now leads to %s: not reinstated", path.url, info.wwid)
-                    await path.transport.close()
-                    return
-                self.reinstate(path)
-                return
-        finally:
-            self._recovering.discard(path)
+            await path.transport.connect()
+            info = await probe_lun(path.transport)
+        except (TransportError, DeviceError) as exc:
+            with contextlib.suppress(Exception):
+                await path.transport.close()
+            return str(exc)
+        if info.wwid != self._lun().wwid:
+            with contextlib.suppress(Exception):
+                await path.transport.close()
+            log.error("path %s now leads to %s: not reinstated", path.url, info.wwid)
+            return f"identity changed to {info.wwid}; path kept out of use"
+        return None
+
+    @property
+    def path_objects(self) -> list[Path]:
+        """The paths themselves (for monitors); ``paths`` gives their JSON view."""
+        return list(self._paths)
 
     def reinstate(self, path: Path) -> None:
         """Put a logged-in path back into use and wake I/O waiting for a path."""

@@ -329,7 +329,7 @@ class RigManager:
         if errors:
             raise RigError(f"rig {rig.name!r} not fully removed: {'; '.join(errors)}")
         state_dir = Path(rig.state_dir)
-        for leftover in ("lun.img", "tgtd.log", "state.tmp", "state.json"):
+        for leftover in ("lun.img", "tgtd.log", "tgtd.pid", "state.tmp", "state.json"):
             (state_dir / leftover).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             state_dir.rmdir()

@@ -306,3 +306,20 @@ def test_sync_wrapper_reads_writes_and_closes() -> None:
         device.flush()
         assert device.stats["bytes_written"] == BLOCK
     assert all(not t.connected for t in transports)
+
+
+def test_alua_transition_goes_to_another_path_without_failing_this_one() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            # NOT READY 04/0a: asymmetric access state transition.
+            first.injected.append(check_condition(0x02, 0x04, 0x0A))
+            second.injected.append(check_condition(0x02, 0x04, 0x0A))
+            await device.write(0, b"t" * BLOCK)
+            await device.write(BLOCK, b"t" * BLOCK)
+            assert lun.data[: 2 * BLOCK] == b"t" * (2 * BLOCK)
+            assert [p["state"] for p in device.paths] == ["active", "active"]
+            assert device.stats.failovers == 0
+
+    run(body)

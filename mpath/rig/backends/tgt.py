@@ -43,7 +43,18 @@ class TgtBackend:
             daemon = subprocess.Popen(
                 in_namespace(
                     rig.namespace,
-                    ["tgtd", "-f", "-C", str(rig.control_port), "--iscsi", f"portal={portals[0]}"],
+                    [
+                        "tgtd",
+                        "-f",
+                        "-C",
+                        str(rig.control_port),
+                        # The pid file names the rig in tgtd's command line, so ps shows
+                        # whose daemon it is.
+                        "--pid-file",
+                        str(Path(rig.state_dir) / "tgtd.pid"),
+                        "--iscsi",
+                        f"portal={portals[0]}",
+                    ],  # fmt: skip
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
