@@ -1,0 +1,707 @@
+"""The iSCSI transport: one libiscsi session per path, many commands in flight, on asyncio.
+
+:class:`IscsiTransport` implements :class:`mpath.transports.base.Transport` over
+libiscsi's asynchronous C API (through the cffi binding in
+:mod:`mpath.transports.libiscsi`). docs/transports.md explains the design; in short:
+
+* **Event loop integration.** libiscsi never blocks and owns no thread: it tells us
+  which poll events its socket needs (``iscsi_which_events``) and does its work when
+  we call ``iscsi_service`` with the events that happened. The transport registers the
+  socket with the asyncio loop (``add_reader`` / ``add_writer``) for exactly those
+  events, re-evaluates them after every service call, and touches the registration
+  only when the set changes. New commands are queued inside libiscsi and written out
+  by one ``iscsi_service(POLLOUT)`` per loop iteration (a "flush" scheduled with
+  ``call_soon``), so a burst of 32 commands costs one flush, and the writer is only
+  registered when the socket buffer is full.
+* **Callbacks.** libiscsi reports every completion through a C callback. There is
+  one long-lived cffi callback per kind (commands; session events), made at import;
+  each command passes an integer key as ``private_data``, and a module-level table
+  maps the key to its Python record and future. No cffi object is created per command
+  except the task pointer and (for reads) a pooled buffer.
+* **Failures.** libiscsi's own reconnect is off (``iscsi_set_noautoreconnect(1)``):
+  when the connection breaks, libiscsi cancels every outstanding command, and the
+  transport tears the session down and fails every outstanding command at once with
+  :class:`~mpath.transports.base.PathDisconnectedError`. It never reconnects or
+  retries by itself; the filter layer decides what a failure means.
+* **Errors** from libiscsi (return codes, status values above 0xff, the error string)
+  are translated here, and only here, into the classes of
+  :mod:`mpath.transports.base`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+from types import TracebackType
+from typing import Any
+
+from mpath.errors import UsageError
+from mpath.transports import libiscsi as li
+from mpath.transports.base import (
+    CommandTimeoutError,
+    LoginError,
+    PathDisconnectedError,
+    ScsiResult,
+    ScsiStatus,
+    TransportError,
+)
+from mpath.transports.urls import IscsiUrl, parse_iscsi_url
+
+log = logging.getLogger(__name__)
+
+#: The initiator name mpath logs in with unless told otherwise. Real arrays usually
+#: grant LUNs by initiator name (ACLs), so pass the host's configured name there.
+DEFAULT_INITIATOR_NAME = "iqn.2026-11.org.mpath:initiator"
+#: Seconds connect() waits for TCP connect + login + the first TEST UNIT READY. TCP's
+#: own SYN retries would take minutes against a black-holed portal.
+DEFAULT_LOGIN_TIMEOUT = 5.0
+#: How often connect() re-sends TEST UNIT READY while the LUN reports UNIT ATTENTION
+#: (power on, reset, ...: normal right after a login), as libiscsi itself does.
+MAX_LOGIN_UNIT_ATTENTIONS = 10
+
+_TEST_UNIT_READY = bytes(6)
+_SENSE_NOT_READY = 0x02
+_SENSE_ILLEGAL_REQUEST = 0x05
+_SENSE_UNIT_ATTENTION = 0x06
+_ASC_LOGICAL_UNIT_NOT_SUPPORTED = 0x25
+#: Data-in buffers are pooled per size for sizes that look like block I/O (multiples of
+#: 512 up to this size), for at most this many sizes, this many buffers each.
+_POOL_MAX_BYTES = 16 * 1024 * 1024
+_POOL_MAX_SIZES = 8
+_POOL_MAX_BUFFERS = 256
+
+ffi = li.ffi
+#: malloc without the memset: a read buffer is overwritten by the data-in anyway.
+_alloc_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+
+_keys = itertools.count(1)
+#: Outstanding commands of every transport in this process, by private_data key.
+_COMMANDS: dict[int, _Command] = {}
+#: connect/logout waiters, by private_data key.
+_WAITERS: dict[int, tuple[IscsiTransport, asyncio.Future[tuple[int, str]]]] = {}
+
+
+def _callback_error(
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """An exception escaped a libiscsi callback: log it (C cannot propagate it)."""
+    log.error("error in libiscsi callback", exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
+
+
+def _command_done(_ctx: Any, status: int, _task: Any, key: int) -> None:
+    """libiscsi finished (or cancelled) the command with this key."""
+    cmd = _COMMANDS.pop(key, None)
+    if cmd is not None:
+        cmd.transport._complete(cmd, status)
+
+
+def _session_event(_ctx: Any, status: int, _data: Any, key: int) -> None:
+    """libiscsi finished a connect+login or a logout."""
+    entry = _WAITERS.pop(key, None)
+    if entry is None:
+        return
+    transport, future = entry
+    reason = "" if status == li.SCSI_STATUS_GOOD else transport._error_text()
+    if not future.done():
+        future.set_result((status, reason))
+
+
+#: The two long-lived C callbacks (made once: a cffi callback per command would be slow
+#: and would leak executable memory).
+_command_done_cb = ffi.callback(li.CALLBACK_TYPE, _command_done, onerror=_callback_error)
+_session_event_cb = ffi.callback(li.CALLBACK_TYPE, _session_event, onerror=_callback_error)
+
+
+class _Command:
+    """One command outstanding in libiscsi: what is needed to finish it and clean up."""
+
+    __slots__ = ("buffer", "future", "keep_alive", "key", "length", "task", "transport")
+
+    def __init__(
+        self,
+        key: int,
+        transport: IscsiTransport,
+        future: asyncio.Future[ScsiResult],
+        task: Any,
+        buffer: tuple[Any, Any] | None,
+        length: int,
+        keep_alive: Any,
+    ) -> None:
+        self.key = key
+        self.transport = transport
+        self.future = future
+        self.task = task
+        #: (struct scsi_iovec *, unsigned char[]) the data-in lands in, or None.
+        self.buffer = buffer
+        self.length = length
+        #: The data-out buffer libiscsi reads from: must live until completion.
+        self.keep_alive = keep_alive
+
+
+def _sense_fields(sense: bytes) -> tuple[int, int, int] | None:
+    """(sense key, ASC, ASCQ) of fixed or descriptor format sense data, if readable."""
+    if len(sense) < 2:
+        return None
+    code = sense[0] & 0x7F
+    if code in (0x70, 0x71) and len(sense) >= 14:
+        return sense[2] & 0x0F, sense[12], sense[13]
+    if code in (0x72, 0x73) and len(sense) >= 4:
+        return sense[1] & 0x0F, sense[2], sense[3]
+    return None
+
+
+class IscsiTransport:
+    """One iSCSI session to one LUN through one portal (one path).
+
+    ``url`` is ``iscsi://HOST[:PORT]/TARGET-IQN/LUN`` (or a parsed
+    :class:`~mpath.transports.urls.IscsiUrl`); a bad URL raises
+    :class:`~mpath.errors.UsageError` here, before anything is connected.
+    ``initiator_name`` is the iSCSI name to log in as. ``loop`` is the event loop to
+    run on (default: the running loop at :meth:`connect`). ``login_timeout`` bounds
+    :meth:`connect` as a whole. ``header_digest`` asks for CRC32C header digests
+    (default: offer none or CRC32C and let the target choose, like libiscsi's tools).
+
+    The transport keeps no timeout of its own on commands (libiscsi's is off): the
+    caller bounds each :meth:`execute` with ``asyncio.wait_for`` and calls
+    :meth:`close` when it gives up on the path.
+    """
+
+    def __init__(
+        self,
+        url: str | IscsiUrl,
+        *,
+        initiator_name: str = DEFAULT_INITIATOR_NAME,
+        loop: asyncio.AbstractEventLoop | None = None,
+        login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
+        header_digest: bool = False,
+    ) -> None:
+        self._address = url if isinstance(url, IscsiUrl) else parse_iscsi_url(url)
+        self._url = str(url)
+        if not initiator_name or len(initiator_name.encode()) > 223:
+            raise UsageError(f"bad initiator name {initiator_name!r}")
+        if login_timeout <= 0:
+            raise UsageError(f"login timeout must be positive, not {login_timeout!r}")
+        self._initiator = initiator_name.encode()
+        self._target = self._address.target.encode()
+        self._portal = self._address.portal.encode()
+        self._lun = self._address.lun
+        self._digest = (
+            li.ISCSI_HEADER_DIGEST_CRC32C if header_digest else li.ISCSI_HEADER_DIGEST_NONE_CRC32C
+        )
+        self._login_timeout = login_timeout
+        self._configured_loop = loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lib: Any = None
+        self._ctx: Any = None
+        self._fd = -1
+        self._events = 0
+        self._flush_scheduled = False
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._logged_in = False
+        self._connected = False
+        self._max_commands: int | None = None
+        #: Why libiscsi cancelled our commands without being asked (connection lost).
+        self._lost_reason: str | None = None
+        #: Why the session is being torn down (set while iscsi_destroy_context runs).
+        self._teardown_reason: str | None = None
+        self._last_reason = "not connected"
+        self._pending: dict[int, _Command] = {}
+        self._waiter_keys: set[int] = set()
+        self._pool: dict[int, list[tuple[Any, Any]]] = {}
+        #: One struct iscsi_data reused for every write (libiscsi copies its contents).
+        self._data_out: Any = None
+
+    # -- the Transport protocol ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def address(self) -> IscsiUrl:
+        """The parsed URL: portal, target name and LUN."""
+        return self._address
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful :meth:`connect` and the session's end."""
+        return self._connected
+
+    @property
+    def max_commands(self) -> int | None:
+        """The CmdSN window the target granted at login (its queue depth for us).
+
+        Read right after login, while the session is idle, as MaxCmdSN - ExpCmdSN + 1;
+        None when not logged in or when the window cannot be read safely (see
+        :func:`mpath.transports.libiscsi.cmdsn_window`).
+        """
+        return self._max_commands if self._connected else None
+
+    @property
+    def outstanding(self) -> int:
+        """Commands sent through this transport that have not completed yet."""
+        return len(self._pending)
+
+    async def connect(self) -> None:
+        """Connect to the portal, log in, and check the LUN answers; raise LoginError.
+
+        Runs entirely on the event loop (nothing blocks). After :meth:`close`, a new
+        call logs in afresh with a new libiscsi context (a new session). Calling it
+        while connected does nothing.
+        """
+        if self._connected:
+            return
+        if self._ctx is not None:
+            raise LoginError(self._url, "a login is already in progress")
+        loop = self._configured_loop or asyncio.get_running_loop()
+        self._loop = loop
+        try:
+            lib = self._lib = li.load()
+        except OSError as exc:
+            raise LoginError(
+                self._url, f"cannot load {li.LIBRARY_NAME} ({exc}): install libiscsi7"
+            ) from None
+        deadline = loop.time() + self._login_timeout
+        self._open_context(lib)
+        key = next(_keys)
+        future: asyncio.Future[tuple[int, str]] = loop.create_future()
+        _WAITERS[key] = (self, future)
+        self._waiter_keys.add(key)
+        try:
+            if lib.iscsi_full_connect_async(self._ctx, self._portal, -1, _session_event_cb, key):
+                reason = self._error_text()
+                self._teardown(reason)
+                raise LoginError(self._url, f"cannot start the login: {reason}")
+            self._watch(lib.iscsi_which_events(self._ctx))
+            try:
+                status, reason = await asyncio.wait_for(future, self._login_timeout)
+            except TimeoutError:
+                self._teardown("login timed out")
+                raise LoginError(
+                    self._url,
+                    f"no login answer from portal {self._address.portal} within "
+                    f"{self._login_timeout:g} s (unreachable or not an iSCSI portal)",
+                ) from None
+        except BaseException:
+            self._teardown("connect interrupted")
+            raise
+        finally:
+            _WAITERS.pop(key, None)
+            self._waiter_keys.discard(key)
+        if status != li.SCSI_STATUS_GOOD:
+            self._teardown(reason or "login failed")
+            raise LoginError(self._url, f"login failed: {reason or 'session closed'}")
+        self._logged_in = True
+        try:
+            await self._absorb_unit_attentions(deadline)
+        except BaseException:
+            self._teardown("connect interrupted")
+            raise
+        self._max_commands = li.cmdsn_window(
+            lib, self._ctx, initiator_name=self._initiator, target_name=self._target
+        )
+        self._connected = True
+
+    async def execute(
+        self,
+        cdb: bytes,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+    ) -> ScsiResult:
+        """Send one SCSI command and return the target's answer.
+
+        Raises :class:`PathDisconnectedError` when the session is down or breaks (or is
+        closed) before the answer arrives; :class:`~mpath.errors.UsageError` for a CDB
+        libiscsi cannot carry (empty, over 16 bytes) or for a bidirectional command.
+        """
+        if not self._connected:
+            raise PathDisconnectedError(self._url, self._last_reason)
+        return await self._submit(cdb, data_out, data_in_length)
+
+    async def close(self) -> None:
+        """Tear the session down now: the socket is closed before this returns.
+
+        Every outstanding command fails with :class:`PathDisconnectedError`; nothing
+        queued can reach the target afterwards. No logout is attempted (it would have
+        to wait for a path that may be dead); see :meth:`logout`. Safe to call twice.
+        """
+        self._teardown("session closed")
+
+    async def logout(self, timeout: float = 1.0) -> None:
+        """Log out politely if the session is up and idle, then :meth:`close`.
+
+        For planned shutdowns: the target learns at once that the session is over
+        instead of noticing a dropped connection. Waits at most ``timeout`` seconds for
+        the target's answer; never raises for a failed logout.
+        """
+        ctx = self._ctx
+        if ctx is not None and self._connected and not self._pending and self._loop:
+            key = next(_keys)
+            future: asyncio.Future[tuple[int, str]] = self._loop.create_future()
+            _WAITERS[key] = (self, future)
+            self._waiter_keys.add(key)
+            try:
+                if self._lib.iscsi_logout_async(ctx, _session_event_cb, key) == 0:
+                    if not self._flush_scheduled:
+                        self._schedule_flush()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(future, timeout)
+            finally:
+                _WAITERS.pop(key, None)
+                self._waiter_keys.discard(key)
+        self._teardown("session logged out")
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _submit(
+        self, cdb: bytes, data_out: bytes | memoryview | None, data_in_length: int
+    ) -> asyncio.Future[ScsiResult]:
+        """Queue one command in libiscsi; return the future its callback resolves."""
+        ctx = self._ctx
+        if ctx is None or not self._logged_in:
+            raise PathDisconnectedError(self._url, self._last_reason)
+        cdb_size = len(cdb)
+        if not 0 < cdb_size <= li.SCSI_CDB_MAX_SIZE:
+            raise UsageError(f"a CDB of {cdb_size} bytes: libiscsi carries 1 to 16 bytes")
+        lib = self._lib
+        buffer = None
+        keep_alive = None
+        data = ffi.NULL
+        if data_out is not None and len(data_out):
+            if data_in_length:
+                raise UsageError("bidirectional commands (data-out and data-in) not supported")
+            keep_alive = ffi.from_buffer("unsigned char[]", data_out)
+            data = self._data_out
+            data.size = len(keep_alive)
+            data.data = keep_alive
+            task = lib.scsi_create_task(cdb_size, cdb, li.SCSI_XFER_WRITE, len(keep_alive))
+        elif data_in_length > 0:
+            task = lib.scsi_create_task(cdb_size, cdb, li.SCSI_XFER_READ, data_in_length)
+            buffer = self._take_buffer(data_in_length)
+            if task != ffi.NULL:
+                lib.scsi_task_set_iov_in(task, buffer[0], 1)
+        elif data_in_length < 0:
+            raise UsageError(f"data_in_length must not be negative, not {data_in_length}")
+        else:
+            task = lib.scsi_create_task(cdb_size, cdb, li.SCSI_XFER_NONE, 0)
+        if task == ffi.NULL:
+            raise TransportError(self._url, "out of memory creating a SCSI task")
+        key = next(_keys)
+        if lib.iscsi_scsi_command_async(ctx, self._lun, task, _command_done_cb, data, key):
+            reason = self._error_text()
+            lib.scsi_free_scsi_task(task)
+            if buffer is not None:
+                self._give_buffer(data_in_length, buffer)
+            raise PathDisconnectedError(self._url, f"cannot queue the command: {reason}")
+        future: asyncio.Future[ScsiResult] = self._loop.create_future()  # type: ignore[union-attr]
+        cmd = _Command(key, self, future, task, buffer, data_in_length, keep_alive)
+        _COMMANDS[key] = cmd
+        self._pending[key] = cmd
+        if not self._flush_scheduled:
+            self._schedule_flush()
+        return future
+
+    def _complete(self, cmd: _Command, status: int) -> None:
+        """Turn libiscsi's answer into a ScsiResult or an error; free the task.
+
+        Called from inside ``iscsi_service`` / ``iscsi_destroy_context`` (through the
+        C callback), so it must not call back into the session: it only reads the
+        task, frees it and resolves the future.
+        """
+        self._pending.pop(cmd.key, None)
+        task = cmd.task
+        outcome: ScsiResult | TransportError
+        try:
+            if status in (li.SCSI_STATUS_GOOD, li.SCSI_STATUS_CONDITION_MET):
+                residual = (
+                    int(task.residual) if task.residual_status == li.SCSI_RESIDUAL_UNDERFLOW else 0
+                )
+                if cmd.buffer is not None:
+                    received = max(cmd.length - residual, 0)
+                    data = ffi.buffer(cmd.buffer[1], received)[:]
+                    outcome = ScsiResult(status, data=data, residual=residual)
+                else:
+                    outcome = ScsiResult(status, residual=residual)
+            elif status == li.SCSI_STATUS_CHECK_CONDITION:
+                outcome = ScsiResult(status, sense=self._sense_of(task))
+            elif status <= 0xFF:
+                outcome = ScsiResult(status)
+            else:
+                outcome = self._status_error(status)
+        finally:
+            self._lib.scsi_free_scsi_task(task)
+            if cmd.buffer is not None:
+                self._give_buffer(cmd.length, cmd.buffer)
+        future = cmd.future
+        if not future.done():
+            if isinstance(outcome, ScsiResult):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
+
+    @staticmethod
+    def _sense_of(task: Any) -> bytes:
+        """The sense data of a CHECK CONDITION: libiscsi keeps the raw data segment
+        (a 2-byte big-endian length, then the sense bytes) in ``task->datain``."""
+        size = int(task.datain.size)
+        if size < 2 or task.datain.data == ffi.NULL:
+            return b""
+        raw: bytes = ffi.buffer(task.datain.data, size)[:]
+        length = int.from_bytes(raw[:2], "big")
+        return raw[2 : 2 + length]
+
+    def _status_error(self, status: int) -> TransportError:
+        """The error for one of libiscsi's own (non-SCSI) outcomes of a command."""
+        if status == li.SCSI_STATUS_CANCELLED:
+            if self._teardown_reason is not None:
+                return PathDisconnectedError(self._url, self._teardown_reason)
+            # Not asked for: with auto-reconnect off, this is libiscsi telling us the
+            # connection broke. _service() tears the session down when it returns.
+            if self._lost_reason is None:
+                self._lost_reason = self._loss_reason()
+            return PathDisconnectedError(self._url, self._lost_reason)
+        if status == li.SCSI_STATUS_TIMEOUT:
+            return CommandTimeoutError(self._url, "libiscsi timed the command out")
+        if status == li.SCSI_STATUS_ERROR:
+            return TransportError(self._url, f"command failed: {self._error_text()}")
+        return TransportError(self._url, f"unexpected libiscsi status {status:#x}")
+
+    # -- the socket and the event loop ----------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        """Write out everything queued since the last flush (one per loop iteration)."""
+        self._flush_scheduled = False
+        self._service(li.POLLOUT)
+
+    def _service(self, revents: int) -> None:
+        """Let libiscsi handle socket events; then follow the events it wants next."""
+        ctx = self._ctx
+        if ctx is None:
+            return
+        if self._lib.iscsi_service(ctx, revents) < 0 or self._lost_reason is not None:
+            self._teardown(self._lost_reason or self._loss_reason())
+            return
+        events = self._lib.iscsi_which_events(ctx)
+        if events != self._events:
+            self._watch(events)
+
+    def _watch(self, events: int) -> None:
+        """Register the socket with the loop for exactly ``events`` (POLLIN/POLLOUT)."""
+        loop = self._loop
+        assert loop is not None
+        fd = self._lib.iscsi_get_fd(self._ctx)
+        if fd != self._fd:
+            # Only during login (a redirect reconnects): forget the old socket.
+            self._unwatch()
+            self._fd = fd
+        if fd < 0:
+            self._teardown("libiscsi has no socket")
+            return
+        old = self._events
+        if events & li.POLLIN and not old & li.POLLIN:
+            loop.add_reader(fd, self._service, li.POLLIN)
+        elif old & li.POLLIN and not events & li.POLLIN:
+            loop.remove_reader(fd)
+        if events & li.POLLOUT and not old & li.POLLOUT:
+            loop.add_writer(fd, self._service, li.POLLOUT)
+        elif old & li.POLLOUT and not events & li.POLLOUT:
+            loop.remove_writer(fd)
+        self._events = events
+        if events == 0 and self._retry_handle is None:
+            # libiscsi wants nothing for now; it asks to be polled again after 100 ms.
+            self._retry_handle = loop.call_later(0.1, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        self._service(0)
+
+    def _unwatch(self) -> None:
+        if self._fd >= 0 and self._loop is not None:
+            if self._events & li.POLLIN:
+                self._loop.remove_reader(self._fd)
+            if self._events & li.POLLOUT:
+                self._loop.remove_writer(self._fd)
+        self._events = 0
+        self._fd = -1
+
+    # -- session life cycle ---------------------------------------------------------------
+
+    def _open_context(self, lib: Any) -> None:
+        """Create and configure a fresh libiscsi context (one per login)."""
+        ctx = lib.iscsi_create_context(self._initiator)
+        if ctx == ffi.NULL:
+            raise LoginError(self._url, "cannot create a libiscsi context (out of memory?)")
+        if (
+            lib.iscsi_set_targetname(ctx, self._target)
+            or lib.iscsi_set_session_type(ctx, li.ISCSI_SESSION_NORMAL)
+            or lib.iscsi_set_header_digest(ctx, self._digest)
+        ):
+            reason = li.error_text(lib, ctx)
+            lib.iscsi_destroy_context(ctx)
+            raise LoginError(self._url, f"cannot configure the session: {reason}")
+        lib.iscsi_set_noautoreconnect(ctx, 1)
+        self._ctx = ctx
+        self._data_out = ffi.new("struct iscsi_data *")
+        self._lost_reason = None
+        self._teardown_reason = None
+        self._events = 0
+        self._fd = -1
+
+    async def _absorb_unit_attentions(self, deadline: float) -> None:
+        """TEST UNIT READY until the LUN stops reporting UNIT ATTENTION.
+
+        libiscsi can do this itself inside its connect, but 1.19.0 dereferences a NULL
+        task there if the session is torn down at that moment, so mpath passes LUN -1
+        (no check) and does it here. It also proves the LUN exists: a target without
+        it answers ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED.
+        """
+        loop = self._loop
+        assert loop is not None
+        for _ in range(MAX_LOGIN_UNIT_ATTENTIONS):
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                result = await asyncio.wait_for(self._submit(_TEST_UNIT_READY, None, 0), remaining)
+            except TimeoutError:
+                self._teardown("login timed out")
+                raise LoginError(
+                    self._url,
+                    f"no answer to TEST UNIT READY within {self._login_timeout:g} s of login",
+                ) from None
+            except TransportError as exc:
+                self._teardown(str(exc))
+                raise LoginError(self._url, f"session lost right after login: {exc}") from None
+            if result.status != ScsiStatus.CHECK_CONDITION:
+                return  # GOOD, or BUSY/RESERVATION CONFLICT...: the LUN is there.
+            fields = _sense_fields(result.sense)
+            if fields is None:
+                return
+            key, asc, ascq = fields
+            if key == _SENSE_UNIT_ATTENTION:
+                continue
+            if key == _SENSE_NOT_READY:
+                return  # no medium, becoming ready: the LUN exists; I/O will say more.
+            self._teardown("login refused")
+            if key == _SENSE_ILLEGAL_REQUEST and asc == _ASC_LOGICAL_UNIT_NOT_SUPPORTED:
+                raise LoginError(self._url, f"target {self._address.target} has no LUN {self._lun}")
+            raise LoginError(
+                self._url,
+                f"LUN {self._lun} refused TEST UNIT READY "
+                f"(sense key {key:#x}, ASC/ASCQ {asc:#04x}/{ascq:#04x})",
+            )
+        self._teardown("login refused")
+        raise LoginError(
+            self._url,
+            f"LUN {self._lun} still reports UNIT ATTENTION after "
+            f"{MAX_LOGIN_UNIT_ATTENTIONS} TEST UNIT READY",
+        )
+
+    def _teardown(self, reason: str) -> None:
+        """End the session now: close the socket, fail everything outstanding.
+
+        ``iscsi_destroy_context`` closes the socket first and then cancels every
+        command libiscsi still holds; their callbacks fail the futures with
+        PathDisconnectedError(reason). Anything libiscsi did not report back (it skips
+        callbacks for sessions that never logged in) is failed and freed here.
+        """
+        ctx = self._ctx
+        if ctx is None:
+            return
+        self._ctx = None
+        self._connected = False
+        self._logged_in = False
+        self._last_reason = reason
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
+        self._unwatch()
+        self._teardown_reason = reason
+        try:
+            self._lib.iscsi_destroy_context(ctx)
+        finally:
+            leftovers = list(self._pending.values())
+            self._pending.clear()
+            for cmd in leftovers:
+                _COMMANDS.pop(cmd.key, None)
+                self._lib.scsi_free_scsi_task(cmd.task)
+                if not cmd.future.done():
+                    cmd.future.set_exception(PathDisconnectedError(self._url, reason))
+            for key in list(self._waiter_keys):
+                entry = _WAITERS.pop(key, None)
+                if entry is not None and not entry[1].done():
+                    entry[1].set_result((li.SCSI_STATUS_CANCELLED, reason))
+            self._waiter_keys.clear()
+            self._data_out = None
+            self._teardown_reason = None
+            self._lost_reason = None
+        if reason not in ("session closed", "session logged out"):
+            log.info("%s: session ended: %s", self._url, reason)
+
+    def _loss_reason(self) -> str:
+        """Why the connection broke, in one line.
+
+        libiscsi does not always say (a target closing the connection sets no error,
+        so its error string may still describe an older event); the socket itself
+        does: a pending socket error, or end-of-stream. Only libiscsi knows about
+        protocol errors, so its text is the fallback.
+        """
+        if self._fd >= 0:
+            try:
+                with socket.socket(fileno=os.dup(self._fd)) as sock:
+                    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if error:
+                        return f"connection lost: {os.strerror(error)}"
+                    try:
+                        if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                            return "connection closed by the target"
+                    except BlockingIOError:
+                        pass
+            except OSError as exc:
+                return f"connection lost: {exc.strerror or exc}"
+        return f"connection lost: {self._error_text()}"
+
+    def _error_text(self) -> str:
+        if self._ctx is None or self._lib is None:
+            return self._last_reason
+        return li.error_text(self._lib, self._ctx)
+
+    # -- data-in buffers ------------------------------------------------------------------
+
+    def _take_buffer(self, size: int) -> tuple[Any, Any]:
+        """A (struct scsi_iovec *, unsigned char[size]) pair for one read's data-in."""
+        stack = self._pool.get(size)
+        if stack:
+            return stack.pop()
+        buf = _alloc_uncleared("unsigned char[]", size)
+        iov = ffi.new("struct scsi_iovec *")
+        iov.iov_base = buf
+        iov.iov_len = size
+        return iov, buf
+
+    def _give_buffer(self, size: int, buffer: tuple[Any, Any]) -> None:
+        """Keep a finished read's buffer for the next read of the same size."""
+        stack = self._pool.get(size)
+        if stack is None:
+            if size % 512 or size > _POOL_MAX_BYTES:
+                return
+            if len(self._pool) >= _POOL_MAX_SIZES:
+                self._pool.pop(next(iter(self._pool)))
+            stack = self._pool[size] = []
+        if len(stack) < _POOL_MAX_BUFFERS:
+            stack.append(buffer)
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "disconnected"
+        return f"<IscsiTransport {self._url} {state}, {len(self._pending)} outstanding>"
