@@ -1,0 +1,523 @@
+"""CheckerMonitor: path checkers as the filter layer's failure and recovery reporters.
+
+The device (:class:`~mpath.filter.device.MultipathDevice`) fails a path by itself the
+moment a command shows it broken; this monitor covers the rest (docs/checkers.md):
+
+* **Idle paths.** Every path is checked on an interval that backs off while it is
+  stable (:mod:`mpath.checkers.schedule`). An active path found ``down``/``timeout``
+  is failed through :meth:`~mpath.filter.device.MultipathDevice.fail` (path-fail:
+  reroute now).
+* **Recovery.** A failed path is logged in afresh and its identity checked
+  (:meth:`~mpath.filter.device.MultipathDevice.verify_identity`), then checked; when
+  up it is reinstated (path-up) unless flap damping holds it (it failed too often
+  lately: state ``shaky``, :mod:`mpath.checkers.damping`) or the failback policy holds
+  it (its priority group is better than the active one and the policy says not yet,
+  :mod:`mpath.checkers.failback`). A device failure (:meth:`path_failed`) schedules a
+  check of that path at once.
+* **Failover always wins.** When the device has no active path left, a held path that
+  is up is reinstated at once, whatever damping or failback say.
+
+**Which session a check uses.** An active path is checked through the device's own
+session (multipathd checks through the same device node): the check then sees exactly
+what the data sees, costs no extra login, and a dead session is noticed by the check.
+A failed path has no session; its check logs in afresh, and a held path keeps that
+session (not carrying I/O) until it is reinstated or fails again. A check that timed
+out leaves its session unusable: an active path's is torn down by failing the path, a
+held path's is closed. While an active path has commands in flight, a check timeout is
+not taken as a failure: the check may just be queued behind data, and the device's
+stall watchdog already judges busy paths by their progress.
+
+**Scale.** One scheduler task serves all paths: a due-time heap, one timer for the
+earliest due check, and one short task per check. Checks due within a few
+milliseconds of each other are started together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from mpath.checkers import create_checker
+from mpath.checkers.base import CheckResult
+from mpath.checkers.damping import Damping
+from mpath.checkers.failback import Failback
+from mpath.checkers.schedule import DueQueue, next_interval
+from mpath.checkers.settings import CheckerSettings
+from mpath.filter.path import Path
+from mpath.filter.path import PathState as DeviceState
+from mpath.scsi.states import CheckerMsg, PathState
+
+if TYPE_CHECKING:
+    from mpath.filter.device import MultipathDevice
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+#: Checks due this close together start in one scheduler wake-up (seconds).
+BATCH_SLACK: Final = 0.005
+#: Monitor events kept for inspection (oldest dropped first).
+EVENT_LOG_SIZE: Final = 1000
+#: Checker states that fail an active path.
+_FAILING: Final = frozenset({PathState.DOWN, PathState.TIMEOUT, PathState.REMOVED})
+#: Checker states with no verdict on the path itself (wrong checker for it).
+_NO_VERDICT: Final = frozenset({PathState.WILD, PathState.UNCHECKED})
+#: Checker states of a group member that stop followover failback (multipathd: not
+#: down and not shaky).
+_NOT_BACK: Final = frozenset(
+    {PathState.DOWN, PathState.TIMEOUT, PathState.SHAKY, PathState.REMOVED, PathState.UNCHECKED}
+)
+
+
+class DeviceView(Protocol):
+    """What the monitor uses of a device (a :class:`MultipathDevice` provides it)."""
+
+    @property
+    def path_objects(self) -> list[Path]: ...
+
+    async def fail(self, path: Path, reason: str) -> None: ...
+
+    async def verify_identity(self, path: Path) -> str | None: ...
+
+    def reinstate(self, path: Path) -> None: ...
+
+    def selector_status(self) -> dict[str, Any]: ...
+
+
+class Hold(StrEnum):
+    """Why a path that is up is not reinstated yet."""
+
+    SHAKY = "shaky"  # flap damping: not up long enough since its last failures
+    FAILBACK = "failback"  # its group is better than the active one; policy says wait
+
+
+class EventKind(StrEnum):
+    FAILED = "failed"  # the device failed the path (I/O error, stall, or on our word)
+    DOWN = "down"  # a check found an active path down and asked the device to fail it
+    REINSTATED = "reinstated"  # path-up: back in use
+    HELD_SHAKY = "held-shaky"  # up, held out by flap damping
+    HELD_FAILBACK = "held-failback"  # up, held out by the failback policy
+    FAILBACK = "failback"  # reinstated: its better group takes the I/O back
+    RESCUED = "rescued"  # held path reinstated because no other path was usable
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorEvent:
+    """One notable thing the monitor saw or did, with the monitor clock's time."""
+
+    at: float
+    url: str
+    kind: EventKind
+    detail: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class PathWatch:
+    """The monitor's record of one path."""
+
+    path: Path
+    damping: Damping
+    interval: float
+    priority: int = 0
+    state: PathState = PathState.UNCHECKED
+    result: CheckResult | None = None
+    usable: bool = True
+    hold: Hold | None = None
+    checking: bool = False
+    recheck: bool = False
+    checks: int = 0
+    last_check: float | None = field(default=None)
+
+    def describe(self, now: float) -> dict[str, Any]:
+        result = self.result
+        return {
+            "url": self.path.url,
+            "checker": self.state.value,
+            "message": result.message if result else "",
+            "latency_ms": round(result.latency_ms, 3) if result else None,
+            "held": self.hold.value if self.hold else None,
+            "failures": self.damping.failures(now),
+            "priority": self.priority,
+            "interval": self.interval,
+            "checks": self.checks,
+        }
+
+
+class CheckerMonitor:
+    """A :class:`~mpath.filter.monitor.PathMonitor` that checks, damps and fails back.
+
+    Give a device one with ``MultipathDevice.open(urls, settings,
+    monitor=CheckerMonitor.factory(CheckerSettings(...)))``.
+    """
+
+    def __init__(
+        self,
+        device: DeviceView,
+        settings: CheckerSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._device = device
+        self.settings = settings = settings or CheckerSettings()
+        self.checker = create_checker(settings.checker, settings.timeout)
+        self._clock = clock
+        self.failback_state = Failback(settings.failback_policy)
+        self._watches: dict[Path, PathWatch] = {}
+        for path in device.path_objects:
+            watch = PathWatch(path, Damping(settings.damping), settings.polling_interval)
+            watch.usable = path.state is DeviceState.ACTIVE
+            self._watches[path] = watch
+        self._queue: DueQueue[PathWatch] = DueQueue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._changed = asyncio.Event()
+        self._waiters = 0
+        self._closed = False
+        self.events: deque[MonitorEvent] = deque(maxlen=EVENT_LOG_SIZE)
+
+    @classmethod
+    def factory(
+        cls, settings: CheckerSettings | None = None, *, clock: Clock = time.monotonic
+    ) -> Callable[[MultipathDevice], CheckerMonitor]:
+        """A monitor factory for ``MultipathDevice.open(..., monitor=...)``."""
+        return lambda device: cls(device, settings, clock=clock)
+
+    # -- the PathMonitor protocol --------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the paths' priority groups and start checking (first checks spread out)."""
+        self._read_priorities()
+        now = self._clock()
+        count = len(self._watches)
+        spread = self.settings.polling_interval
+        for index, watch in enumerate(self._watches.values()):
+            if watch.recheck or watch.path.state is not DeviceState.ACTIVE:
+                watch.recheck = False
+                self._queue.schedule(watch, now)
+            else:
+                self._queue.schedule(watch, now + spread * (index + 1) / count)
+        self._runner = asyncio.ensure_future(self._run())
+
+    def path_failed(self, path: Path) -> None:
+        """The device failed ``path``: count it for damping and check the path at once."""
+        watch = self._watches.get(path)
+        if watch is None or self._closed:
+            return
+        now = self._clock()
+        if watch.usable:
+            watch.usable = False
+            if watch.damping.record_failure(now):
+                log.warning("path %s is shaky: failed too often", path.url)
+        watch.damping.record_down()
+        watch.hold = None
+        watch.state = PathState.DOWN
+        watch.interval = self.settings.polling_interval
+        self.failback_state.path_failed()
+        self._log(EventKind.FAILED, watch, path.last_failure)
+        if watch.checking or self._runner is None:
+            watch.recheck = True
+        else:
+            self._queue.schedule(watch, now)
+            self._wake()
+        if self._runner is not None and not self._any_active():
+            asyncio.get_running_loop().call_soon(self._rescue)
+        self._notify()
+
+    async def close(self) -> None:
+        """Stop the scheduler and every check in progress."""
+        self._closed = True
+        tasks = [*self._tasks, *([self._runner] if self._runner else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- what others may ask ---------------------------------------------------------------
+
+    def failback(self) -> None:
+        """Manual failback: let better groups that are up take the I/O back now."""
+        self.failback_state.request()
+        now = self._clock()
+        for watch in self._watches.values():
+            if watch.hold is Hold.FAILBACK:
+                self._queue.schedule(watch, now)
+        self._wake()
+
+    def checker_state(self, path: Path) -> PathState:
+        """What the monitor last concluded about ``path`` (``shaky`` while damped)."""
+        return self._watches[path].state
+
+    def watch(self, path: Path) -> PathWatch:
+        return self._watches[path]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each path's checker state, message, hold and interval (JSON-able)."""
+        now = self._clock()
+        return [watch.describe(now) for watch in self._watches.values()]
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, re-testing after every check and event.
+
+        Unbounded by itself: callers bound it with ``asyncio.wait_for``.
+        """
+        while not predicate():
+            self._waiters += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiters -= 1
+
+    # -- the scheduler ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        while True:
+            now = self._clock()
+            for watch in queue.pop_due(now + BATCH_SLACK):
+                watch.checking = True
+                task = loop.create_task(self._check(watch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            wakeup = self._wakeup = loop.create_future()
+            due = queue.next_due()
+            timer = None if due is None else loop.call_later(due - now, _resolve, wakeup)
+            try:
+                await wakeup
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def _reschedule(self, watch: PathWatch, settled: bool) -> None:
+        settings = self.settings
+        now = self._clock()
+        watch.interval = next_interval(
+            watch.interval,
+            base=settings.polling_interval,
+            maximum=settings.max_polling_interval,
+            settled=settled,
+        )
+        due = now + watch.interval
+        if watch.recheck:
+            watch.recheck = False
+            due = now
+        elif watch.hold is Hold.SHAKY:
+            release = watch.damping.release_at()
+            if release is not None:
+                due = min(due, release)
+        elif watch.hold is Hold.FAILBACK and self.failback_state.due is not None:
+            due = min(due, self.failback_state.due)
+        self._queue.schedule(watch, due)
+        self._wake()
+
+    # -- one check ------------------------------------------------------------------------
+
+    async def _check(self, watch: PathWatch) -> None:
+        before = watch.state
+        try:
+            if watch.path.state is DeviceState.ACTIVE:
+                await self._check_active(watch)
+            else:
+                await self._check_failed(watch)
+        except Exception:
+            log.exception("check of %s failed unexpectedly", watch.path.url)
+        finally:
+            watch.checking = False
+            watch.checks += 1
+            watch.last_check = self._clock()
+            settled = (
+                watch.state is before
+                and watch.state.usable
+                and watch.hold is None
+                and watch.path.state is DeviceState.ACTIVE
+            )
+            if not self._closed:
+                self._reschedule(watch, settled)
+            self._notify()
+
+    async def _check_active(self, watch: PathWatch) -> None:
+        path = watch.path
+        result = await self.checker.check(path.transport)
+        if path.state is not DeviceState.ACTIVE:
+            return  # the device failed it meanwhile; path_failed took over
+        watch.result = result
+        if result.state in _FAILING:
+            if result.state is PathState.TIMEOUT and path.in_flight:
+                return  # queued behind data: the device's stall watchdog judges busy paths
+            watch.state = result.state
+            self._log(EventKind.DOWN, watch, result.message)
+            await self._device.fail(path, f"checker {self.checker.name}: {result.message}")
+        elif result.state not in _NO_VERDICT:
+            watch.state = result.state
+            if result.state.usable:
+                watch.damping.record_up(self._clock())
+
+    async def _check_failed(self, watch: PathWatch) -> None:
+        path = watch.path
+        verified = False
+        if not path.transport.connected:
+            started = time.perf_counter()
+            reason = await self._login(path)
+            if reason is not None:
+                latency = (time.perf_counter() - started) * 1000.0
+                self._found_down(
+                    watch, CheckResult(PathState.DOWN, CheckerMsg.DOWN, latency, reason)
+                )
+                return
+            verified = True
+        result = await self.checker.check(path.transport)
+        if verified and result.state in _NO_VERDICT:
+            # This checker cannot judge the path; the login and identity check just did.
+            result = CheckResult(
+                PathState.UP, CheckerMsg.UP, result.latency_ms, "logged in, identity verified"
+            )
+        if path.state is DeviceState.ACTIVE:
+            return
+        if result.state.usable:
+            watch.result = result
+            watch.state = result.state
+            self._found_up(watch)
+        elif result.state is PathState.PENDING:
+            watch.result = result
+            watch.state = result.state
+        else:
+            self._found_down(watch, result)
+            with contextlib.suppress(Exception):
+                await path.transport.close()  # the next check logs in afresh
+
+    async def _login(self, path: Path) -> str | None:
+        """Log a failed path in afresh and check its identity, within login_timeout."""
+        limit = self.settings.login_timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await self._device.verify_identity(path)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await path.transport.close()
+            return f"login and identity check took over {limit:g} s"
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def _found_down(self, watch: PathWatch, result: CheckResult) -> None:
+        watch.result = result
+        watch.state = result.state
+        watch.hold = None
+        if watch.usable:  # was up (held) until now: that is a failure too
+            watch.usable = False
+            watch.damping.record_failure(self._clock())
+        watch.damping.record_down()
+
+    def _found_up(self, watch: PathWatch) -> None:
+        now = self._clock()
+        watch.usable = True
+        watch.damping.record_up(now)
+        if not watch.damping.may_reinstate(now):
+            if not self._any_active():
+                watch.damping.release()
+                self._reinstate(watch, EventKind.RESCUED, "no other usable path")
+                return
+            if watch.hold is not Hold.SHAKY:
+                failures = watch.damping.failures(now)
+                self._log(EventKind.HELD_SHAKY, watch, f"{failures} failures lately")
+            watch.hold = Hold.SHAKY
+            watch.state = PathState.SHAKY
+            return
+        active = self._active_priority()
+        if active is None or watch.priority <= active:
+            self._reinstate(watch, EventKind.REINSTATED)
+            return
+        new_up = watch.hold is not Hold.FAILBACK
+        first_in_group = not any(
+            other is not watch and other.priority == watch.priority and other.state not in _NOT_BACK
+            for other in self._watches.values()
+        )
+        if self.failback_state.decide(now, new_up=new_up, first_in_group=first_in_group):
+            self._fail_back(watch)
+        elif watch.hold is not Hold.FAILBACK:
+            watch.hold = Hold.FAILBACK
+            self._log(EventKind.HELD_FAILBACK, watch, f"failback {self.failback_state.policy}")
+
+    def _fail_back(self, trigger: PathWatch) -> None:
+        """Reinstate ``trigger`` and every other path held for failback that is up."""
+        self.failback_state.done()
+        for watch in self._watches.values():
+            if watch is trigger or (watch.hold is Hold.FAILBACK and watch.path.transport.connected):
+                self._reinstate(watch, EventKind.FAILBACK, f"priority {watch.priority}")
+
+    def _rescue(self) -> None:
+        """No path is active: reinstate held paths that are up, failback-held ones first."""
+        if self._closed or self._any_active():
+            return
+        for hold in (Hold.FAILBACK, Hold.SHAKY):
+            held = [
+                w
+                for w in self._watches.values()
+                if w.hold is hold and w.path.transport.connected
+                and w.path.state is not DeviceState.ACTIVE
+            ]  # fmt: skip
+            for watch in held:
+                watch.damping.release()
+                self._reinstate(watch, EventKind.RESCUED, "no other usable path")
+            if held:
+                self.failback_state.done()
+                return
+
+    def _reinstate(self, watch: PathWatch, kind: EventKind, detail: str = "") -> None:
+        watch.hold = None
+        watch.usable = True
+        if watch.state is PathState.SHAKY:
+            watch.state = watch.result.state if watch.result else PathState.UP
+        self._device.reinstate(watch.path)
+        self._log(kind, watch, detail)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _read_priorities(self) -> None:
+        """Each path's priority group, as the device's selector reports it (default 0)."""
+        status = self._device.selector_status()
+        by_url: dict[str, int] = {}
+        for entry in status.get("paths", ()):
+            if isinstance(entry, dict) and "priority" in entry:
+                by_url[str(entry.get("path"))] = int(entry["priority"])
+        for watch in self._watches.values():
+            watch.priority = by_url.get(watch.path.url, 0)
+
+    def _any_active(self) -> bool:
+        return any(path.state is DeviceState.ACTIVE for path in self._watches)
+
+    def _active_priority(self) -> int | None:
+        """The priority group carrying I/O: the best one with an active path."""
+        active = [w.priority for w in self._watches.values() if w.path.state is DeviceState.ACTIVE]
+        return max(active, default=None)
+
+    def _log(self, kind: EventKind, watch: PathWatch, detail: str = "") -> None:
+        event = MonitorEvent(self._clock(), watch.path.url, kind, detail)
+        self.events.append(event)
+        level = (
+            logging.INFO if kind in (EventKind.REINSTATED, EventKind.FAILBACK) else logging.WARNING
+        )
+        log.log(
+            level, "path %s: %s%s", watch.path.url, kind.value, f" ({detail})" if detail else ""
+        )
+
+    def _notify(self) -> None:
+        if self._waiters:
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
