@@ -36,7 +36,7 @@ def bounded(awaitable: Awaitable[T], seconds: float = 5.0) -> Awaitable[T]:
 
 
 def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(body(), 30))  # type: ignore[arg-type]
+    asyncio.run(asyncio.wait_for(body(), 30))
 
 
 def fakes(count: int = 2) -> list[FakeTransport]:
@@ -198,7 +198,7 @@ def test_a_flapping_path_is_held_shaky_then_reinstated_after_the_recovery_time()
             held = next(e for e in monitor.events if e.kind is EventKind.HELD_SHAKY)
             back = await event(monitor, "fake://p1", EventKind.REINSTATED, after=held.at)
             assert back.at - held.at >= FAST.damping.recovery_time - FAST.polling_interval
-            assert p1.state is PathState.ACTIVE and watch.hold is None
+            assert path(device, 1).state is PathState.ACTIVE and watch.hold is None
             reinstated = [e for e in monitor.events if e.kind is EventKind.REINSTATED]
             assert len(reinstated) == 3  # twice during the flapping, once when stable
         finally:
