@@ -37,6 +37,9 @@ def _register() -> None:
     from mpath.cli.simulate import simulate
 
     main.add_command(simulate)
+    from mpath.cli.check import check
+
+    main.add_command(check)
 
 
 _register()

@@ -1,0 +1,81 @@
+"""One check of each of several paths, as ``mpath check`` runs it (no device, no monitor).
+
+Each iSCSI path gets its own session: log in, one check, close. Block-device paths
+(``/dev/...``) are read through their node by ``directio``. All paths are checked at
+once, so one dead path costs its own timeout, not everyone's. A path that cannot log
+in is reported ``down`` with the login error; nothing is raised for a path problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mpath.checkers import create_checker
+from mpath.checkers.base import Checker, CheckResult
+from mpath.checkers.directio import DeviceNode
+from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT
+from mpath.errors import UsageError
+from mpath.scsi.states import CheckerMsg, PathState
+from mpath.transports.base import Transport, TransportError
+
+#: States that mean the path answered; anything else makes ``mpath check`` exit 1.
+ANSWERED = frozenset({PathState.UP, PathState.GHOST, PathState.PENDING})
+
+
+@dataclass(frozen=True, slots=True)
+class PathCheck:
+    """The outcome for one path, in ``mpath check``'s JSON shape."""
+
+    url: str
+    checker: str
+    result: CheckResult
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "checker": self.checker, **self.result.describe()}
+
+
+def open_path(url: str, checker: str, login_timeout: float = DEFAULT_LOGIN_TIMEOUT) -> Transport:
+    """The transport to check ``url`` with; bad URLs and mismatches raise UsageError."""
+    if url.startswith("/dev/"):
+        if checker != "directio":
+            raise UsageError(
+                f"{url}: block-device paths are checked with --checker directio "
+                "(there is no block transport for SCSI checkers yet)"
+            )
+        return DeviceNode(url)
+    if checker == "directio":
+        raise UsageError(f"{url}: directio reads block devices; give a /dev/... node")
+    from mpath.transports.iscsi import IscsiTransport
+
+    return IscsiTransport(url, login_timeout=login_timeout)
+
+
+async def _check_one(transport: Transport, checker: Checker) -> PathCheck:
+    started = time.perf_counter()
+    try:
+        await transport.connect()
+    except TransportError as exc:
+        latency = (time.perf_counter() - started) * 1000.0
+        result = CheckResult(PathState.DOWN, CheckerMsg.DOWN, latency, str(exc))
+        return PathCheck(transport.url, checker.name, result)
+    try:
+        return PathCheck(transport.url, checker.name, await checker.check(transport))
+    finally:
+        with contextlib.suppress(Exception):
+            await transport.close()
+
+
+async def check_paths(
+    urls: list[str],
+    checker: str = "tur",
+    timeout: float = 2.0,
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
+) -> list[PathCheck]:
+    """Check every path once, concurrently; results in the order given."""
+    probe = create_checker(checker, timeout)
+    transports = [open_path(url, checker, login_timeout) for url in urls]
+    return list(await asyncio.gather(*(_check_one(t, probe) for t in transports)))

@@ -1,0 +1,103 @@
+"""``mpath check``: the CLI contract (JSON keys, exit codes, errors); real paths in
+tests/checkers/test_rig.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mpath.cli import main
+
+#: Nothing listens on port 1 of the loopback address: the login is refused at once.
+REFUSED = "iscsi://127.0.0.1:1/iqn.2026-11.org.mpath:nobody/1"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["check", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_path_that_cannot_log_in_is_down_with_the_reason_and_exit_1() -> None:
+    code, out, _ = invoke(REFUSED, "--json")
+    assert code == 1
+    document = json.loads(out)
+    assert isinstance(document, list) and len(document) == 1
+    entry = document[0]
+    assert set(entry) == {"url", "checker", "state", "message", "latency_ms"}
+    assert entry["url"] == REFUSED
+    assert entry["checker"] == "tur"
+    assert entry["state"] == "down"
+    assert "login failed" in entry["message"]
+    assert isinstance(entry["latency_ms"], float)
+
+
+def test_text_output_is_one_line_per_path() -> None:
+    code, out, _ = invoke(REFUSED, "--checker", "readsector0")
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{REFUSED}  down  ")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["iscsi:/nope"], "bad iSCSI URL 'iscsi:/nope'"),
+        (["/dev/null"], "block-device paths are checked with --checker directio"),
+        ([REFUSED, "--checker", "directio"], "directio reads block devices"),
+        ([REFUSED, REFUSED], "the same path is given twice"),
+        ([REFUSED, "--timeout", "0"], "--timeout and --login-timeout must be above 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    code, out, err = invoke(*args)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and expected in err
+    assert "Traceback" not in err
+
+
+def test_unknown_checker_and_no_path_are_usage_errors() -> None:
+    assert invoke(REFUSED, "--checker", "emc")[0] == 2
+    assert invoke()[0] == 2
+
+
+@pytest.fixture
+def loop_device(tmp_path: Path) -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("needs root and losetup for a loop device")
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(bytes(1024 * 1024))
+    made = subprocess.run(
+        ["losetup", "--find", "--show", str(backing)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    node = made.stdout.strip()
+    try:
+        yield node
+    finally:
+        subprocess.run(["losetup", "--detach", node], check=False)
+
+
+def test_directio_on_a_block_device_is_up_and_exit_0(loop_device: str) -> None:
+    code, out, _ = invoke(loop_device, "--checker", "directio", "--json")
+    document = json.loads(out)
+    if document[0]["state"] == "unchecked":
+        pytest.skip(f"O_DIRECT refused on loop devices here: {document[0]['message']}")
+    assert code == 0
+    assert document == [
+        {
+            "url": loop_device,
+            "checker": "directio",
+            "state": "up",
+            "message": "path up",
+            "latency_ms": document[0]["latency_ms"],
+        }
+    ]
