@@ -40,6 +40,14 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
 )
 @click.option("--seed", type=int, default=None, help="Seed of the random offsets.")
 @click.option(
+    "--trace",
+    "trace_interval",
+    type=float,
+    default=None,
+    metavar="S",
+    help="Record each path's MB/s and split every S seconds (JSON key 'trace').",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Live progress on stderr (default: on a tty)."
 )
 @open_settings_options
@@ -55,6 +63,7 @@ def bench(
     faults: tuple[str, ...],
     rig_name: str | None,
     seed: int | None,
+    trace_interval: float | None,
     progress: bool | None,
     as_json: bool,
     **settings_options: object,
@@ -91,6 +100,7 @@ def bench(
         verify=verify,
         faults=fault_steps,
         seed=seed,
+        trace_interval=trace_interval,
     )
     settings = settings_from_options(settings_options)
     show_progress = sys.stderr.isatty() if progress is None else progress

@@ -256,6 +256,7 @@ class RigManager:
         network.create_namespace(rig.namespace)
         for path in rig.paths:
             network.create_path_link(rig.namespace, path)
+            network.wait_carrier(rig.namespace, path)
             if path.rate is not None:
                 shaping.set_path_rate(rig.namespace, path, path.rate)
         firewall.create_table(rig.namespace)
@@ -288,10 +289,14 @@ class RigManager:
             if action in ("down", "clear") or (action == "up"):
                 down = action == "down"
                 network.set_link(ns, path.target_if, up=not down)
+                if not down:
+                    network.wait_carrier(ns, path)
                 path.link_down = down
             if action in ("drop", "clear"):
                 drop = action == "drop"
                 firewall.set_drop(ns, path.target_if, drop)
+                if not drop:
+                    network.wait_carrier(ns, path)  # also forgets failed neighbours
                 path.dropping = drop
             if action in ("rate", "clear"):
                 new_rate = rate if action == "rate" else path.rate

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 
+from mpath.errors import RigError
 from mpath.rig.model import RIG_NETWORK, RigPath
 from mpath.rig.system import run
 
@@ -58,6 +60,37 @@ def delete_host_link(ifname: str) -> None:
 
 def set_link(namespace: str, ifname: str, up: bool) -> None:
     run(["ip", "-n", namespace, "link", "set", ifname, "up" if up else "down"])
+
+
+def _operstate(argv_prefix: list[str], ifname: str) -> str:
+    result = run([*argv_prefix, "-j", "link", "show", "dev", ifname], check=False)
+    if result.returncode != 0:
+        return "ABSENT"
+    return str(json.loads(result.stdout)[0].get("operstate", "UNKNOWN"))
+
+
+def wait_carrier(namespace: str, path: RigPath, timeout: float = 5.0) -> None:
+    """Wait until both ends of ``path`` carry traffic again after a link came up.
+
+    ``ip link set up`` returns before the veth pair has carrier; a fault is only
+    cleared for the caller once packets can flow, so this polls the operational state
+    of both ends (there is no event for it short of a netlink monitor).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        host = _operstate(["ip"], path.host_if)
+        target = _operstate(["ip", "-n", namespace], path.target_if)
+        if host == "UP" and target == "UP":
+            # Neighbour entries that failed while the link was down would make the
+            # first connections fail with "No route to host" for seconds: forget them.
+            run(["ip", "neigh", "flush", "dev", path.host_if], check=False)
+            run(["ip", "-n", namespace, "neigh", "flush", "dev", path.target_if], check=False)
+            return
+        if time.monotonic() > deadline:
+            raise RigError(
+                f"path {path.index} has no carrier after {timeout:g} s ({host}/{target})"
+            )
+        time.sleep(0.01)
 
 
 def link_is_up(namespace: str, ifname: str) -> bool:

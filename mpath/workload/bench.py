@@ -66,6 +66,7 @@ class BenchSpec:
     verify: bool = False
     faults: tuple[FaultStep, ...] = ()
     seed: int | None = None
+    trace_interval: float | None = None
 
     def __post_init__(self) -> None:
         if self.rw not in RW_MODES:
@@ -89,6 +90,7 @@ class BenchResult:
     paths: list[dict[str, Any]]
     first_error: str | None = None
     mismatch_examples: list[str] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -115,6 +117,7 @@ class BenchResult:
             "first_error": self.first_error,
             "mismatch_examples": self.mismatch_examples,
             "paths": self.paths,
+            **({"trace": self.trace} if self.trace else {}),
         }
 
 
@@ -149,6 +152,7 @@ class BenchRun:
         self.mismatch_examples: list[str] = []
         self.first_error: str | None = None
         self.latencies: array[float] = array("d")
+        self.trace: list[dict[str, Any]] = []
         self.started = 0.0
         self._filler = bytes(spec.block_size)
 
@@ -249,6 +253,8 @@ class BenchRun:
             ]
         if progress is not None:
             background.append(asyncio.ensure_future(self._report(progress)))
+        if spec.trace_interval:
+            background.append(asyncio.ensure_future(self._trace(spec.trace_interval)))
         try:
             await asyncio.gather(*(self._worker(w, deadline) for w in range(spec.queue_depth)))
         finally:
@@ -273,6 +279,7 @@ class BenchRun:
             paths=self.device.paths,
             first_error=self.first_error,
             mismatch_examples=self.mismatch_examples,
+            trace=self.trace,
         )
 
     async def _fault_at(self, step: FaultStep, apply_fault: FaultApplier) -> None:
@@ -280,6 +287,23 @@ class BenchRun:
         if delay > 0:
             await asyncio.sleep(delay)  # the fault is scheduled at a time, by design
         await apply_fault(step)
+
+    async def _trace(self, interval: float) -> None:
+        """Every ``interval`` s, record each path's MB/s and share of the traffic."""
+        before = [p["bytes"] for p in self.device.paths]
+        while True:
+            await asyncio.sleep(interval)  # sampling period
+            now = [p["bytes"] for p in self.device.paths]
+            moved = [b - a for a, b in zip(before, now, strict=True)]
+            total = sum(moved) or 1
+            self.trace.append(
+                {
+                    "t": round(time.monotonic() - self.started, 3),
+                    "mb_per_s": [round(m / interval / 1e6, 2) for m in moved],
+                    "split": [round(m / total, 3) for m in moved],
+                }
+            )
+            before = now
 
     async def _report(self, progress: Progress) -> None:
         while True:

@@ -54,7 +54,7 @@ class TgtBackend:
                         str(Path(rig.state_dir) / "tgtd.pid"),
                         "--iscsi",
                         f"portal={portals[0]}",
-                    ],  # fmt: skip
+                    ],
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
