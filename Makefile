@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := tgt libiscsi7 libiscsi-bin iproute2 nftables procps util-linux \
                    fio python3-venv
 
-.PHONY: setup setup-system setup-python test lint typecheck unit demo clean
+.PHONY: setup setup-system setup-python test lint typecheck unit demo bench clean
 
 setup: setup-system setup-python
 
@@ -29,8 +29,8 @@ test: lint typecheck
 	$(BIN)/pytest
 
 lint:
-	$(BIN)/ruff check mpath tests
-	$(BIN)/ruff format --check mpath tests
+	$(BIN)/ruff check mpath tests benchmarks
+	$(BIN)/ruff format --check mpath tests benchmarks
 
 typecheck:
 	$(BIN)/mypy
@@ -38,6 +38,10 @@ typecheck:
 # Pure-logic tests only (no root, no rig): quick feedback while editing.
 unit:
 	$(BIN)/pytest -m "not rig"
+
+# Benchmarks (speed targets); each writes its own section of docs/benchmarks.md.
+bench:
+	$(SUDO) env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
 
 demo:
 	$(SUDO) env PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
