@@ -1,0 +1,244 @@
+"""The device settings a configuration file may set: names, types, ranges, defaults.
+
+One :class:`SettingSpec` per field of :class:`~mpath.filter.settings.DeviceSettings`.
+The built-in defaults are read from ``DeviceSettings`` itself, so the file, the
+documentation (docs/config.md, checked by a test) and the filter layer cannot drift
+apart. Every converter is strict: a TOML boolean is not a number, a float is not an
+integer, a value outside its range is refused with the range in the message. Ranges
+are wide enough for any real setup and narrow enough to catch a unit mistake (a
+timeout in milliseconds written where seconds are meant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mpath.errors import UsageError
+from mpath.filter.settings import DeviceSettings
+from mpath.selectors import SELECTOR_NAMES
+from mpath.units import parse_size
+
+
+class SettingValueError(ValueError):
+    """A value of the wrong type or out of range; the message says which and why."""
+
+
+Converter = Callable[[object], Any]
+
+
+def _type_name(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _number(value: object, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingValueError(f"expected a number, got {_type_name(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise SettingValueError(f"expected a finite number, got {value!r}")
+    too_low = number <= low if low_open else number < low
+    if too_low or number > high:
+        bracket = "(" if low_open else "["
+        raise SettingValueError(f"{value!r} is out of range {bracket}{low:g}, {high:g}]")
+    return number
+
+
+def _integer(value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingValueError(f"expected an integer, got {_type_name(value)}")
+    if not low <= value <= high:
+        raise SettingValueError(f"{value!r} is out of range [{low}, {high}]")
+    return value
+
+
+def _policy(value: object) -> str:
+    if not isinstance(value, str):
+        raise SettingValueError(f"expected a policy name (a string), got {_type_name(value)}")
+    if value not in SELECTOR_NAMES:
+        raise SettingValueError(
+            f"unknown policy {value!r} (choose from {', '.join(SELECTOR_NAMES)})"
+        )
+    return value
+
+
+def _policy_args(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if not isinstance(value, list):
+        raise SettingValueError(f"expected an array of strings, got {_type_name(value)}")
+    args: list[str] = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise SettingValueError(
+                f"item {index + 1}: expected a string or an integer, got {_type_name(item)}"
+            )
+        args.append(str(item))
+    return tuple(args)
+
+
+MAX_COMMANDS_LIMIT = 65535
+
+
+def _max_commands(value: object) -> int | None:
+    if value == "auto":
+        return None
+    if isinstance(value, str):
+        raise SettingValueError(f'expected an integer or "auto", got {value!r}')
+    return _integer(value, 1, MAX_COMMANDS_LIMIT)
+
+
+NO_PATH_RETRY_LIMIT = 3600.0
+
+
+def _no_path_retry(value: object) -> float:
+    if value == "fail":
+        return 0.0
+    if value == "queue":
+        raise SettingValueError(
+            '"queue" (wait for ever) is not offered: a bounded wait is what keeps '
+            "processes out of D state; give a number of seconds"
+        )
+    if isinstance(value, str):
+        raise SettingValueError(f'expected a number of seconds or "fail", got {value!r}')
+    return _number(value, 0.0, NO_PATH_RETRY_LIMIT)
+
+
+MAX_IO_BYTES_LIMIT = 256 * 1024 * 1024
+
+
+def _max_io_bytes(value: object) -> int:
+    if isinstance(value, str):
+        try:
+            size = parse_size(value)
+        except UsageError as exc:
+            raise SettingValueError(str(exc)) from None
+    elif isinstance(value, bool) or not isinstance(value, int):
+        raise SettingValueError(f'expected bytes (an integer or "1M"), got {_type_name(value)}')
+    else:
+        size = value
+    if not 512 <= size <= MAX_IO_BYTES_LIMIT or size % 512:
+        raise SettingValueError(
+            f"{value!r} is out of range: a multiple of 512 from 512 to 256M bytes"
+        )
+    return size
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One configurable device setting.
+
+    ``kind`` is how the documentation names its TOML type, ``convert`` turns a TOML
+    value into the ``DeviceSettings`` value (raising :class:`SettingValueError`), and
+    ``meaning`` is the one-line description docs/config.md and ``config show`` use.
+    """
+
+    name: str
+    kind: str
+    convert: Converter
+    meaning: str
+
+    @property
+    def default(self) -> Any:
+        """The built-in default: the ``DeviceSettings`` field's own default."""
+        return _FIELD_DEFAULTS[self.name]
+
+
+_FIELD_DEFAULTS: dict[str, Any] = {
+    field.name: field.default for field in dataclasses.fields(DeviceSettings)
+}
+
+SETTINGS: dict[str, SettingSpec] = {
+    spec.name: spec
+    for spec in (
+        SettingSpec(
+            "policy",
+            "string",
+            _policy,
+            "path selection policy: " + ", ".join(SELECTOR_NAMES),
+        ),
+        SettingSpec(
+            "policy_args",
+            "array of strings",
+            _policy_args,
+            "the policy's selector arguments (docs/selectors.md); only with policy in "
+            "the same section",
+        ),
+        SettingSpec(
+            "max_commands",
+            'integer 1..65535 or "auto"',
+            _max_commands,
+            "the LUN's cap on outstanding commands across all paths; auto = the "
+            "smallest command window the paths report, else 64",
+        ),
+        SettingSpec(
+            "no_path_retry",
+            'seconds 0..3600 or "fail"',
+            _no_path_retry,
+            "how long I/O waits for a path when every path has failed, then fails; "
+            '"fail" = 0 (never "queue" for ever)',
+        ),
+        SettingSpec(
+            "io_timeout_min",
+            "seconds (0, 600]",
+            lambda v: _number(v, 0.0, 600.0, low_open=True),
+            "shortest no-progress time after which a busy path counts as failed",
+        ),
+        SettingSpec(
+            "io_timeout_factor",
+            "number 1..1000",
+            lambda v: _number(v, 1.0, 1000.0),
+            "a busy path fails after this many times its smoothed command latency "
+            "without a completion (clamped to io_timeout_min..io_timeout_max)",
+        ),
+        SettingSpec(
+            "io_timeout_max",
+            "seconds (0, 600]",
+            lambda v: _number(v, 0.0, 600.0, low_open=True),
+            "longest no-progress time before a busy path counts as failed",
+        ),
+        SettingSpec(
+            "same_path_retries",
+            "integer 0..100",
+            lambda v: _integer(v, 0, 100),
+            "retries on the same path after UNIT ATTENTION, BUSY or TASK SET FULL "
+            "before the path counts as failed",
+        ),
+        SettingSpec(
+            "reconnect_interval",
+            "seconds (0, 3600]",
+            lambda v: _number(v, 0.0, 3600.0, low_open=True),
+            "how often a failed path's session is tried again",
+        ),
+        SettingSpec(
+            "max_io_bytes",
+            'bytes 512..256M (integer or "1M")',
+            _max_io_bytes,
+            "largest single command; bigger requests are split (the LUN's Block "
+            "Limits page may lower it)",
+        ),
+    )
+}
+"""Every configurable setting, in the order ``config show`` prints them."""
+
+assert set(SETTINGS) == set(_FIELD_DEFAULTS), "a DeviceSettings field has no SettingSpec"
+
+
+def default_for_display(name: str) -> object:
+    """The built-in default as the file would spell it (None as "auto")."""
+    value = SETTINGS[name].default
+    if name == "max_commands" and value is None:
+        return "auto"
+    if name == "policy_args":
+        return list(value)
+    return value
