@@ -9,15 +9,15 @@ libiscsi's asynchronous C API (through the cffi binding in
   we call ``iscsi_service`` with the events that happened. The transport registers the
   socket with the asyncio loop (``add_reader`` / ``add_writer``) for exactly those
   events, re-evaluates them after every service call, and touches the registration
-  only when the set changes. New commands are queued inside libiscsi and written out
-  by one ``iscsi_service(POLLOUT)`` per loop iteration (a "flush" scheduled with
-  ``call_soon``), so a burst of 32 commands costs one flush, and the writer is only
-  registered when the socket buffer is full.
+  only when the set changes. A new command is written out at once (one
+  ``iscsi_service(POLLOUT)``), so the writer is only registered while the socket
+  buffer is full; one ``iscsi_service(POLLIN)`` per wake-up drains every response
+  that has arrived.
 * **Callbacks.** libiscsi reports every completion through a C callback. There is
   one long-lived cffi callback per kind (commands; session events), made at import;
   each command passes an integer key as ``private_data``, and a module-level table
-  maps the key to its Python record and future. No cffi object is created per command
-  except the task pointer and (for reads) a pooled buffer.
+  maps the key to its Python record and future. No cffi callback is created per
+  command; reads are received straight into the ``bytes`` object returned.
 * **Failures.** libiscsi's own reconnect is off (``iscsi_set_noautoreconnect(1)``):
   when the connection breaks, libiscsi cancels every outstanding command, and the
   transport tears the session down and fails every outstanding command at once with
@@ -32,10 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import itertools
 import logging
 import os
 import socket
+import struct
+import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -68,15 +72,29 @@ _SENSE_NOT_READY = 0x02
 _SENSE_ILLEGAL_REQUEST = 0x05
 _SENSE_UNIT_ATTENTION = 0x06
 _ASC_LOGICAL_UNIT_NOT_SUPPORTED = 0x25
-#: Data-in buffers are pooled per size for sizes that look like block I/O (multiples of
-#: 512 up to this size), for at most this many sizes, this many buffers each.
-_POOL_MAX_BYTES = 16 * 1024 * 1024
-_POOL_MAX_SIZES = 8
-_POOL_MAX_BUFFERS = 256
-
 ffi = li.ffi
-#: malloc without the memset: a read buffer is overwritten by the data-in anyway.
-_alloc_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def _bytes_allocator() -> Callable[[int], bytes] | None:
+    """CPython's ``PyBytes_FromStringAndSize(NULL, n)``: a new bytes object, not zeroed.
+
+    Only on CPython, where cffi's from_buffer() points into the object itself (so
+    libiscsi can receive straight into it). None elsewhere.
+    """
+    if sys.implementation.name != "cpython":
+        return None
+    function = ctypes.pythonapi.PyBytes_FromStringAndSize
+    function.restype = ctypes.py_object
+    function.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+
+    def allocate(size: int) -> bytes:
+        data: bytes = function(None, size)
+        return data
+
+    return allocate
+
+
+_new_bytes = _bytes_allocator()
 
 _keys = itertools.count(1)
 #: Outstanding commands of every transport in this process, by private_data key.
@@ -129,7 +147,7 @@ class _Command:
         transport: IscsiTransport,
         future: asyncio.Future[ScsiResult],
         task: Any,
-        buffer: tuple[Any, Any] | None,
+        buffer: bytes | bytearray | None,
         length: int,
         keep_alive: Any,
     ) -> None:
@@ -137,11 +155,28 @@ class _Command:
         self.transport = transport
         self.future = future
         self.task = task
-        #: (struct scsi_iovec *, unsigned char[]) the data-in lands in, or None.
+        #: The object the data-in lands in (see _new_data_in_buffer), or None.
         self.buffer = buffer
         self.length = length
-        #: The data-out buffer libiscsi reads from: must live until completion.
+        #: The cdata pointer libiscsi reads data-out from / writes data-in to: it (and
+        #: the object behind it) must live until libiscsi is done with the command.
         self.keep_alive = keep_alive
+
+
+def _new_data_in_buffer(size: int) -> bytes | bytearray:
+    """The object one read's data-in is received into, and (usually) returned as.
+
+    On CPython this is a brand-new, uninitialised ``bytes`` object that libiscsi fills
+    in place, exactly as C code fills the result of ``PyBytes_FromStringAndSize(NULL,
+    n)`` before anyone else can see it. A read then costs no copy, no zeroing, and,
+    more importantly, no short-lived large allocation per completion: a 256 KiB buffer
+    copied out at completion and freed soon after makes glibc grow and trim the heap
+    for every command (~60 page faults each), which cost more than the copy itself
+    (docs/transports.md, Performance). Elsewhere, a ``bytearray`` copied at completion.
+    """
+    if _new_bytes is not None and size >= 2:
+        return _new_bytes(size)
+    return bytearray(size)
 
 
 def _sense_fields(sense: bytes) -> tuple[int, int, int] | None:
@@ -201,7 +236,6 @@ class IscsiTransport:
         self._ctx: Any = None
         self._fd = -1
         self._events = 0
-        self._flush_scheduled = False
         self._retry_handle: asyncio.TimerHandle | None = None
         self._logged_in = False
         self._connected = False
@@ -213,7 +247,6 @@ class IscsiTransport:
         self._last_reason = "not connected"
         self._pending: dict[int, _Command] = {}
         self._waiter_keys: set[int] = set()
-        self._pool: dict[int, list[tuple[Any, Any]]] = {}
         #: One struct iscsi_data reused for every write (libiscsi copies its contents).
         self._data_out: Any = None
 
@@ -349,8 +382,7 @@ class IscsiTransport:
             self._waiter_keys.add(key)
             try:
                 if self._lib.iscsi_logout_async(ctx, _session_event_cb, key) == 0:
-                    if not self._flush_scheduled:
-                        self._schedule_flush()
+                    self._service(li.POLLOUT)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(future, timeout)
             finally:
@@ -384,9 +416,13 @@ class IscsiTransport:
             task = lib.scsi_create_task(cdb_size, cdb, li.SCSI_XFER_WRITE, len(keep_alive))
         elif data_in_length > 0:
             task = lib.scsi_create_task(cdb_size, cdb, li.SCSI_XFER_READ, data_in_length)
-            buffer = self._take_buffer(data_in_length)
-            if task != ffi.NULL:
-                lib.scsi_task_set_iov_in(task, buffer[0], 1)
+            buffer = _new_data_in_buffer(data_in_length)
+            keep_alive = ffi.from_buffer("unsigned char[]", buffer)
+            if task != ffi.NULL and lib.scsi_task_add_data_in_buffer(
+                task, data_in_length, keep_alive
+            ):
+                lib.scsi_free_scsi_task(task)
+                task = ffi.NULL
         elif data_in_length < 0:
             raise UsageError(f"data_in_length must not be negative, not {data_in_length}")
         else:
@@ -397,15 +433,15 @@ class IscsiTransport:
         if lib.iscsi_scsi_command_async(ctx, self._lun, task, _command_done_cb, data, key):
             reason = self._error_text()
             lib.scsi_free_scsi_task(task)
-            if buffer is not None:
-                self._give_buffer(data_in_length, buffer)
             raise PathDisconnectedError(self._url, f"cannot queue the command: {reason}")
         future: asyncio.Future[ScsiResult] = self._loop.create_future()  # type: ignore[union-attr]
         cmd = _Command(key, self, future, task, buffer, data_in_length, keep_alive)
         _COMMANDS[key] = cmd
         self._pending[key] = cmd
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        # Write it out now rather than in a flush on the next loop iteration: libiscsi
+        # sends every PDU with its own send() anyway, and a completion -> resubmit ->
+        # send cycle then takes two loop iterations instead of three.
+        self._service(li.POLLOUT)
         return future
 
     def _complete(self, cmd: _Command, status: int) -> None:
@@ -423,9 +459,13 @@ class IscsiTransport:
                 residual = (
                     int(task.residual) if task.residual_status == li.SCSI_RESIDUAL_UNDERFLOW else 0
                 )
-                if cmd.buffer is not None:
+                buffer = cmd.buffer
+                if buffer is not None:
                     received = max(cmd.length - residual, 0)
-                    data = ffi.buffer(cmd.buffer[1], received)[:]
+                    if received == cmd.length and type(buffer) is bytes:
+                        data = buffer  # zero-copy: libiscsi received straight into it
+                    else:
+                        data = bytes(memoryview(buffer)[:received])
                     outcome = ScsiResult(status, data=data, residual=residual)
                 else:
                     outcome = ScsiResult(status, residual=residual)
@@ -437,8 +477,6 @@ class IscsiTransport:
                 outcome = self._status_error(status)
         finally:
             self._lib.scsi_free_scsi_task(task)
-            if cmd.buffer is not None:
-                self._give_buffer(cmd.length, cmd.buffer)
         future = cmd.future
         if not future.done():
             if isinstance(outcome, ScsiResult):
@@ -474,15 +512,6 @@ class IscsiTransport:
         return TransportError(self._url, f"unexpected libiscsi status {status:#x}")
 
     # -- the socket and the event loop ----------------------------------------------------
-
-    def _schedule_flush(self) -> None:
-        self._flush_scheduled = True
-        self._loop.call_soon(self._flush)  # type: ignore[union-attr]
-
-    def _flush(self) -> None:
-        """Write out everything queued since the last flush (one per loop iteration)."""
-        self._flush_scheduled = False
-        self._service(li.POLLOUT)
 
     def _service(self, revents: int) -> None:
         """Let libiscsi handle socket events; then follow the events it wants next."""
@@ -611,7 +640,9 @@ class IscsiTransport:
     def _teardown(self, reason: str) -> None:
         """End the session now: close the socket, fail everything outstanding.
 
-        ``iscsi_destroy_context`` closes the socket first and then cancels every
+        The socket is first set to reset on close (:func:`_discard_unsent`), so that
+        nothing still in its send buffer can reach the target later.
+        ``iscsi_destroy_context`` then closes it and cancels every
         command libiscsi still holds; their callbacks fail the futures with
         PathDisconnectedError(reason). Anything libiscsi did not report back (it skips
         callbacks for sessions that never logged in) is failed and freed here.
@@ -628,6 +659,7 @@ class IscsiTransport:
             self._retry_handle = None
         self._unwatch()
         self._teardown_reason = reason
+        _discard_unsent(self._lib.iscsi_get_fd(ctx))
         try:
             self._lib.iscsi_destroy_context(ctx)
         finally:
@@ -677,31 +709,30 @@ class IscsiTransport:
             return self._last_reason
         return li.error_text(self._lib, self._ctx)
 
-    # -- data-in buffers ------------------------------------------------------------------
-
-    def _take_buffer(self, size: int) -> tuple[Any, Any]:
-        """A (struct scsi_iovec *, unsigned char[size]) pair for one read's data-in."""
-        stack = self._pool.get(size)
-        if stack:
-            return stack.pop()
-        buf = _alloc_uncleared("unsigned char[]", size)
-        iov = ffi.new("struct scsi_iovec *")
-        iov.iov_base = buf
-        iov.iov_len = size
-        return iov, buf
-
-    def _give_buffer(self, size: int, buffer: tuple[Any, Any]) -> None:
-        """Keep a finished read's buffer for the next read of the same size."""
-        stack = self._pool.get(size)
-        if stack is None:
-            if size % 512 or size > _POOL_MAX_BYTES:
-                return
-            if len(self._pool) >= _POOL_MAX_SIZES:
-                self._pool.pop(next(iter(self._pool)))
-            stack = self._pool[size] = []
-        if len(stack) < _POOL_MAX_BUFFERS:
-            stack.append(buffer)
-
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"
         return f"<IscsiTransport {self._url} {state}, {len(self._pending)} outstanding>"
+
+
+#: SO_LINGER with a zero timeout: close() resets the connection and throws away
+#: whatever the socket still holds unsent.
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def _discard_unsent(fd: int) -> None:
+    """Make the coming close() of ``fd`` reset the connection, dropping unsent data.
+
+    A normal close() leaves an orphaned TCP socket that keeps retransmitting what it
+    still holds; on a path that only *seemed* dead (packets dropped for a while), a
+    write retransmitted after its retry on another path would overwrite newer data on
+    the target. With the send buffer discarded, nothing of this session can reach the
+    target once the path is torn down.
+    """
+    if fd < 0:
+        return
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    with sock, contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)

@@ -208,7 +208,7 @@ int iscsi_scsi_command_async(struct iscsi_context *iscsi, int lun, struct scsi_t
 struct scsi_task *scsi_create_task(int cdb_size, unsigned char *cdb, int xfer_dir,
                                    int expxferlen);
 void scsi_free_scsi_task(struct scsi_task *task);
-void scsi_task_set_iov_in(struct scsi_task *task, struct scsi_iovec *iov, int niov);
+int scsi_task_add_data_in_buffer(struct scsi_task *task, int len, unsigned char *buf);
 """
 
 # poll(2) event bits, as iscsi_which_events() returns them and iscsi_service() takes them.

@@ -355,3 +355,56 @@ def test_close_during_in_flight_writes_fails_them_and_nothing_hangs(rig2: Rig) -
         assert "session closed" in str(failed[0])
 
     run(scenario())
+
+
+def _tcp_sockets_with_local_port(port: int) -> list[str]:
+    """Lines of /proc/net/tcp for sockets bound to local ``port`` (any state)."""
+    with open("/proc/net/tcp") as f:
+        rows = f.read().splitlines()[1:]
+    return [row for row in rows if int(row.split()[1].split(":")[1], 16) == port]
+
+
+def test_close_discards_unsent_data_so_nothing_reaches_the_target_later(rig2: Rig) -> None:
+    """A write queued on a black-holed path must die with the session.
+
+    A plain close() would leave an orphaned socket retransmitting the write for
+    minutes; once the path came back it would land on the target after the filter
+    layer had retried it elsewhere. The transport resets the connection instead: right
+    after close() the kernel holds no socket for the session's port.
+    """
+    lba, blocks = 32768, 512
+
+    async def scenario() -> None:
+        t = IscsiTransport(rig2.urls[0])
+        await asyncio.wait_for(t.connect(), 10)
+        with socket.socket(fileno=os.dup(t._fd)) as sock:
+            port = sock.getsockname()[1]
+        assert _tcp_sockets_with_local_port(port)
+        with fault(rig2, 1, "drop"):
+            write = asyncio.create_task(
+                t.execute(cdbs.write16(lba, blocks), data_out=os.urandom(blocks * BLOCK))
+            )
+            await asyncio.sleep(0)  # a yield: the write is queued and sent to the socket
+            assert t.outstanding == 1
+            await asyncio.wait_for(t.close(), 1.0)
+            with pytest.raises(PathDisconnectedError):
+                await asyncio.wait_for(write, 1.0)
+            assert _tcp_sockets_with_local_port(port) == []
+
+    run(scenario())
+
+
+def test_one_byte_read_leaves_shared_bytes_objects_alone(rig2: Rig) -> None:
+    """Reads land in fresh objects; a 1-byte read must not write into b'\\x00'."""
+
+    async def scenario() -> None:
+        async with session(rig2.urls[0]) as t:
+            mode_sense6 = bytes([0x1A, 0, 0x3F, 0, 1, 0])  # all pages, 1 byte
+            result = await t.execute(mode_sense6, data_in_length=1)
+            assert result.good, result
+            assert len(result.data) == 1
+            assert result.data != b"\x00"  # the mode data length
+            assert bytes(1) == b"\x00"
+            assert bytes([0]) == b"\x00"
+
+    run(scenario())
