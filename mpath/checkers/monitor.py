@@ -134,6 +134,10 @@ class PathWatch:
     recheck: bool = False
     checks: int = 0
     last_check: float | None = field(default=None)
+    #: When the path was last seen failing (device failure or a check finding it down).
+    last_down: float | None = None
+    #: The current shaky period was announced (logged once, not at every re-check).
+    shaky_announced: bool = False
 
     def describe(self, now: float) -> dict[str, Any]:
         result = self.result
@@ -219,6 +223,7 @@ class CheckerMonitor:
         watch.damping.record_down()
         watch.hold = None
         watch.state = PathState.DOWN
+        watch.last_down = now
         watch.interval = self.settings.polling_interval
         self.failback_state.path_failed()
         self._log(EventKind.FAILED, watch, path.last_failure)
@@ -414,6 +419,7 @@ class CheckerMonitor:
         watch.result = result
         watch.state = result.state
         watch.hold = None
+        watch.last_down = self._clock()
         if watch.usable:  # was up (held) until now: that is a failure too
             watch.usable = False
             watch.damping.record_failure(self._clock())
@@ -428,7 +434,8 @@ class CheckerMonitor:
                 watch.damping.release()
                 self._reinstate(watch, EventKind.RESCUED, "no other usable path")
                 return
-            if watch.hold is not Hold.SHAKY:
+            if not watch.shaky_announced:
+                watch.shaky_announced = True
                 failures = watch.damping.failures(now)
                 self._log(EventKind.HELD_SHAKY, watch, f"{failures} failures lately")
             watch.hold = Hold.SHAKY
@@ -476,6 +483,7 @@ class CheckerMonitor:
 
     def _reinstate(self, watch: PathWatch, kind: EventKind, detail: str = "") -> None:
         watch.hold = None
+        watch.shaky_announced = False
         watch.usable = True
         if watch.state is PathState.SHAKY:
             watch.state = watch.result.state if watch.result else PathState.UP
