@@ -95,10 +95,12 @@ class CountingDevice:
         return {}
 
 
-async def measure(paths: int, interval: float, seconds: float) -> dict[str, Any]:
+async def measure(
+    paths: int, interval: float, seconds: float, max_interval: float | None = None
+) -> dict[str, Any]:
     device = CountingDevice(paths)
     settings = CheckerSettings(
-        polling_interval=interval, max_polling_interval=interval, timeout=2.0
+        polling_interval=interval, max_polling_interval=max_interval or interval, timeout=2.0
     )
     monitor = CheckerMonitor(device, settings)
     monitor.start()
@@ -114,10 +116,11 @@ async def measure(paths: int, interval: float, seconds: float) -> dict[str, Any]
         stalest = max(now - (monitor.watch(p).last_check or 0.0) for p in device.path_objects)
     finally:
         await monitor.close()
-    due = paths * wall / interval
+    due = paths * wall / interval  # without backoff
     return {
         "paths": paths,
         "interval_s": interval,
+        "max_interval_s": settings.max_polling_interval,
         "seconds": round(wall, 2),
         "checks": checks,
         "checks_due": round(due),
@@ -135,10 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between checks")
+    parser.add_argument(
+        "--max-interval",
+        type=float,
+        default=None,
+        help="back off up to this while stable (default: the interval, no backoff)",
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="measured span")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    result = asyncio.run(measure(args.paths, args.interval, args.seconds))
+    result = asyncio.run(measure(args.paths, args.interval, args.seconds, args.max_interval))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

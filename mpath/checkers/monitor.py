@@ -383,11 +383,11 @@ class CheckerMonitor:
                 return
             verified = True
         result = await self.checker.check(path.transport)
-        if verified and result.state in _NO_VERDICT:
-            # This checker cannot judge the path; the login and identity check just did.
-            result = CheckResult(
-                PathState.UP, CheckerMsg.UP, result.latency_ms, "logged in, identity verified"
-            )
+        if result.state in _NO_VERDICT and path.transport.connected:
+            # This checker cannot judge the path; the login and identity check did (now,
+            # or when this held session was opened, and the session is still up).
+            detail = "logged in, identity verified" if verified else "session still logged in"
+            result = CheckResult(PathState.UP, CheckerMsg.UP, result.latency_ms, detail)
         if path.state is DeviceState.ACTIVE:
             return
         if result.state.usable:
