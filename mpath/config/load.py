@@ -56,9 +56,9 @@ CHAP_KEYS = (
     "target_password",
     "target_password_env",
 )
-_ALIAS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$")
-_WWID = re.compile(r"^[\x21-\x7e]{1,256}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ALIAS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
+_WWID = re.compile(r"[\x21-\x7e]{1,256}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$|\s*\(at end of document\)\s*$")
 MAX_NAME_BYTES = 255
 
@@ -318,7 +318,7 @@ class _Validator:
             if "wwid" not in item:
                 raise self.error(path, f"{where} needs wwid (the LUN's WWID, matched exactly)")
             wwid = self.string(item["wwid"], (*path, "wwid"), "wwid")
-            if not _WWID.match(wwid):
+            if not _WWID.fullmatch(wwid):
                 raise self.error(
                     (*path, "wwid"), "wwid must be 1 to 256 printable characters without spaces"
                 )
@@ -331,7 +331,7 @@ class _Validator:
             alias = None
             if "alias" in item:
                 alias = self.string(item["alias"], (*path, "alias"), "alias")
-                if not _ALIAS.match(alias):
+                if not _ALIAS.fullmatch(alias):
                     raise self.error(
                         (*path, "alias"),
                         f"alias {alias!r}: use 1 to 64 letters, digits and _ . + - "
@@ -407,7 +407,7 @@ class _Validator:
             )
         if env_key in item:
             name = self.string(item[env_key], (*path, env_key), env_key)
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise self.error((*path, env_key), f"{env_key}: {name!r} is not a variable name")
             return SecretSource(None, name, env_key, self.line((*path, env_key)))
         if key in item:

@@ -222,3 +222,15 @@ def test_literal_secret_in_a_readable_file_warns(
     with caplog.at_level(logging.WARNING):
         load_config(file)
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[multipaths]]\nwwid = "3a\\n"\n', "printable characters"),
+        ('[[multipaths]]\nwwid = "3a"\nalias = "db\\n"\n', "alias"),
+        ('[[chap]]\nusername = "u"\npassword_env = "P\\n"\n', "is not a variable name"),
+    ],
+)
+def test_a_trailing_newline_is_not_accepted(text: str, message: str, tmp_path: Path) -> None:
+    assert message in error_of(text, tmp_path).problem
