@@ -405,3 +405,30 @@ def test_failover_to_a_held_path_is_never_delayed_by_the_failback_policy() -> No
             await device.close()
 
     run(body)
+
+
+def test_a_held_session_is_kept_when_the_checker_cannot_judge() -> None:
+    async def body() -> None:
+        transports = fakes()
+        settings = CheckerSettings(
+            checker="nop",
+            timeout=0.05,
+            polling_interval=0.05,
+            max_polling_interval=0.05,
+            damping=DampingSettings(flap_threshold=1, recovery_time=0.4),
+        )
+        device, monitor = await open_device(transports, settings)
+        try:
+            await device.fail(path(device, 1), "test")  # one failure: shaky at once
+            await event(monitor, "fake://p1", EventKind.HELD_SHAKY)
+            watch = monitor.watch(path(device, 1))
+            closes, seen = transports[0].closes, watch.checks
+            await bounded(monitor.wait_until(lambda: watch.checks >= seen + 3))
+            if watch.hold is Hold.SHAKY:
+                assert transports[0].closes == closes  # no re-login at every check
+            await event(monitor, "fake://p1", EventKind.REINSTATED)
+            assert watch.result is not None and watch.result.message.endswith("logged in")
+        finally:
+            await device.close()
+
+    run(body)
