@@ -66,7 +66,8 @@ async def _read_for(
 ) -> Measurement:
     """Read ``device`` for ``seconds`` and describe the path."""
     span = min(READ_SPAN, device.size_bytes)
-    block = max(device.block_size, READ_BLOCK - READ_BLOCK % device.block_size)
+    unit = device.block_size
+    block = max(unit, min(READ_BLOCK, span) // unit * unit)
     depth = max(1, min(depth, span // block))
     spec = BenchSpec(rw="read", block_size=block, queue_depth=depth, seconds=seconds, span=span)
     started = time.time()
