@@ -28,7 +28,7 @@ from mpath.config.blacklist import DeviceRule, PatternRule, RuleSet
 from mpath.config.chap import ChapEntry, ChapTable, Secret, SecretSource, parse_portal
 from mpath.config.errors import ConfigError
 from mpath.config.model import Config, DeviceEntry, MultipathEntry, SettingsBlock
-from mpath.config.schema import SETTINGS, SettingValueError
+from mpath.config.schema import SETTINGS, SettingValueError, type_name
 from mpath.config.source import KeyPath, SourceMap
 
 log = logging.getLogger(__name__)
@@ -144,20 +144,6 @@ def _warn_if_secrets_exposed(file: Path, config: Config) -> None:
         )
 
 
-def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int | float):
-        return "a number"
-    return type(value).__name__
-
-
 class _Validator:
     """Turns a parsed TOML document into a :class:`Config`, or a located ConfigError."""
 
@@ -175,7 +161,7 @@ class _Validator:
 
     def table(self, value: object, path: KeyPath, what: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(path, f"{what} must be a table, not {_type_name(value)}")
+            raise self.error(path, f"{what} must be a table, not {type_name(value)}")
         return value
 
     def array_of_tables(self, value: object, path: KeyPath, what: str) -> list[dict[str, Any]]:
@@ -184,7 +170,7 @@ class _Validator:
                 path, f"{what} must be an array of tables: write [[{path[-1]}]], not [{path[-1]}]"
             )
         if not isinstance(value, list):
-            raise self.error(path, f"{what} must be an array of tables, not {_type_name(value)}")
+            raise self.error(path, f"{what} must be an array of tables, not {type_name(value)}")
         for index, item in enumerate(value):
             if not isinstance(item, dict):
                 raise self.error((*path, index), f"{what} item {index + 1} must be a table")
@@ -197,7 +183,7 @@ class _Validator:
 
     def string(self, value: object, path: KeyPath, what: str) -> str:
         if not isinstance(value, str):
-            raise self.error(path, f"{what} must be a string, not {_type_name(value)}")
+            raise self.error(path, f"{what} must be a string, not {type_name(value)}")
         return value
 
     def regex(self, value: object, path: KeyPath, what: str) -> re.Pattern[str]:

@@ -274,11 +274,11 @@ class Config:
 def _error_at(setting: ResolvedSetting[Any], problem: str) -> ConfigError:
     """A ConfigError located at the file line a resolved setting came from."""
     if setting.location is None:
-        return ConfigError(f"{problem} ({setting.origin})")
+        return ConfigError(problem)
     file, _, line = setting.location.rpartition(":")
     if line.isdigit():
-        return ConfigError(f"{problem} ({setting.origin})", file=file, line=int(line))
-    return ConfigError(f"{problem} ({setting.origin})", file=setting.location)
+        return ConfigError(problem, file=file, line=int(line))
+    return ConfigError(problem, file=setting.location)
 
 
 def check_combination(resolution: Resolution) -> None:
@@ -296,7 +296,8 @@ def check_combination(resolution: Resolution) -> None:
     try:
         create_selector(policy.value, args.value, max_commands=values["max_commands"].value)
     except UsageError as exc:
-        raise _error_at(args if args.value else policy, f"policy_args: {exc}") from None
+        culprit = args if args.value else policy
+        raise _error_at(culprit, f"policy_args ({culprit.origin}): {exc}") from None
     try:
         resolution.device_settings()
     except UsageError as exc:  # DeviceSettings' own checks: keep them authoritative

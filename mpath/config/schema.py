@@ -30,7 +30,8 @@ class SettingValueError(ValueError):
 Converter = Callable[[object], Any]
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
+    """How an error message names a TOML value's type ("an integer", "a table")."""
     return {
         bool: "a boolean",
         int: "an integer",
@@ -43,7 +44,7 @@ def _type_name(value: object) -> str:
 
 def _number(value: object, low: float, high: float, *, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SettingValueError(f"expected a number, got {_type_name(value)}")
+        raise SettingValueError(f"expected a number, got {type_name(value)}")
     number = float(value)
     if not math.isfinite(number):
         raise SettingValueError(f"expected a finite number, got {value!r}")
@@ -56,7 +57,7 @@ def _number(value: object, low: float, high: float, *, low_open: bool = False) -
 
 def _integer(value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingValueError(f"expected an integer, got {_type_name(value)}")
+        raise SettingValueError(f"expected an integer, got {type_name(value)}")
     if not low <= value <= high:
         raise SettingValueError(f"{value!r} is out of range [{low}, {high}]")
     return value
@@ -64,7 +65,7 @@ def _integer(value: object, low: int, high: int) -> int:
 
 def _policy(value: object) -> str:
     if not isinstance(value, str):
-        raise SettingValueError(f"expected a policy name (a string), got {_type_name(value)}")
+        raise SettingValueError(f"expected a policy name (a string), got {type_name(value)}")
     if value not in SELECTOR_NAMES:
         raise SettingValueError(
             f"unknown policy {value!r} (choose from {', '.join(SELECTOR_NAMES)})"
@@ -76,12 +77,12 @@ def _policy_args(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(value.split())
     if not isinstance(value, list):
-        raise SettingValueError(f"expected an array of strings, got {_type_name(value)}")
+        raise SettingValueError(f"expected an array of strings, got {type_name(value)}")
     args: list[str] = []
     for index, item in enumerate(value):
         if isinstance(item, bool) or not isinstance(item, str | int):
             raise SettingValueError(
-                f"item {index + 1}: expected a string or an integer, got {_type_name(item)}"
+                f"item {index + 1}: expected a string or an integer, got {type_name(item)}"
             )
         args.append(str(item))
     return tuple(args)
@@ -124,7 +125,7 @@ def _max_io_bytes(value: object) -> int:
         except UsageError as exc:
             raise SettingValueError(str(exc)) from None
     elif isinstance(value, bool) or not isinstance(value, int):
-        raise SettingValueError(f'expected bytes (an integer or "1M"), got {_type_name(value)}')
+        raise SettingValueError(f'expected bytes (an integer or "1M"), got {type_name(value)}')
     else:
         size = value
     if not 512 <= size <= MAX_IO_BYTES_LIMIT or size % 512:
