@@ -173,7 +173,7 @@ async def url_priority(
         report.mb_per_s, report.latency_ms = probe.mb_per_s, probe.latency_ms
         report.error_ratio = probe.error_ratio
         if record:
-            store.record([probe])
+            store.try_record([probe])
     peers = [
         m
         for key, m in records.items()

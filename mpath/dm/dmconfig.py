@@ -203,7 +203,7 @@ def measure(
         vendor, product = measured.lun.vendor, measured.lun.product
         how.append(f"iSCSI paths read alone for {request.seconds:g} s each")
         if request.record:
-            store.record(measured.measurements)
+            store.try_record(measured.measurements)
     elif urls:
         for target in urls:
             stored = records.get(target.ref.key)

@@ -187,6 +187,16 @@ class MeasurementStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def try_record(self, measurements: Iterable[Measurement]) -> bool:
+        """:meth:`record`, but a store that cannot be written (read-only /var, no
+        permission) only logs a warning: the measurement was still useful now."""
+        try:
+            self.record(measurements)
+        except OSError as exc:
+            log.warning("cannot record measurements in %s: %s", self.file, exc.strerror or exc)
+            return False
+        return True
+
     def record(self, measurements: Iterable[Measurement]) -> None:
         """Merge ``measurements`` into the file (newer records replace older ones)."""
         new = list(measurements)

@@ -135,3 +135,13 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert set(records) == {"sda", "sdb", "sdc", "sdd"}
     assert all(r.measured_at == 19.0 for r in records.values())
     assert not list(tmp_path.glob(".paths.*"))  # no temporary file left behind
+
+
+def test_an_unwritable_store_only_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = MeasurementStore(blocker / "paths.json")  # its folder cannot be created
+    with pytest.raises(OSError):
+        store.record([sample()])
+    assert store.try_record([sample()]) is False
+    assert "cannot record measurements" in caplog.text
