@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # initiator library mpath binds, and iscsi-inq/iscsi-perf as independent witnesses),
 # fio for the NBD benchmarks, and venv support for Debian's own python3.
 DEBIAN_PACKAGES := tgt libiscsi7 libiscsi-bin iproute2 nftables procps util-linux \
-                   fio python3-venv multipath-tools
+                   fio libnbd-bin python3-libnbd python3-venv multipath-tools
 
 .PHONY: setup setup-system setup-python test lint typecheck unit demo bench clean
 
