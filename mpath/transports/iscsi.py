@@ -120,12 +120,17 @@ def _command_done(_ctx: Any, status: int, _task: Any, key: int) -> None:
 
 
 def _session_event(_ctx: Any, status: int, _data: Any, key: int) -> None:
-    """libiscsi finished a connect+login or a logout."""
+    """libiscsi finished a connect+login, a NOP-Out or a logout."""
     entry = _WAITERS.pop(key, None)
     if entry is None:
         return
     transport, future = entry
-    reason = "" if status == li.SCSI_STATUS_GOOD else transport._error_text()
+    if status == li.SCSI_STATUS_GOOD:
+        reason = ""
+    elif status == li.SCSI_STATUS_CANCELLED:
+        reason = transport._cancel_reason()
+    else:
+        reason = transport._error_text()
     if not future.done():
         future.set_result((status, reason))
 
@@ -367,6 +372,34 @@ class IscsiTransport:
         """
         self._teardown("session closed")
 
+    async def nop(self) -> None:
+        """Ping the target: NOP-Out, return when its NOP-In arrives.
+
+        For path checkers: proves the session and the target's iSCSI layer answer,
+        without touching the LU. Raises :class:`PathDisconnectedError` when the session
+        is down or breaks first. Like :meth:`execute` it has no deadline of its own:
+        bound it with ``asyncio.wait_for``.
+        """
+        ctx = self._ctx
+        if ctx is None or not self._connected or self._loop is None:
+            raise PathDisconnectedError(self._url, self._last_reason)
+        key = next(_keys)
+        future: asyncio.Future[tuple[int, str]] = self._loop.create_future()
+        _WAITERS[key] = (self, future)
+        self._waiter_keys.add(key)
+        try:
+            if self._lib.iscsi_nop_out_async(ctx, _session_event_cb, ffi.NULL, 0, key):
+                raise PathDisconnectedError(
+                    self._url, f"cannot send a NOP-Out: {self._error_text()}"
+                )
+            self._service(li.POLLOUT)
+            status, reason = await future
+        finally:
+            _WAITERS.pop(key, None)
+            self._waiter_keys.discard(key)
+        if status != li.SCSI_STATUS_GOOD:
+            raise PathDisconnectedError(self._url, reason or "NOP-Out failed")
+
     async def logout(self, timeout: float = 1.0) -> None:
         """Log out politely if the session is up and idle, then :meth:`close`.
 
@@ -498,13 +531,7 @@ class IscsiTransport:
     def _status_error(self, status: int) -> TransportError:
         """The error for one of libiscsi's own (non-SCSI) outcomes of a command."""
         if status == li.SCSI_STATUS_CANCELLED:
-            if self._teardown_reason is not None:
-                return PathDisconnectedError(self._url, self._teardown_reason)
-            # Not asked for: with auto-reconnect off, this is libiscsi telling us the
-            # connection broke. _service() tears the session down when it returns.
-            if self._lost_reason is None:
-                self._lost_reason = self._loss_reason()
-            return PathDisconnectedError(self._url, self._lost_reason)
+            return PathDisconnectedError(self._url, self._cancel_reason())
         if status == li.SCSI_STATUS_TIMEOUT:
             return CommandTimeoutError(self._url, "libiscsi timed the command out")
         if status == li.SCSI_STATUS_ERROR:
@@ -556,7 +583,7 @@ class IscsiTransport:
         self._service(0)
 
     def _unwatch(self) -> None:
-        if self._fd >= 0 and self._loop is not None:
+        if self._fd >= 0 and self._loop is not None and not self._loop.is_closed():
             if self._events & li.POLLIN:
                 self._loop.remove_reader(self._fd)
             if self._events & li.POLLOUT:
@@ -680,6 +707,19 @@ class IscsiTransport:
             self._lost_reason = None
         if reason not in ("session closed", "session logged out"):
             log.info("%s: session ended: %s", self._url, reason)
+
+    def _cancel_reason(self) -> str:
+        """Why libiscsi cancelled a command or request.
+
+        Either we are tearing the session down, or (not asked for: with auto-reconnect
+        off) libiscsi is telling us the connection broke; then the reason is recorded
+        once and _service() tears the session down as soon as libiscsi returns.
+        """
+        if self._teardown_reason is not None:
+            return self._teardown_reason
+        if self._lost_reason is None:
+            self._lost_reason = self._loss_reason()
+        return self._lost_reason
 
     def _loss_reason(self) -> str:
         """Why the connection broke, in one line.

@@ -182,7 +182,6 @@ int iscsi_set_session_type(struct iscsi_context *iscsi, enum iscsi_session_type 
 int iscsi_set_header_digest(struct iscsi_context *iscsi, enum iscsi_header_digest header_digest);
 void iscsi_set_noautoreconnect(struct iscsi_context *iscsi, int state);
 int iscsi_set_timeout(struct iscsi_context *iscsi, int timeout);
-void iscsi_set_tcp_user_timeout(struct iscsi_context *iscsi, int timeout_ms);
 const char *iscsi_get_error(struct iscsi_context *iscsi);
 int iscsi_is_logged_in(struct iscsi_context *iscsi);
 
@@ -194,12 +193,12 @@ int iscsi_full_connect_async(struct iscsi_context *iscsi, const char *portal, in
 int iscsi_logout_async(struct iscsi_context *iscsi, iscsi_command_cb cb,
                        uintptr_t private_data);
 int iscsi_disconnect(struct iscsi_context *iscsi);
+int iscsi_nop_out_async(struct iscsi_context *iscsi, iscsi_command_cb cb, unsigned char *data,
+                        int len, uintptr_t private_data);
 
 int iscsi_get_fd(struct iscsi_context *iscsi);
 int iscsi_which_events(struct iscsi_context *iscsi);
 int iscsi_service(struct iscsi_context *iscsi, int revents);
-int iscsi_queue_length(struct iscsi_context *iscsi);
-int iscsi_out_queue_length(struct iscsi_context *iscsi);
 
 int iscsi_scsi_command_async(struct iscsi_context *iscsi, int lun, struct scsi_task *task,
                              iscsi_command_cb cb, struct iscsi_data *data,

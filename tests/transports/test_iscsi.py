@@ -408,3 +408,24 @@ def test_one_byte_read_leaves_shared_bytes_objects_alone(rig2: Rig) -> None:
             assert bytes([0]) == b"\x00"
 
     run(scenario())
+
+
+def test_nop_pings_the_target_and_fails_with_the_session(rig2: Rig) -> None:
+    async def scenario() -> None:
+        t = IscsiTransport(rig2.urls[0])
+        await asyncio.wait_for(t.connect(), 10)
+        try:
+            await asyncio.wait_for(t.nop(), 5)
+            with fault(rig2, 1, "drop"):
+                ping = asyncio.create_task(t.nop())
+                done, _ = await asyncio.wait([ping], timeout=1.0)  # the caller's deadline
+                assert not done, "a black-holed path answered a NOP-Out"
+                await asyncio.wait_for(t.close(), 1.0)
+                with pytest.raises(PathDisconnectedError, match="session closed"):
+                    await asyncio.wait_for(ping, 1.0)
+            with pytest.raises(PathDisconnectedError):
+                await t.nop()
+        finally:
+            await t.close()
+
+    run(scenario())
