@@ -128,6 +128,23 @@ class RigManager:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    @contextlib.contextmanager
+    def _rig_locked(self, name: str) -> Iterator[None]:
+        """Serialise changes to one rig (faults, teardown) without blocking other rigs.
+
+        The lock is an flock on the rig's state folder; a missing folder means there
+        is no such rig.
+        """
+        try:
+            fd = os.open(self.root / name, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise RigNotFoundError(name) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def _save(self, rig: Rig) -> None:
         path = self._state_file(rig.name)
         tmp = path.with_suffix(".tmp")
@@ -179,19 +196,23 @@ class RigManager:
                     f"rig {name!r} already exists (remove it with 'mpath rig down --name {name}')"
                 )
             rig = self._reserve(name, paths, size, rates, backend)
-        try:
-            self._build(rig)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._teardown(rig)
-            raise
+        with self._rig_locked(name):
+            try:
+                self._build(rig)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._teardown(rig)
+                raise
         return rig
 
     def _reserve(
         self, name: str, paths: int, size: int, rates: list[Rate | None], backend: str
     ) -> Rig:
         """Pick slot, subnets and identity; write the state file. Caller holds the lock."""
-        others = [self.load(n) for n in self.names()]
+        others = []
+        for other in self.names():
+            with contextlib.suppress(RigNotFoundError):  # being removed right now
+                others.append(self.load(other))
         used_ports = {r.control_port for r in others}
         slot = next(s for s in range(1, 10_000) if CONTROL_PORT_BASE + s not in used_ports)
         used_subnets = {p.subnet for r in others for p in r.paths} | network.host_subnets_in_use()
@@ -282,7 +303,8 @@ class RigManager:
         if (action == "rate") != (rate is not None):
             raise RigUsageError("'rate' takes a RATE (e.g. 'rate 100mbit'); other faults take none")
         require_root()
-        with self._locked():
+        validate_name(name)
+        with self._rig_locked(name):
             rig = self.load(name)
             path = rig.path(index)
             ns = rig.namespace
@@ -311,13 +333,16 @@ class RigManager:
         """Remove rig ``name``; False if there was nothing to remove."""
         validate_name(name)
         require_root()
-        with self._locked():
-            try:
-                rig = self.load(name)
-            except RigNotFoundError:
-                return False
-            self._teardown(rig)
-            return True
+        try:
+            with self._rig_locked(name):
+                try:
+                    rig = self.load(name)
+                except RigNotFoundError:
+                    return False
+                self._teardown(rig)
+                return True
+        except RigNotFoundError:
+            return False
 
     def _teardown(self, rig: Rig) -> None:
         errors: list[str] = []
