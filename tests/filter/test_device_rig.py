@@ -1,0 +1,146 @@
+"""The filter layer over real iSCSI paths: failover with no data lost (real rig)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mpath.errors import IdentityMismatchError, NoPathError
+from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.rig import Rig, RigManager
+from mpath.workload import pattern
+from mpath.workload.bench import BenchRun, BenchSpec, FaultStep
+from tests.conftest import RigFactory, unique_rig_name
+
+pytestmark = pytest.mark.rig
+
+SPAN = 32 * 1024**2
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[Rig]:
+    manager = RigManager()
+    name = unique_rig_name("flt")
+    try:
+        yield manager.up(name=name, paths=2, size=64 * 1024**2)
+    finally:
+        manager.down(name)
+
+
+async def _apply(rig: Rig, step: FaultStep) -> None:
+    await asyncio.to_thread(RigManager().fault, rig.name, step.index, step.action, None)
+
+
+async def _write_verify_with_fault(rig: Rig, cut: str, restore: str) -> dict[str, object]:
+    device = await MultipathDevice.open(rig.urls, DeviceSettings(policy="round-robin"))
+    try:
+        spec = BenchSpec(
+            rw="randwrite",
+            block_size=64 * 1024,
+            queue_depth=16,
+            seconds=5,
+            span=SPAN,
+            verify=True,
+            faults=(FaultStep(1.5, 1, cut), FaultStep(3.0, 1, restore)),
+            seed=7,
+        )
+        run = BenchRun(device, spec)
+        result = (await run.run(apply_fault=lambda step: _apply(rig, step))).describe()
+        # What the device reads now must be what sits in the backing file, byte for byte.
+        through_mpath = await device.read(0, SPAN)
+        result["generations"] = list(run.generations)
+        result["run_id"] = run.run_id
+        result["through_mpath"] = through_mpath
+        return result
+    finally:
+        await device.close()
+
+
+@pytest.mark.parametrize(("cut", "restore"), [("down", "up"), ("drop", "clear")])
+def test_write_verify_survives_a_path_cut_with_nothing_lost(
+    rig: Rig, cut: str, restore: str
+) -> None:
+    result = asyncio.run(_write_verify_with_fault(rig, cut, restore))
+    assert result["errors"] == 0, result["first_error"]
+    assert result["verify_mismatches"] == 0, result["mismatch_examples"]
+    assert int(str(result["failovers"])) >= 1, f"the cut path was never failed: {result['paths']}"
+    latency = result["latency_ms"]
+    assert isinstance(latency, dict)
+    assert latency["max"] < 1000, f"failover stall {latency['max']} ms"
+    with open(rig.lun.backing_file, "rb") as backing:
+        on_disk = backing.read(SPAN)
+    assert on_disk == result["through_mpath"]
+    # Every chunk in the file holds the newest generation written through mpath.
+    generations = result["generations"]
+    assert isinstance(generations, list)
+    sectors = 64 * 1024 // pattern.SECTOR
+    chunk_bytes = 64 * 1024
+    for chunk, generation in enumerate(generations):
+        if generation:
+            data = on_disk[chunk * chunk_bytes : (chunk + 1) * chunk_bytes]
+            assert not pattern.check(data, chunk * sectors, generation, int(str(result["run_id"])))
+
+
+async def _all_paths_down(rig: Rig, restore_after: float | None) -> tuple[float, Exception | None]:
+    settings = DeviceSettings(policy="round-robin", no_path_retry=2.0, reconnect_interval=0.2)
+    device = await MultipathDevice.open(rig.urls, settings)
+    manager = RigManager()
+    try:
+        await device.write(0, b"\1" * 4096)
+        for index in (1, 2):
+            await asyncio.to_thread(manager.fault, rig.name, index, "down")
+        restore: asyncio.Future[None] | None = None
+        if restore_after is not None:
+
+            async def bring_back() -> None:
+                await asyncio.sleep(restore_after)  # the path returns at a chosen time
+                await asyncio.to_thread(manager.fault, rig.name, 2, "up")
+
+            restore = asyncio.ensure_future(bring_back())
+        started = time.monotonic()
+        error: Exception | None = None
+        try:
+            await asyncio.wait_for(device.write(0, b"\2" * 4096), 30)
+        except NoPathError as exc:
+            error = exc
+        elapsed = time.monotonic() - started
+        if restore is not None:
+            await restore
+        return elapsed, error
+    finally:
+        for index in (1, 2):
+            await asyncio.to_thread(manager.fault, rig.name, index, "up")
+        await device.close()
+
+
+def test_all_paths_down_fails_after_no_path_retry(rig: Rig) -> None:
+    elapsed, error = asyncio.run(_all_paths_down(rig, None))
+    assert isinstance(error, NoPathError), error
+    assert "no_path_retry=2" in str(error)
+    # The stall is noticed within the I/O timeout, then the 2 s window runs.
+    assert 2.0 <= elapsed < 4.0, elapsed
+
+
+def test_all_paths_down_completes_when_a_path_returns_in_time(rig: Rig) -> None:
+    elapsed, error = asyncio.run(_all_paths_down(rig, 1.0))
+    assert error is None
+    assert elapsed < 4.0
+    with open(rig.lun.backing_file, "rb") as backing:
+        assert backing.read(4096) == b"\2" * 4096
+
+
+def test_paths_to_different_luns_are_refused_and_nothing_is_written(make_rig: RigFactory) -> None:
+    one, other = make_rig(paths=1, size=8 * 1024**2), make_rig(paths=1, size=8 * 1024**2)
+
+    async def body() -> None:
+        await MultipathDevice.open([one.urls[0], other.urls[0]])
+
+    with pytest.raises(IdentityMismatchError) as caught:
+        asyncio.run(body())
+    assert one.lun.wwid in str(caught.value) and other.lun.wwid in str(caught.value)
+    for built in (one, other):
+        with open(built.lun.backing_file, "rb") as backing:
+            assert backing.read() == bytes(8 * 1024**2)
