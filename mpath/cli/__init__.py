@@ -7,6 +7,8 @@ on stderr and the exit code the contract gives (1 failed, 2 bad input).
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from mpath import __version__
@@ -17,7 +19,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 @click.group(cls=MpathGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="mpath")
-def main() -> None:
+@click.option(
+    "-v", "--verbose", count=True, help="More log detail on stderr (-v: info, -vv: debug)."
+)
+def main(verbose: int) -> None:
     """mpath: multipath I/O over several paths to one SCSI/iSCSI LUN.
 
     \b
@@ -26,6 +31,8 @@ def main() -> None:
       mpath rig fault 1 down             cut path 1 of the rig
       mpath rig down                     remove the rig
     """
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="mpath: %(message)s")
 
 
 def _register() -> None:
@@ -40,6 +47,18 @@ def _register() -> None:
     from mpath.cli.check import check
 
     main.add_command(check)
+    from mpath.cli.config import config
+
+    main.add_command(config)
+    from mpath.cli.prio import prio
+
+    main.add_command(prio)
+    from mpath.cli.dm_config import dm_config
+
+    main.add_command(dm_config)
+    from mpath.cli.serve import serve
+
+    main.add_command(serve)
 
 
 _register()
