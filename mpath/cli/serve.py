@@ -142,10 +142,17 @@ async def _serve(
     signals = (signal.SIGINT, signal.SIGTERM)
     received: list[str] = []
 
+    server: NbdServer | None = None
+
     def on_signal(signum: signal.Signals) -> None:
         received.append(signum.name)
-        if len(received) > 1:
-            click.echo(f"mpath serve: {signum.name} again; stopping now", err=True)
+        if len(received) > 1 and server is not None:
+            click.echo(
+                f"mpath serve: {signum.name} again: abandoning requests in flight "
+                "(unacknowledged), then flush and close",
+                err=True,
+            )
+            server.abort()
         stop.set()
 
     for signum in signals:
@@ -166,7 +173,8 @@ async def _serve(
                 await stop.wait()
                 click.echo(
                     f"mpath serve: {received[0]}: stopping (no new clients; requests in "
-                    f"flight finish within {settings.shutdown_timeout:g} s; then flush)",
+                    f"flight finish within {settings.shutdown_timeout:g} s, or signal again "
+                    "to abandon them; then flush)",
                     err=True,
                 )
             finally:

@@ -831,6 +831,7 @@ class NbdServer:
             raise UsageError("max_request_bytes must be a multiple of the block size")
         self.budget = ByteBudget(self.settings.max_inflight_bytes)
         self.shutting_down = False
+        self._abort = asyncio.Event()
         self.address: ListenAddress | None = None
         self.port: int | None = None
         self._server: asyncio.Server | None = None
@@ -959,14 +960,26 @@ class NbdServer:
         pending = [t for c in self._connections for t in c.tasks]
         if pending:
             log.info("waiting for %d request(s) in flight", len(pending))
-            _done, unfinished = await asyncio.wait(pending, timeout=self.settings.shutdown_timeout)
+            finished = asyncio.ensure_future(asyncio.wait(pending))
+            aborted = asyncio.ensure_future(self._abort.wait())
+            await asyncio.wait(
+                (finished, aborted),
+                timeout=self.settings.shutdown_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for helper in (finished, aborted):
+                helper.cancel()
+            await asyncio.gather(finished, aborted, return_exceptions=True)
+            unfinished = [task for task in pending if not task.done()]
             if unfinished:
                 clean = False
                 self.stats.abandoned += len(unfinished)
                 log.warning(
-                    "abandoning %d request(s) still unfinished after %g s (not acknowledged)",
+                    "abandoning %d request(s) still unfinished %s (not acknowledged)",
                     len(unfinished),
-                    self.settings.shutdown_timeout,
+                    "on request"
+                    if self._abort.is_set()
+                    else f"after {self.settings.shutdown_timeout:g} s",
                 )
                 for connection in self._connections:
                     connection.disconnected = True  # no reply for what did not finish
@@ -975,7 +988,7 @@ class NbdServer:
                 await asyncio.gather(*unfinished, return_exceptions=True)
         if self.io.dirty and not self.settings.read_only:
             try:
-                await asyncio.wait_for(self.io.flush(), self.settings.shutdown_timeout or None)
+                await asyncio.wait_for(self.io.flush(), max(self.settings.shutdown_timeout, 10.0))
             except (MpathError, TimeoutError) as exc:
                 clean = False
                 log.warning("final flush failed: %s", exc)
@@ -992,6 +1005,11 @@ class NbdServer:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         self._closed.set()
         return clean
+
+    def abort(self) -> None:
+        """Stop waiting for requests in flight (a second Ctrl-C): :meth:`shutdown`
+        abandons them unacknowledged and goes on to flush and close."""
+        self._abort.set()
 
     def _remove_socket(self) -> None:
         """Remove our Unix socket file (only if it is still the one we created)."""

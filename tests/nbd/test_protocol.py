@@ -521,6 +521,28 @@ def test_shutdown_abandons_stuck_requests_unacknowledged_after_the_timeout(sock:
     run(body)
 
 
+def test_abort_stops_waiting_for_requests_in_flight_but_still_flushes(sock: str) -> None:
+    async def body() -> None:
+        settings = ServeSettings(shutdown_timeout=60)
+        async with fake_server(sock, settings) as (server, device, lun):
+            device.hold[4096] = asyncio.Event()  # a write that will not finish by itself
+            client = await RawClient.connect(sock)
+            await client.connect_export()
+            await client.call(nbd.CMD_WRITE, 0, 512, data=b"d" * 512)  # acknowledged
+            client.request(nbd.CMD_WRITE, 2, 4096, 512, data=b"x" * 512)
+            await device.wait_for_calls(2)
+            stopping = asyncio.ensure_future(server.shutdown())
+            await until(lambda: server.shutting_down)
+            server.abort()
+            assert await bounded(stopping) is False  # well before the 60 s timeout
+            assert server.stats.abandoned == 1
+            assert device.calls[-1][0] == "flush"  # the acknowledged write is flushed
+            assert lun.data[0:512] == b"d" * 512
+            assert await client.closed()  # and the abandoned write got no reply
+
+    run(body)
+
+
 def test_no_connections_after_shutdown(sock: str) -> None:
     async def body() -> None:
         async with fake_server(sock) as (server, _device, _lun):
