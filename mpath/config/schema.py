@@ -155,8 +155,13 @@ class SettingSpec:
         return _FIELD_DEFAULTS[self.name]
 
 
+#: DeviceSettings fields that are per path, not per device, so not file settings.
+PER_PATH_FIELDS = frozenset({"priorities"})
+
 _FIELD_DEFAULTS: dict[str, Any] = {
-    field.name: field.default for field in dataclasses.fields(DeviceSettings)
+    field.name: field.default
+    for field in dataclasses.fields(DeviceSettings)
+    if field.name not in PER_PATH_FIELDS
 }
 
 SETTINGS: dict[str, SettingSpec] = {

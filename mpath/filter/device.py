@@ -28,6 +28,7 @@ from mpath.scsi import cdb
 from mpath.scsi.classify import Disposition, classify
 from mpath.selectors import create_selector
 from mpath.selectors.base import PathSelector
+from mpath.selectors.groups import PriorityGroups
 from mpath.transports.base import ScsiResult, ScsiStatus, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,13 @@ class MultipathDevice:
         self.stats = DeviceStats()
         self.lun: LunInfo | None = None
         self.max_commands = self.settings.max_commands or DEFAULT_MAX_COMMANDS
-        self._selector: PathSelector[Path] = create_selector(
-            self.settings.policy,
-            self.settings.policy_args,
-            clock=clock,
-            max_commands=self.max_commands,
-        )
+        priorities = self.settings.priorities
+        if priorities is not None:
+            if len(priorities) != len(self._paths):
+                raise UsageError(f"{len(priorities)} priorities given for {len(self._paths)} paths")
+            for path, priority in zip(self._paths, priorities, strict=True):
+                path.priority = priority
+        self._selector: PathSelector[Path] = self._new_selector()
         self._cap = asyncio.Semaphore(self.max_commands)
         self._paths_changed = asyncio.Event()
         self._completed = asyncio.Event()
@@ -158,7 +160,10 @@ class MultipathDevice:
         self.lun = first
         self._apply_lun_limits(first)
         for path in self._paths:
-            self._selector.add_path(path)
+            if isinstance(self._selector, PriorityGroups):
+                self._selector.add_path(path, priority=path.priority)
+            else:
+                self._selector.add_path(path)
         for path, reason in failures.items():
             self._mark_failed(path, reason)
             await path.transport.close()
@@ -173,16 +178,27 @@ class MultipathDevice:
             if known:
                 self.max_commands = min(known)
                 self._cap = asyncio.Semaphore(self.max_commands)
-                self._selector = create_selector(
-                    self.settings.policy,
-                    self.settings.policy_args,
-                    clock=self._clock,
-                    max_commands=self.max_commands,
-                )
+                self._selector = self._new_selector()
         limit = self.settings.max_io_bytes
         if info.max_transfer_bytes:
             limit = min(limit, info.max_transfer_bytes)
         self.max_io_bytes = max(info.block_size, limit - limit % info.block_size)
+
+    def _new_selector(self) -> PathSelector[Path]:
+        """The policy's selector, or one per priority group when paths have priorities."""
+        if self.settings.priorities is not None:
+            return PriorityGroups(
+                self.settings.policy_args,
+                policy=self.settings.policy,
+                clock=self._clock,
+                max_commands=self.max_commands,
+            )
+        return create_selector(
+            self.settings.policy,
+            self.settings.policy_args,
+            clock=self._clock,
+            max_commands=self.max_commands,
+        )
 
     # -- the public API --------------------------------------------------------------------
 
@@ -200,8 +216,13 @@ class MultipathDevice:
         return [{**p.describe(), "share": self._selector.share(p)} for p in self._paths]
 
     @property
+    def monitor(self) -> PathMonitor:
+        """Who watches this device's paths (checker state for ``mpath show``)."""
+        return self._monitor
+
+    @property
     def policy(self) -> str:
-        return self._selector.name
+        return self.settings.policy
 
     def selector_status(self) -> dict[str, Any]:
         return self._selector.status()

@@ -32,6 +32,7 @@ class Path:
 
     index: int
     transport: Transport
+    priority: int = 0
     state: PathState = PathState.ACTIVE
     in_flight: int = 0
     progress: float = 0.0
@@ -65,6 +66,7 @@ class Path:
         return {
             "url": self.url,
             "state": self.state.value,
+            "priority": self.priority,
             "in_flight": self.in_flight,
             "ios": self.ios,
             "bytes": self.bytes,

@@ -42,6 +42,9 @@ class DeviceSettings:
     * ``reconnect_interval``: how often a failed path's session is tried again.
     * ``max_io_bytes``: largest command sent; bigger requests are split (the LUN's
       Block Limits page lowers it when it sets a maximum transfer length).
+    * ``priorities``: one priority per path, in path order, to group paths: I/O goes
+      to the highest-priority group that has a usable path (the others stand by), and
+      the policy balances within it. None: one group of all paths.
     """
 
     policy: str = "share"
@@ -54,6 +57,7 @@ class DeviceSettings:
     same_path_retries: int = 5
     reconnect_interval: float = 0.5
     max_io_bytes: int = DEFAULT_MAX_IO_BYTES
+    priorities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.max_commands is not None and self.max_commands < 1:

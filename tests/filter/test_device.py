@@ -323,3 +323,25 @@ def test_alua_transition_goes_to_another_path_without_failing_this_one() -> None
             assert device.stats.failovers == 0
 
     run(body)
+
+
+def test_priority_groups_use_the_highest_group_with_a_usable_path() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        low, high = paths(lun)
+        settings = DeviceSettings(policy="round-robin", priorities=(1, 50), reconnect_interval=10)
+        async with await MultipathDevice.open([low, high], settings) as device:
+            for i in range(4):
+                await device.write(i * BLOCK, b"g" * BLOCK)
+            assert [p["priority"] for p in device.paths] == [1, 50]
+            assert [p["ios"] for p in device.paths] == [0, 4]
+            high.disconnect()
+            await device.write(0, b"h" * BLOCK)
+            assert device.paths[0]["ios"] == 1  # the standby group took over
+
+    run(body)
+
+
+def test_priorities_must_match_the_paths() -> None:
+    with pytest.raises(UsageError, match="3 priorities given for 2 paths"):
+        MultipathDevice(paths(FakeLun()), DeviceSettings(priorities=(1, 2, 3)))
