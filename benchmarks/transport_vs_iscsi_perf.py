@@ -39,6 +39,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +262,27 @@ def table(comparisons: list[Comparison]) -> str:
     return "\n".join(lines)
 
 
-def section(comparisons: list[Comparison], seconds: float, rounds: int, size: int) -> str:
+def section(
+    comparisons: list[Comparison], seconds: float, rounds: int, size: int, load: float
+) -> str:
+    intro = (
+        f"One rig path (tgt, no rate limit, {size >> 20} MiB LUN read once into the page "
+        "cache), 32 READ(16) in flight, every completion replaced at once. "
+        f"{rounds} alternating rounds of {seconds:g} s per client after a 1 s warm-up, "
+        f"measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine that "
+        f"tgtd shares with the client (load average {load:.1f} when it started"
+        f"{': other work was running too' if load >= 0.5 else ''}). "
+        "The ratio is mpath's mean over iscsi-perf's mean; the rounds show the spread."
+    )
+    notes = [
+        "* Client CPU is user + system time per command: iscsi-perf's whole process "
+        "(login and warm-up included), and mpath's benchmark process during the "
+        "measured window (the 32 asyncio tasks issuing the reads included).",
+        "* tgtd needs far more CPU per command than either client, so on two cores it "
+        "sets the pace, and what a client spends is taken from it. mpath also returns "
+        "every read's data as `bytes`, which iscsi-perf (one shared buffer) does not.",
+        "* Where mpath's time goes, and what made it fast: docs/transports.md, Performance.",
+    ]
     return "\n".join(
         [
             BEGIN,
@@ -269,15 +290,11 @@ def section(comparisons: list[Comparison], seconds: float, rounds: int, size: in
             "",
             f"    {COMMAND} --seconds {seconds:g} --rounds {rounds}",
             "",
-            f"One rig path (tgt, unlimited rate, {size >> 20} MiB LUN read once into the page "
-            "cache), 32 READ(16) in flight, every completion replaced at once. "
-            f"{rounds} alternating rounds of {seconds:g} s per client after a 1 s warm-up, "
-            f"measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine that "
-            "tgtd shares with the client. The ratio is mpath's mean over iscsi-perf's mean.",
+            textwrap.fill(intro, 88),
             "",
             table(comparisons),
             "",
-            "How to read it: see docs/transports.md (Performance) for where the time goes.",
+            *(textwrap.fill(n, 88, subsequent_indent="  ") for n in notes),
             END,
         ]
     )
@@ -306,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         print("needs root: the benchmark builds a rig", file=sys.stderr)
         return 2
     size = args.size * 1024 * 1024
+    load = os.getloadavg()[0]
     comparisons, _ = measure(args.seconds, args.rounds, size)
-    text = section(comparisons, args.seconds, args.rounds, size)
+    text = section(comparisons, args.seconds, args.rounds, size, load)
     print(text)
     if not args.no_docs:
         write_docs(text)

@@ -247,6 +247,8 @@ class IscsiTransport:
         self._max_commands: int | None = None
         #: Why libiscsi cancelled our commands without being asked (connection lost).
         self._lost_reason: str | None = None
+        #: The expected end of the connection (a logout), if one was asked for.
+        self._ending: str | None = None
         #: Why the session is being torn down (set while iscsi_destroy_context runs).
         self._teardown_reason: str | None = None
         self._last_reason = "not connected"
@@ -415,6 +417,10 @@ class IscsiTransport:
             self._waiter_keys.add(key)
             try:
                 if self._lib.iscsi_logout_async(ctx, _session_event_cb, key) == 0:
+                    # No new commands; and the target closing the connection after its
+                    # answer is the expected end, not a lost connection.
+                    self._connected = False
+                    self._last_reason = self._ending = "session logged out"
                     self._service(li.POLLOUT)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(future, timeout)
@@ -546,7 +552,7 @@ class IscsiTransport:
         if ctx is None:
             return
         if self._lib.iscsi_service(ctx, revents) < 0 or self._lost_reason is not None:
-            self._teardown(self._lost_reason or self._loss_reason())
+            self._teardown(self._lost_reason or self._ending or self._loss_reason())
             return
         events = self._lib.iscsi_which_events(ctx)
         if events != self._events:
@@ -611,6 +617,7 @@ class IscsiTransport:
         self._data_out = ffi.new("struct iscsi_data *")
         self._lost_reason = None
         self._teardown_reason = None
+        self._ending = None
         self._events = 0
         self._fd = -1
 

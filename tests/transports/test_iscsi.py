@@ -268,6 +268,8 @@ def test_logout_ends_the_session_politely(rig2: Rig) -> None:
         await asyncio.wait_for(t.connect(), 10)
         await asyncio.wait_for(t.logout(timeout=2.0), 5)
         assert not t.connected
+        with pytest.raises(PathDisconnectedError, match="session logged out"):
+            await t.execute(cdbs.tur())
         await asyncio.wait_for(t.connect(), 10)
         await t.close()
 
