@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
 import socket
 import struct
 import sys
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -75,31 +73,14 @@ _ASC_LOGICAL_UNIT_NOT_SUPPORTED = 0x25
 ffi = li.ffi
 
 
-def _bytes_allocator() -> Callable[[int], bytes] | None:
-    """CPython's ``PyBytes_FromStringAndSize(NULL, n)``: a new bytes object, not zeroed.
-
-    Only on CPython, where cffi's from_buffer() points into the object itself (so
-    libiscsi can receive straight into it). None elsewhere.
-    """
-    if sys.implementation.name != "cpython":
-        return None
-    function = ctypes.pythonapi.PyBytes_FromStringAndSize
-    function.restype = ctypes.py_object
-    function.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-
-    def allocate(size: int) -> bytes:
-        data: bytes = function(None, size)
-        return data
-
-    return allocate
-
-
-_new_bytes = _bytes_allocator()
+#: Whether reads may be received straight into the ``bytes`` object they return: only
+#: on CPython, where cffi's from_buffer() points into the object itself.
+_ZERO_COPY = sys.implementation.name == "cpython"
 
 _keys = itertools.count(1)
 #: Outstanding commands of every transport in this process, by private_data key.
 _COMMANDS: dict[int, _Command] = {}
-#: connect/logout waiters, by private_data key.
+#: connect/NOP/logout waiters, by private_data key.
 _WAITERS: dict[int, tuple[IscsiTransport, asyncio.Future[tuple[int, str]]]] = {}
 
 
@@ -171,16 +152,18 @@ class _Command:
 def _new_data_in_buffer(size: int) -> bytes | bytearray:
     """The object one read's data-in is received into, and (usually) returned as.
 
-    On CPython this is a brand-new, uninitialised ``bytes`` object that libiscsi fills
-    in place, exactly as C code fills the result of ``PyBytes_FromStringAndSize(NULL,
-    n)`` before anyone else can see it. A read then costs no copy, no zeroing, and,
-    more importantly, no short-lived large allocation per completion: a 256 KiB buffer
-    copied out at completion and freed soon after makes glibc grow and trim the heap
-    for every command (~60 page faults each), which cost more than the copy itself
-    (docs/transports.md, Performance). Elsewhere, a ``bytearray`` copied at completion.
+    On CPython this is a brand-new ``bytes`` object that libiscsi fills in place, as C
+    code fills a fresh ``PyBytes_FromStringAndSize(NULL, n)`` before anyone else can
+    see it (``bytes(n)`` for n >= 2 is always a new, unshared, unhashed object). A read
+    then costs no copy and, more importantly, no short-lived large allocation per
+    completion: a 256 KiB buffer copied out at completion and freed soon after makes
+    glibc grow and trim the heap for nearly every command (~55 page faults each), which
+    cost more than the copy itself (docs/transports.md, Performance). It is zero-filled
+    on purpose: a target that sent less than it claimed would otherwise hand the caller
+    stale memory of this process. Elsewhere: a ``bytearray``, copied at completion.
     """
-    if _new_bytes is not None and size >= 2:
-        return _new_bytes(size)
+    if _ZERO_COPY and size >= 2:
+        return bytes(size)
     return bytearray(size)
 
 
@@ -448,7 +431,12 @@ class IscsiTransport:
         if data_out is not None and len(data_out):
             if data_in_length:
                 raise UsageError("bidirectional commands (data-out and data-in) not supported")
-            keep_alive = ffi.from_buffer("unsigned char[]", data_out)
+            try:
+                keep_alive = ffi.from_buffer("unsigned char[]", data_out)
+            except (TypeError, ValueError, BufferError) as exc:
+                raise UsageError(
+                    f"data_out must be a contiguous bytes-like object: {exc}"
+                ) from None
             data = self._data_out
             data.size = len(keep_alive)
             data.data = keep_alive

@@ -186,6 +186,8 @@ def test_commands_are_checked_before_they_reach_libiscsi(rig2: Rig) -> None:
                 await t.execute(bytes(17))
             with pytest.raises(UsageError, match="1 to 16 bytes"):
                 await t.execute(b"")
+            with pytest.raises(UsageError, match="contiguous"):
+                await t.execute(cdbs.write16(0, 1), data_out=memoryview(bytes(2 * BLOCK))[::2])
             with pytest.raises(UsageError, match="bidirectional"):
                 await t.execute(cdbs.write16(0, 1), data_out=bytes(BLOCK), data_in_length=BLOCK)
             assert t.outstanding == 0
