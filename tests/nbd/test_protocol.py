@@ -543,6 +543,22 @@ def test_abort_stops_waiting_for_requests_in_flight_but_still_flushes(sock: str)
     run(body)
 
 
+def test_connections_beyond_the_limit_are_closed_and_the_socket_is_owner_only(sock: str) -> None:
+    async def body() -> None:
+        async with fake_server(sock, ServeSettings(max_connections=1)) as (server, _d, _l):
+            assert os.stat(sock).st_mode & 0o777 == 0o600
+            first = await RawClient.connect(sock)
+            await first.connect_export()
+            second = await RawClient.connect(sock)
+            assert await second.closed()
+            assert server.stats.refused_connections == 1
+            assert await first.call(nbd.CMD_READ, 0, 4) == bytes(4)
+            await first.close()
+            await second.close()
+
+    run(body)
+
+
 def test_no_connections_after_shutdown(sock: str) -> None:
     async def body() -> None:
         async with fake_server(sock) as (server, _device, _lun):
