@@ -300,8 +300,8 @@ def _findings(
         f"  {failovers['export1']} (1-path export); during the limited runs:",
         f"  {limited_failovers['export2']} and {limited_failovers['export1']}. With every core",
         "  saturated, a path that completes nothing for the stall watchdog's 0.3 s minimum",
-        "  (docs/filter.md) is failed and its commands reissued although it was only starved",
-        "  of CPU; fio saw no error either way.",
+        "  (docs/filter.md) is failed and its commands reissued, although no fault was",
+        "  injected (most likely it was only starved of CPU); fio saw no error either way.",
     ]
 
 
