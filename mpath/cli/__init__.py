@@ -59,6 +59,9 @@ def _register() -> None:
     from mpath.cli.serve import serve
 
     main.add_command(serve)
+    from mpath.cli.show import show
+
+    main.add_command(show)
 
 
 _register()

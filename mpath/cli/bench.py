@@ -8,9 +8,9 @@ import sys
 import click
 
 from mpath.cli.common import emit_json, json_option
-from mpath.cli.paths import open_settings_options, resolve_paths, settings_from_options
+from mpath.cli.config import config_file_option
+from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
 from mpath.errors import UsageError
-from mpath.filter.device import MultipathDevice
 from mpath.rig.manager import DEFAULT_NAME, RigManager
 from mpath.units import parse_rate, parse_size
 from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
@@ -51,6 +51,7 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
     "--progress/--no-progress", default=None, help="Live progress on stderr (default: on a tty)."
 )
 @open_settings_options
+@config_file_option
 @json_option
 def bench(
     paths: tuple[str, ...],
@@ -65,13 +66,15 @@ def bench(
     seed: int | None,
     trace_interval: float | None,
     progress: bool | None,
+    config_file: str | None,
     as_json: bool,
     **settings_options: object,
 ) -> None:
     """Drive I/O through mpath over PATH... and report throughput, latency and failovers.
 
-    PATH is an iscsi:// URL (repeat it for each path to the LUN). With --rig and no
-    PATH, the rig's paths are used.
+    PATH is an iscsi:// URL or a block device node (repeat it for each path to the
+    LUN). With --rig and no PATH, the rig's paths are used. Settings not given here
+    come from the configuration file (--config, docs/config.md).
 
     \b
     Examples:
@@ -79,6 +82,7 @@ def bench(
       mpath bench URL1 URL2 --rw randwrite --bs 4K --qd 32 --json
       mpath bench --rig mpath --rw write --verify --fault 3:1:down --fault 6:1:up
       mpath bench --rig mpath --policy round-robin --rw read --bs 256K
+      mpath bench /dev/loop0 /dev/loop1 --verify --rw randwrite --seconds 3 --span 32M
     """
     fault_steps = tuple(FaultStep.parse(text) for text in faults)
     for step in fault_steps:
@@ -89,7 +93,8 @@ def bench(
         rig = RigManager().load(rig_name or DEFAULT_NAME)
         for step in fault_steps:
             rig.path(step.index)
-    urls = resolve_paths(paths, rig)
+    urls = resolve_paths(paths, rig, block=True)
+    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
     block_size = parse_size(bs) if bs else (256 * 1024 if rw in ("read", "write") else 4096)
     spec = BenchSpec(
         rw=rw,
@@ -102,7 +107,6 @@ def bench(
         seed=seed,
         trace_interval=trace_interval,
     )
-    settings = settings_from_options(settings_options)
     show_progress = sys.stderr.isatty() if progress is None else progress
 
     async def apply_fault(step: FaultStep) -> None:
@@ -124,7 +128,7 @@ def bench(
         )
 
     async def main() -> dict[str, object]:
-        device = await MultipathDevice.open(urls, settings)
+        device = (await open_device(request)).device
         try:
             run = BenchRun(device, spec)
             result = await run.run(
