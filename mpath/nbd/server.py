@@ -53,6 +53,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from mpath.errors import DeviceError, MpathError, TargetIOError, UsageError
+from mpath.scsi.sense import SenseKey, decode_sense
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +451,7 @@ class ByteIO:
         self.size = device.size_bytes
         self.locks = BlockLocks()
         self.stats = stats
-        self.dirty = False  # written since the last flush
+        self.dirty = False  # a write completed since the last flush began
 
     def _span(self, offset: int, length: int) -> tuple[int, int]:
         block = self.block
@@ -477,18 +478,20 @@ class ByteIO:
         edges = tuple(sorted({e for e in (head, tail) if e is not None}))
         claim = await self.locks.acquire(start // block, end // block, edges)
         try:
-            self.dirty = True
             if not edges:
                 await self.device.write(offset, data, fua=fua)
-                return
-            self.stats.unaligned += 1
-            merged = bytearray(end - start)
-            reads = [self.device.read(e * block, block) for e in edges]
-            for edge, content in zip(edges, await asyncio.gather(*reads), strict=True):
-                at = edge * block - start
-                merged[at : at + block] = content
-            merged[offset - start : offset - start + length] = data
-            await self.device.write(start, merged, fua=fua)
+            else:
+                self.stats.unaligned += 1
+                merged = bytearray(end - start)
+                reads = [self.device.read(e * block, block) for e in edges]
+                for edge, content in zip(edges, await asyncio.gather(*reads), strict=True):
+                    at = edge * block - start
+                    merged[at : at + block] = content
+                merged[offset - start : offset - start + length] = data
+                await self.device.write(start, merged, fua=fua)
+            # Set once the write is done, not before: a flush that started while it was
+            # in flight may not cover it, so it must leave the export dirty.
+            self.dirty = True
         finally:
             self.locks.release(claim)
 
@@ -528,7 +531,8 @@ def errno_for(exc: BaseException) -> int:
         return errno.EINVAL
     if isinstance(exc, TargetIOError):
         # DATA PROTECT (write protected) is a permission problem; the rest is I/O.
-        if len(exc.sense) > 2 and exc.sense[0] & 0x7F in (0x70, 0x71) and exc.sense[2] == 7:
+        sense = decode_sense(exc.sense)
+        if sense is not None and sense.key == SenseKey.DATA_PROTECT:
             return errno.EPERM
         return errno.EIO
     if isinstance(exc, MemoryError):

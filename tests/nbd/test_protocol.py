@@ -474,6 +474,46 @@ def test_disconnect_waits_for_requests_in_flight_then_flushes(sock: str) -> None
     run(body)
 
 
+def test_a_write_finishing_after_a_flush_began_is_flushed_when_the_client_leaves(
+    sock: str,
+) -> None:
+    async def body() -> None:
+        async with fake_server(sock) as (server, device, _lun):
+            gate = asyncio.Event()
+            device.hold[4096] = gate
+            client = await RawClient.connect(sock)
+            await client.connect_export()
+            client.request(nbd.CMD_WRITE, 1, 4096, 512, data=b"w" * 512)
+            await device.wait_for_calls(1)
+            client.request(nbd.CMD_FLUSH, 2)  # does not cover the write still in flight
+            assert await client.reply() == (2, 0, b"")
+            gate.set()
+            assert await client.reply() == (1, 0, b"")
+            client.request(nbd.CMD_DISC, 3)
+            assert await client.closed()
+            await device.wait_for_calls(3)
+            assert [c[0] for c in device.calls] == ["write", "flush", "flush"]
+            assert server.stats.flushes == 2
+
+    run(body)
+
+
+def test_write_protected_lun_gives_eperm(sock: str) -> None:
+    async def body() -> None:
+        async with fake_server(sock) as (_server, device, _lun):
+            transports = [p.transport for p in device.device.path_objects]
+            for transport in transports:
+                transport.injected.append(check_condition(0x07, 0x27, 0x00))  # type: ignore[attr-defined]
+            client = await RawClient.connect(sock)
+            await client.connect_export()
+            with pytest.raises(RequestFailedError) as failed:
+                await client.call(nbd.CMD_WRITE, 0, 512, data=bytes(512))
+            assert failed.value.error == errno.EPERM
+            await client.close()
+
+    run(body)
+
+
 # -- shutdown ----------------------------------------------------------------------------
 
 
