@@ -27,7 +27,8 @@ def is_block_path(path: str) -> bool:
 def open_transport(path: str, *, config: Config | None = None) -> Transport:
     """The transport for ``path``: a block device node or an ``iscsi://`` URL.
 
-    ``config`` is the configuration file in force (for iSCSI logins). Nothing is connected yet; a bad path raises
+    ``config`` supplies CHAP credentials for iSCSI logins (its ``[[chap]]`` entry for
+    the URL's portal and target). Nothing is connected yet; a bad path raises
     :class:`~mpath.errors.UsageError`.
     """
     if is_block_path(path):
@@ -36,4 +37,11 @@ def open_transport(path: str, *, config: Config | None = None) -> Transport:
         return BlockTransport(path)
     from mpath.transports.iscsi import IscsiTransport
 
+    if config is not None:
+        from mpath.transports.urls import parse_iscsi_url
+
+        address = parse_iscsi_url(path)
+        chap = config.chap.credentials_for(address.portal, address.target)
+        if chap is not None:
+            return IscsiTransport(path, chap=chap)
     return IscsiTransport(path)

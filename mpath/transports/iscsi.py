@@ -39,7 +39,7 @@ import socket
 import struct
 import sys
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpath.errors import UsageError
 from mpath.transports import libiscsi as li
@@ -52,6 +52,9 @@ from mpath.transports.base import (
     TransportError,
 )
 from mpath.transports.urls import IscsiUrl, parse_iscsi_url
+
+if TYPE_CHECKING:
+    from mpath.config.chap import ChapCredentials
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +192,7 @@ class IscsiTransport:
     run on (default: the running loop at :meth:`connect`). ``login_timeout`` bounds
     :meth:`connect` as a whole. ``header_digest`` asks for CRC32C header digests
     (default: offer none or CRC32C and let the target choose, like libiscsi's tools).
+    ``chap`` gives CHAP credentials (one-way, or mutual) for every login.
 
     The transport keeps no timeout of its own on commands (libiscsi's is off): the
     caller bounds each :meth:`execute` with ``asyncio.wait_for`` and calls
@@ -203,8 +207,11 @@ class IscsiTransport:
         loop: asyncio.AbstractEventLoop | None = None,
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         header_digest: bool = False,
+        chap: ChapCredentials | None = None,
     ) -> None:
         self._address = url if isinstance(url, IscsiUrl) else parse_iscsi_url(url)
+        #: CHAP credentials for every login (mpath.config's [[chap]] entry), or None.
+        self._chap = chap
         self._url = str(url)
         if not initiator_name or len(initiator_name.encode()) > 223:
             raise UsageError(f"bad initiator name {initiator_name!r}")
@@ -596,6 +603,7 @@ class IscsiTransport:
             lib.iscsi_set_targetname(ctx, self._target)
             or lib.iscsi_set_session_type(ctx, li.ISCSI_SESSION_NORMAL)
             or lib.iscsi_set_header_digest(ctx, self._digest)
+            or (self._chap is not None and li.set_chap(lib, ctx, self._chap))
         ):
             reason = li.error_text(lib, ctx)
             lib.iscsi_destroy_context(ctx)

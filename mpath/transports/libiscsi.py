@@ -200,6 +200,25 @@ int iscsi_get_fd(struct iscsi_context *iscsi);
 int iscsi_which_events(struct iscsi_context *iscsi);
 int iscsi_service(struct iscsi_context *iscsi, int revents);
 
+/* Discovery (SendTargets) and CHAP, for mpath.discovery.iscsi and logins with CHAP. */
+struct iscsi_target_portal {
+    struct iscsi_target_portal *next;
+    const char *portal;
+};
+
+struct iscsi_discovery_address {
+    struct iscsi_discovery_address *next;
+    const char *target_name;
+    struct iscsi_target_portal *portals;
+};
+
+int iscsi_discovery_async(struct iscsi_context *iscsi, iscsi_command_cb cb,
+                          uintptr_t private_data);
+int iscsi_set_initiator_username_pwd(struct iscsi_context *iscsi, const char *user,
+                                     const char *passwd);
+int iscsi_set_target_username_pwd(struct iscsi_context *iscsi, const char *user,
+                                  const char *passwd);
+
 int iscsi_scsi_command_async(struct iscsi_context *iscsi, int lun, struct scsi_task *task,
                              iscsi_command_cb cb, struct iscsi_data *data,
                              uintptr_t private_data);
@@ -234,6 +253,7 @@ SCSI_STATUS_ERROR = 0x0F000001
 SCSI_STATUS_TIMEOUT = 0x0F000002
 
 # enum iscsi_session_type / enum iscsi_header_digest
+ISCSI_SESSION_DISCOVERY = 1
 ISCSI_SESSION_NORMAL = 2
 ISCSI_HEADER_DIGEST_NONE = 0
 ISCSI_HEADER_DIGEST_NONE_CRC32C = 1
@@ -334,3 +354,42 @@ def cmdsn_window(lib: Any, ctx: Any, *, initiator_name: bytes, target_name: byte
     if window > 2**31:
         return None
     return window
+
+
+def discovery_addresses(data: Any) -> list[tuple[str, list[str]]]:
+    """The ``struct iscsi_discovery_address`` list a SendTargets callback receives.
+
+    Read inside the callback (libiscsi frees the list when it returns): (target name,
+    its ``TargetAddress`` strings such as ``198.18.1.2:3260,1``), in the order the
+    target sent them (libiscsi builds both lists by prepending, so they are reversed).
+    """
+    found: list[tuple[str, list[str]]] = []
+    entry = ffi.cast("struct iscsi_discovery_address *", data)
+    while entry != ffi.NULL:
+        addresses: list[str] = []
+        portal = entry.portals
+        while portal != ffi.NULL:
+            if portal.portal != ffi.NULL:
+                addresses.append(ffi.string(portal.portal).decode("utf-8", "replace"))
+            portal = portal.next
+        if entry.target_name != ffi.NULL:
+            name = ffi.string(entry.target_name).decode("utf-8", "replace")
+            found.append((name, addresses[::-1]))
+        entry = entry.next
+    return found[::-1]
+
+
+def set_chap(lib: Any, ctx: Any, chap: Any) -> int:
+    """Give ``ctx`` CHAP credentials (an ``mpath.config.ChapCredentials``); 0 on success.
+
+    One-way CHAP sets the initiator's name and secret; mutual CHAP also the name and
+    secret the target must answer with (libiscsi requires one-way CHAP first).
+    """
+    failed: int = lib.iscsi_set_initiator_username_pwd(
+        ctx, chap.username.encode(), chap.password.reveal().encode()
+    )
+    if not failed and chap.target_username is not None and chap.target_password is not None:
+        failed = lib.iscsi_set_target_username_pwd(
+            ctx, chap.target_username.encode(), chap.target_password.reveal().encode()
+        )
+    return failed
