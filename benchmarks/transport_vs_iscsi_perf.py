@@ -314,8 +314,8 @@ def write_docs(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured time per run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per workload")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per workload")
     parser.add_argument("--size", type=int, default=256, help="LUN size in MiB")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
