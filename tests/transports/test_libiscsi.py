@@ -64,6 +64,14 @@ def test_sense_data_and_iovec_layouts() -> None:
     assert ffi.offsetof("struct iscsi_data", "data") == 8
 
 
+def test_discovery_list_layouts() -> None:
+    """SendTargets results (read by mpath.discovery): two singly linked lists."""
+    ffi = li.ffi
+    assert ffi.offsetof("struct iscsi_target_portal", "portal") == 8
+    assert ffi.offsetof("struct iscsi_discovery_address", "target_name") == 8
+    assert ffi.offsetof("struct iscsi_discovery_address", "portals") == 16
+
+
 def test_url_and_private_context_layouts() -> None:
     ffi = li.ffi
     assert ffi.offsetof("struct iscsi_url", "lun") == 6 * 256
