@@ -99,8 +99,17 @@ def _callback_error(
 def _command_done(_ctx: Any, status: int, _task: Any, key: int) -> None:
     """libiscsi finished (or cancelled) the command with this key."""
     cmd = _COMMANDS.pop(key, None)
-    if cmd is not None:
+    if cmd is None:
+        return
+    try:
         cmd.transport._complete(cmd, status)
+    except Exception as exc:
+        # Never leave the caller waiting on a bug or a MemoryError here.
+        if not cmd.future.done():
+            cmd.future.set_exception(
+                TransportError(cmd.transport.url, f"completing the command failed: {exc!r}")
+            )
+        raise
 
 
 def _session_event(_ctx: Any, status: int, _data: Any, key: int) -> None:
