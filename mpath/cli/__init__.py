@@ -62,6 +62,9 @@ def _register() -> None:
     from mpath.cli.show import show
 
     main.add_command(show)
+    from mpath.cli.discover import discover_command
+
+    main.add_command(discover_command)
 
 
 _register()
