@@ -553,10 +553,24 @@ class MultipathDevice:
         changed.set()
 
     async def _watchdog(self) -> None:
-        """Fail busy paths that made no progress within their timeout."""
+        """Fail busy paths that made no progress within their timeout.
+
+        Time during which this process did not run its event loop (a long callback, a
+        garbage collection, the process starved of CPU) does not count against a path:
+        completions may have been waiting, unread, on its socket. When a tick comes
+        late, the lost time is added to every busy path's last progress instead.
+        """
+        last = self._clock()
         while not self._closed:
             await asyncio.sleep(WATCHDOG_TICK)  # periodic scan, not synchronisation
             now = self._clock()
+            lag = now - last - WATCHDOG_TICK
+            last = now
+            if lag > WATCHDOG_TICK:
+                for path in self._paths:
+                    if path.in_flight:
+                        path.progress += lag
+                continue
             for path in self._paths:
                 if path.state is PathState.ACTIVE and path.in_flight:
                     stalled = now - path.progress

@@ -90,6 +90,12 @@ class FakeTransport:
             if not waiter.done():
                 waiter.set_exception(PathDisconnectedError(self._url, "session closed"))
 
+    def release(self) -> None:
+        """Answer every command held by ``hang`` (the path was only slow)."""
+        self.hang = False
+        for waiter in list(self._pending):
+            _resolve(waiter)
+
     def disconnect(self) -> None:
         """The connection breaks (RST): outstanding commands fail."""
         self._connected = False

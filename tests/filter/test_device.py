@@ -345,3 +345,22 @@ def test_priority_groups_use_the_highest_group_with_a_usable_path() -> None:
 def test_priorities_must_match_the_paths() -> None:
     with pytest.raises(UsageError, match="3 priorities given for 2 paths"):
         MultipathDevice(paths(FakeLun()), DeviceSettings(priorities=(1, 2, 3)))
+
+
+def test_time_the_event_loop_was_blocked_does_not_count_as_a_stall() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.hang = True
+            second.hang = True
+            writes = asyncio.gather(*(device.write(i * BLOCK, b"l" * BLOCK) for i in range(2)))
+            await asyncio.sleep(0.01)  # both commands are out, on both paths
+            time.sleep(0.3)  # the loop does not run: 6x io_timeout_min, like a CPU stall
+            first.release()
+            second.release()
+            await bounded(writes)
+            assert [p["state"] for p in device.paths] == ["active", "active"]
+            assert device.stats.failovers == 0
+
+    run(body)
