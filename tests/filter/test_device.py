@@ -356,9 +356,13 @@ def test_time_the_event_loop_was_blocked_does_not_count_as_a_stall() -> None:
             second.hang = True
             writes = asyncio.gather(*(device.write(i * BLOCK, b"l" * BLOCK) for i in range(2)))
             await asyncio.sleep(0.01)  # both commands are out, on both paths
-            time.sleep(0.3)  # the loop does not run: 6x io_timeout_min, like a CPU stall
-            first.release()
-            second.release()
+            # The answers arrive after the watchdog's next tick is due, and the loop
+            # does not run for 6x io_timeout_min (like a CPU stall) meanwhile: the tick
+            # runs first and sees no progress for 0.3 s.
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.08, first.release)
+            loop.call_later(0.08, second.release)
+            time.sleep(0.3)
             await bounded(writes)
             assert [p["state"] for p in device.paths] == ["active", "active"]
             assert device.stats.failovers == 0
