@@ -695,6 +695,8 @@ class BlockTransport:
             future.set_exception(
                 TransportError(self._node, f"I/O error: {error.strerror or error}")
             )
+        elif isinstance(error, MpathError):  # e.g. the node vanished (re-read for TUR)
+            future.set_exception(TransportError(self._node, str(error)))
         else:
             future.set_exception(error)
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mpath.cli import main
 from mpath.cli.show import contract_checker_state
-from mpath.rig import Rig
+from mpath.rig import Rig, RigManager
 from mpath.scsi.states import PathState
 from tests.discovery.loops import LoopFactory, attach_loops, make_image
 
@@ -195,3 +195,42 @@ def test_show_on_a_two_path_rig_matches_the_contract(rig2: Rig) -> None:
     code, out, _ = invoke(*rig2.urls)
     assert code == 0
     assert out.splitlines()[0].startswith(f"{rig2.lun.wwid} MPATH,RIG-LUN size=64M policy=share")
+
+
+@pytest.mark.rig
+def test_a_cut_path_shows_failed_and_down_while_the_device_stays_usable(rig2: Rig) -> None:
+    manager = RigManager()
+    manager.fault(rig2.name, 2, "down")
+    try:
+        code, out, err = invoke(*rig2.urls, "--json")
+    finally:
+        manager.fault(rig2.name, 2, "up")
+    assert code == 0, err
+    document = json.loads(out)
+    paths = check_contract(document, rig2.urls)
+    by_url = {p["url"]: p for p in paths}
+    assert (by_url[rig2.urls[0]]["state"], by_url[rig2.urls[0]]["checker"]) == ("active", "up")
+    assert (by_url[rig2.urls[1]]["state"], by_url[rig2.urls[1]]["checker"]) == ("failed", "down")
+    assert by_url[rig2.urls[1]]["share"] == 0.0
+    assert document["groups"][0]["status"] == "active"
+
+
+@pytest.mark.rig
+def test_bench_takes_its_settings_and_blacklist_from_the_config_file(
+    rig2: Rig, tmp_path: Path
+) -> None:
+    config = tmp_path / "mpath.toml"
+    config.write_text(
+        f'[[multipaths]]\nwwid = "{rig2.lun.wwid}"\npolicy = "round-robin"\nmax_commands = 8\n'
+    )
+    args = ["bench", *rig2.urls, "--seconds", "1", "--rw", "randwrite", "--verify"]
+    result = CliRunner().invoke(main, [*args, "--span", "8M", "--json", "--config", str(config)])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["policy"] == "round-robin"
+    assert document["errors"] == 0 and document["verify_mismatches"] == 0
+    blacklist = tmp_path / "blacklist.toml"
+    blacklist.write_text(f'[blacklist]\nwwid = ["^{rig2.lun.wwid}$"]\n')
+    result = CliRunner().invoke(main, [*args, "--config", str(blacklist)])
+    assert result.exit_code == 2
+    assert f"LUN {rig2.lun.wwid} (MPATH,RIG-LUN): blacklisted: wwid" in result.stderr
