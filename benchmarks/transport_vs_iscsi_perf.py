@@ -41,9 +41,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mpath.filter import MultipathDevice
 from mpath.rig import Rig, RigManager
 from mpath.transports.iscsi import IscsiTransport
 
@@ -131,9 +133,11 @@ def run_iscsi_perf(rig: Rig, workload: Workload, seconds: float) -> Run:
     )
 
 
-async def _transport_run(rig: Rig, workload: Workload, seconds: float) -> Run:
-    transport = IscsiTransport(rig.urls[0])
-    await transport.connect()
+ReadBlocks = Callable[[int, int], Awaitable[object]]
+
+
+async def _measure(rig: Rig, workload: Workload, seconds: float, read: ReadBlocks) -> Run:
+    """Keep DEPTH reads of ``workload`` in flight through ``read(lba, blocks)``."""
     num_blocks = rig.lun.size_bytes // BLOCK
     rng = random.Random(0)
     position = 0
@@ -143,40 +147,68 @@ async def _transport_run(rig: Rig, workload: Workload, seconds: float) -> Run:
 
     async def worker() -> None:
         nonlocal position, completed
-        execute = transport.execute
         blocks = workload.blocks
         while not stop:
             if workload.random:
-                lba = rng.randrange(num_blocks)
+                lba = rng.randrange(num_blocks - blocks)
             else:
                 lba = position
-                position = position + blocks if position + blocks < num_blocks else 0
-            count = min(blocks, num_blocks - lba)
-            result = await execute(_READ16(0x88, 0, lba, count, 0, 0), data_in_length=count * BLOCK)
-            if not result.good:
-                raise RuntimeError(f"READ at {lba} failed: {result}")
+                position = position + blocks if position + 2 * blocks <= num_blocks else 0
+            await read(lba, blocks)
             if counting:
                 completed += 1
 
-    try:
-        workers = [asyncio.ensure_future(worker()) for _ in range(DEPTH)]
-        await asyncio.sleep(WARMUP)
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        tgtd0 = _tgtd_cpu_seconds(rig.daemon_pid)
-        start = time.monotonic()
-        counting = True
-        await asyncio.sleep(seconds)
-        counting = False
-        elapsed = time.monotonic() - start
-        done = completed
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        tgtd = _tgtd_cpu_seconds(rig.daemon_pid) - tgtd0
-        stop = True
-        await asyncio.wait_for(asyncio.gather(*workers), 30)
-    finally:
-        await transport.close()
+    workers = [asyncio.ensure_future(worker()) for _ in range(DEPTH)]
+    await asyncio.sleep(WARMUP)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    tgtd0 = _tgtd_cpu_seconds(rig.daemon_pid)
+    start = time.monotonic()
+    counting = True
+    await asyncio.sleep(seconds)
+    counting = False
+    elapsed = time.monotonic() - start
+    done = completed
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    tgtd = _tgtd_cpu_seconds(rig.daemon_pid) - tgtd0
+    stop = True
+    await asyncio.wait_for(asyncio.gather(*workers), 30)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return Run(iops=done / elapsed, client_cpu_us=cpu / done * 1e6, tgtd_cpu_us=tgtd / done * 1e6)
+
+
+async def _transport_run(rig: Rig, workload: Workload, seconds: float) -> Run:
+    """The bare transport: READ(16) through IscsiTransport.execute."""
+    transport = IscsiTransport(rig.urls[0])
+    await transport.connect()
+
+    async def read(lba: int, blocks: int) -> None:
+        result = await transport.execute(
+            _READ16(0x88, 0, lba, blocks, 0, 0), data_in_length=blocks * BLOCK
+        )
+        if not result.good:
+            raise RuntimeError(f"READ at {lba} failed: {result}")
+
+    try:
+        return await _measure(rig, workload, seconds, read)
+    finally:
+        await transport.close()
+
+
+async def _device_run(rig: Rig, workload: Workload, seconds: float) -> Run:
+    """The whole filter layer: MultipathDevice.read over the one path (default policy)."""
+    device = await MultipathDevice.open([rig.urls[0]])
+
+    async def read(lba: int, blocks: int) -> bytes:
+        return await device.read(lba * BLOCK, blocks * BLOCK)
+
+    try:
+        return await _measure(rig, workload, seconds, read)
+    finally:
+        await device.close()
+
+
+def run_device(rig: Rig, workload: Workload, seconds: float) -> Run:
+    return asyncio.run(_device_run(rig, workload, seconds))
 
 
 def run_transport(rig: Rig, workload: Workload, seconds: float) -> Run:
@@ -188,6 +220,12 @@ class Comparison:
     workload: Workload
     perf: list[Run]
     ours: list[Run]
+    device: list[Run] = field(default_factory=list)
+
+    @property
+    def device_ratio(self) -> float:
+        perf = statistics.fmean(r.iops for r in self.perf)
+        return statistics.fmean(r.iops for r in self.device) / perf
 
     @property
     def ratios(self) -> list[float]:
@@ -217,14 +255,17 @@ def measure(seconds: float, rounds: int, size: int) -> tuple[list[Comparison], s
         for workload in WORKLOADS:
             comparison = Comparison(workload, [], [])
             for round_ in range(rounds):
-                order = ("perf", "ours") if round_ % 2 == 0 else ("ours", "perf")
+                order = ("perf", "ours", "dev") if round_ % 2 == 0 else ("dev", "ours", "perf")
                 for who in order:
                     if who == "perf":
                         run = run_iscsi_perf(rig, workload, seconds)
                         comparison.perf.append(run)
-                    else:
+                    elif who == "ours":
                         run = run_transport(rig, workload, seconds)
                         comparison.ours.append(run)
+                    else:
+                        run = run_device(rig, workload, seconds)
+                        comparison.device.append(run)
                     print(
                         f"  {workload.name}, round {round_ + 1}, {who:4}: {run.iops:9.0f} IOPS "
                         f"{run.mb_per_s(workload.blocks):7.1f} MB/s",
@@ -239,25 +280,31 @@ def measure(seconds: float, rounds: int, size: int) -> tuple[list[Comparison], s
 def table(comparisons: list[Comparison]) -> str:
     lines = [
         "| workload (qd 32, 1 path) | iscsi-perf | mpath transport | ratio (target ≥ 90 %) "
-        "| per-round ratios | client CPU µs/cmd (iscsi-perf / mpath) | tgtd CPU µs/cmd |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| per-round ratios | mpath device (filter layer) | ratio | "
+        "client CPU µs/cmd (iscsi-perf / transport / device) | tgtd CPU µs/cmd |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for c in comparisons:
         w = c.workload
         perf_iops = statistics.fmean(r.iops for r in c.perf)
         ours_iops = statistics.fmean(r.iops for r in c.ours)
-        if w.metric == "IOPS":
-            perf_text, ours_text = f"{perf_iops:,.0f} IOPS", f"{ours_iops:,.0f} IOPS"
-        else:
-            perf_text = f"{perf_iops * w.blocks * BLOCK / 1e6:,.0f} MB/s"
-            ours_text = f"{ours_iops * w.blocks * BLOCK / 1e6:,.0f} MB/s"
+        device_iops = statistics.fmean(r.iops for r in c.device)
+
+        def rate(iops: float, w: Workload = w) -> str:
+            if w.metric == "IOPS":
+                return f"{iops:,.0f} IOPS"
+            return f"{iops * w.blocks * BLOCK / 1e6:,.0f} MB/s"
+
+        perf_text, ours_text, device_text = rate(perf_iops), rate(ours_iops), rate(device_iops)
         rounds = ", ".join(f"{r:.0%}" for r in c.ratios)
         cpu_perf = statistics.fmean(r.client_cpu_us for r in c.perf)
         cpu_ours = statistics.fmean(r.client_cpu_us for r in c.ours)
-        tgtd = statistics.fmean(r.tgtd_cpu_us for r in c.perf + c.ours)
+        cpu_device = statistics.fmean(r.client_cpu_us for r in c.device)
+        tgtd = statistics.fmean(r.tgtd_cpu_us for r in c.perf + c.ours + c.device)
         lines.append(
             f"| {w.name} | {perf_text} | {ours_text} | **{c.ratio:.0%}** | {rounds} "
-            f"| {cpu_perf:.0f} / {cpu_ours:.0f} | {tgtd:.0f} |"
+            f"| {device_text} | **{c.device_ratio:.0%}** "
+            f"| {cpu_perf:.0f} / {cpu_ours:.0f} / {cpu_device:.0f} | {tgtd:.0f} |"
         )
     return "\n".join(lines)
 
@@ -275,6 +322,9 @@ def section(
         "The ratio is mpath's mean over iscsi-perf's mean; the rounds show the spread."
     )
     notes = [
+        "* mpath device: the same reads through the whole filter layer "
+        "(`MultipathDevice.read`: LUN cap, selector, stall watchdog, data returned as "
+        "bytes) over the one path; its ratio is also over iscsi-perf's mean.",
         "* Client CPU is user + system time per command: iscsi-perf's whole process "
         "(login and warm-up included), and mpath's benchmark process during the "
         "measured window (the 32 asyncio tasks issuing the reads included).",

@@ -230,9 +230,9 @@ class MultipathDevice:
     async def read(self, offset: int, length: int) -> bytes:
         """Read ``length`` bytes at ``offset`` (both multiples of the block size)."""
         lba, blocks = self._blocks(offset, length)
-        chunks = self._chunks(lba, blocks)
-        if len(chunks) == 1:
+        if length <= self.max_io_bytes:  # the common case: one command
             return await self._read_chunk(lba, blocks)
+        chunks = self._chunks(lba, blocks)
         parts = await asyncio.gather(*(self._read_chunk(c_lba, n) for c_lba, n in chunks))
         return b"".join(parts)
 
@@ -247,10 +247,10 @@ class MultipathDevice:
         view = memoryview(data).cast("B")
         lba, blocks = self._blocks(offset, len(view))
         block = self.block_size
-        chunks = self._chunks(lba, blocks)
-        if len(chunks) == 1:
+        if len(view) <= self.max_io_bytes:  # the common case: one command
             await self._write_chunk(lba, blocks, view, fua)
             return
+        chunks = self._chunks(lba, blocks)
         await asyncio.gather(
             *(
                 self._write_chunk(
@@ -308,7 +308,7 @@ class MultipathDevice:
     def _blocks(self, offset: int, length: int) -> tuple[int, int]:
         info = self._lun()
         block = info.block_size
-        if offset < 0 or length <= 0 or offset % block or length % block:
+        if offset % block or length % block or offset < 0 or length <= 0:
             raise UsageError(
                 f"offset {offset} and length {length} must be non-negative multiples of the "
                 f"{block}-byte block size (length at least one block)"
