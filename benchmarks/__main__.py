@@ -12,6 +12,7 @@ so each benchmark compares ratios measured within one run.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import time
@@ -45,10 +46,8 @@ def main(argv: list[str]) -> int:
         print(f"== {name}", file=sys.stderr)
         started = time.monotonic()
         module = importlib.import_module(f"benchmarks.{name}")
-        status = (
-            module.main([])
-            if name in ("checker_scale", "transport_vs_iscsi_perf")
-            else module.main()
+        takes_argv = bool(inspect.signature(module.main).parameters)
+        status = module.main([]) if takes_argv else module.main()
         )
         print(f"== {name}: exit {status} in {time.monotonic() - started:.0f} s", file=sys.stderr)
         if status:
