@@ -48,7 +48,6 @@ def main(argv: list[str]) -> int:
         module = importlib.import_module(f"benchmarks.{name}")
         takes_argv = bool(inspect.signature(module.main).parameters)
         status = module.main([]) if takes_argv else module.main()
-        )
         print(f"== {name}: exit {status} in {time.monotonic() - started:.0f} s", file=sys.stderr)
         if status:
             failed.append(name)
