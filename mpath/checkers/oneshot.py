@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import stat
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +43,17 @@ class PathCheck:
 def open_path(url: str, checker: str, login_timeout: float = DEFAULT_LOGIN_TIMEOUT) -> Transport:
     """The transport to check ``url`` with; bad URLs and mismatches raise UsageError."""
     if url.startswith("/dev/"):
-        if checker != "directio":
-            raise UsageError(
-                f"{url}: block-device paths are checked with --checker directio "
-                "(there is no block transport for SCSI checkers yet)"
-            )
-        return DeviceNode(url)
+        try:
+            is_block = stat.S_ISBLK(os.stat(url).st_mode)
+        except OSError as exc:
+            raise UsageError(f"{url}: {exc.strerror}") from None
+        if not is_block:
+            raise UsageError(f"{url}: not a block device")
+        if checker == "directio":
+            return DeviceNode(url)
+        from mpath.transports.block import BlockTransport
+
+        return BlockTransport(url)
     if checker == "directio":
         raise UsageError(f"{url}: directio reads block devices; give a /dev/... node")
     from mpath.transports.iscsi import IscsiTransport

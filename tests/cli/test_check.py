@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mpath.cli import main
+from tests.discovery.loops import LoopFactory, loop_devices, make_image
 
 #: Nothing listens on port 1 of the loopback address: the login is refused at once.
 REFUSED = "iscsi://127.0.0.1:1/iqn.2026-11.org.mpath:nobody/1"
@@ -49,7 +50,8 @@ def test_text_output_is_one_line_per_path() -> None:
     ("args", "expected"),
     [
         (["iscsi:/nope"], "bad iSCSI URL 'iscsi:/nope'"),
-        (["/dev/null"], "block-device paths are checked with --checker directio"),
+        (["/dev/null"], "/dev/null: not a block device"),
+        (["/dev/no-such-disk"], "/dev/no-such-disk: No such file or directory"),
         ([REFUSED, "--checker", "directio"], "directio reads block devices"),
         ([REFUSED, REFUSED], "the same path is given twice"),
         ([REFUSED, "--timeout", "0"], "--timeout and --login-timeout must be above 0"),
@@ -101,3 +103,15 @@ def test_directio_on_a_block_device_is_up_and_exit_0(loop_device: str) -> None:
             "latency_ms": document[0]["latency_ms"],
         }
     ]
+
+
+def test_tur_and_readsector0_check_a_loop_device(loop_devices: LoopFactory, tmp_path: Path) -> None:
+    node = loop_devices(make_image(tmp_path, "disk.img", 8 * 1024 * 1024))
+    for checker in ("tur", "readsector0"):
+        outcome = CliRunner().invoke(main, ["check", node, "--checker", checker, "--json"])
+        assert outcome.exit_code == 0, outcome.output
+        [entry] = json.loads(outcome.stdout)
+        assert entry["url"] == node and entry["state"] == "up"
+
+
+__all__ = ["loop_devices"]  # the fixture, imported for this module's tests
