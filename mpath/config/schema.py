@@ -227,6 +227,13 @@ SETTINGS: dict[str, SettingSpec] = {
             "how often a failed path's session is tried again",
         ),
         SettingSpec(
+            "slow_command_timeout",
+            "seconds (0, 3600]",
+            lambda v: _number(v, 0.0, 3600.0, low_open=True),
+            "how long a path with only cache flushes or passthrough commands in flight "
+            "may go without a completion before it counts as failed",
+        ),
+        SettingSpec(
             "max_io_bytes",
             'bytes 512..256M (integer or "1M")',
             _max_io_bytes,

@@ -262,7 +262,7 @@ class MultipathDevice:
 
     async def flush(self) -> None:
         """SYNCHRONIZE CACHE: what was acknowledged is on stable storage afterwards."""
-        result = await self._command(cdb.synchronize_cache16(), 0, "flush")
+        result = await self._command(cdb.synchronize_cache16(), 0, "flush", slow=True)
         self._raise_unless_good(result, "flush")
 
     async def passthrough(
@@ -275,7 +275,7 @@ class MultipathDevice:
         nbytes = len(data_out or b"") + data_in_length
         return await self._command(
             bytes(command), nbytes, "passthrough", data_out=data_out,
-            data_in_length=data_in_length, raw=True,
+            data_in_length=data_in_length, raw=True, slow=True,
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -360,7 +360,14 @@ class MultipathDevice:
         data_out: bytes | memoryview | None = None,
         data_in_length: int = 0,
         raw: bool = False,
+        slow: bool = False,
     ) -> ScsiResult:
+        """Run one command to completion, failing paths over as needed.
+
+        ``slow`` marks commands that may legitimately take long (a cache flush, a raw
+        command of unknown kind): they neither feed the path's latency estimate nor
+        count as a stall until ``slow_command_timeout``.
+        """
         if self._closed:
             raise DeviceError("device is closed")
         async with self._cap:
@@ -373,24 +380,12 @@ class MultipathDevice:
                 else:
                     path = await self._choose(nbytes, avoid=avoid)
                 same_path = avoid = None
-                started = self._clock()
-                self._selector.start_io(path, nbytes)
-                if path.in_flight == 0:
-                    path.progress = started
-                path.in_flight += 1
-                try:
-                    result = await path.transport.execute(
-                        command, data_out=data_out, data_in_length=data_in_length
-                    )
-                except TransportError as exc:
-                    self._finish(path, nbytes, started, ok=False)
-                    await self._fail_path(path, str(exc))
+                result = await self._run_on(
+                    path, command, nbytes, data_out, data_in_length, slow=slow
+                )
+                if result is None:  # the path failed; its session is closed: go again
                     self.stats.retries += 1
                     continue
-                except BaseException:
-                    self._finish(path, nbytes, started, ok=False)
-                    raise
-                self._finish(path, nbytes, started, ok=True)
                 if result.status == ScsiStatus.GOOD:
                     self.stats.ios += 1
                     return result
@@ -423,15 +418,50 @@ class MultipathDevice:
                 same_path_tries = 0
                 await self._fail_path(path, f"{operation}: {_describe(result)}")
 
-    def _finish(self, path: Path, nbytes: int, started: float, *, ok: bool) -> None:
+    async def _run_on(
+        self,
+        path: Path,
+        command: bytes,
+        nbytes: int,
+        data_out: bytes | memoryview | None,
+        data_in_length: int,
+        *,
+        slow: bool,
+    ) -> ScsiResult | None:
+        """Send one command on ``path``; None if the path failed (and is now closed)."""
+        started = self._clock()
+        self._selector.start_io(path, nbytes)
+        if path.in_flight == 0:
+            path.progress = started
+        path.in_flight += 1
+        path.slow_in_flight += slow
+        try:
+            result = await path.transport.execute(
+                command, data_out=data_out, data_in_length=data_in_length
+            )
+        except TransportError as exc:
+            self._finish(path, nbytes, started, ok=False, slow=slow)
+            await self._fail_path(path, str(exc))
+            return None
+        except BaseException:
+            self._finish(path, nbytes, started, ok=False, slow=slow)
+            raise
+        self._finish(path, nbytes, started, ok=True, slow=slow)
+        return result
+
+    def _finish(
+        self, path: Path, nbytes: int, started: float, *, ok: bool, slow: bool = False
+    ) -> None:
         now = self._clock()
         self._selector.end_io(path, nbytes, started)
         path.in_flight -= 1
+        path.slow_in_flight -= slow
         if ok:
             path.progress = now
             path.ios += 1
             path.bytes += nbytes
-            path.record_latency(now - started)
+            if not slow:
+                path.record_latency(now - started)
         else:
             path.errors += 1
         if self._completion_waiters:
@@ -574,7 +604,11 @@ class MultipathDevice:
             for path in self._paths:
                 if path.state is PathState.ACTIVE and path.in_flight:
                     stalled = now - path.progress
-                    if stalled > path.timeout(self.settings):
+                    if path.in_flight == path.slow_in_flight:
+                        limit = self.settings.slow_command_timeout
+                    else:
+                        limit = path.timeout(self.settings)
+                    if stalled > limit:
                         self._spawn(self._fail_path(path, f"no answer for {stalled * 1000:.0f} ms"))
 
     def _spawn(self, coro: Any) -> None:

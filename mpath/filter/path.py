@@ -35,6 +35,7 @@ class Path:
     priority: int = 0
     state: PathState = PathState.ACTIVE
     in_flight: int = 0
+    slow_in_flight: int = 0
     progress: float = 0.0
     latency: float = 0.0
     ios: int = 0

@@ -42,6 +42,9 @@ class DeviceSettings:
     * ``reconnect_interval``: how often a failed path's session is tried again.
     * ``max_io_bytes``: largest command sent; bigger requests are split (the LUN's
       Block Limits page lowers it when it sets a maximum transfer length).
+    * ``slow_command_timeout``: SYNCHRONIZE CACHE and passthrough commands may take
+      long (a flush of gigabytes of cache); a path with only such commands in flight
+      counts as failed after this many seconds without progress.
     * ``priorities``: one priority per path, in path order, to group paths: I/O goes
       to the highest-priority group that has a usable path (the others stand by), and
       the policy balances within it. None: one group of all paths.
@@ -57,6 +60,7 @@ class DeviceSettings:
     same_path_retries: int = 5
     reconnect_interval: float = 0.5
     max_io_bytes: int = DEFAULT_MAX_IO_BYTES
+    slow_command_timeout: float = 60.0
     priorities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -72,5 +76,7 @@ class DeviceSettings:
             raise UsageError("same_path_retries must be 0 or more")
         if self.reconnect_interval <= 0:
             raise UsageError("reconnect_interval must be above 0 seconds")
+        if self.slow_command_timeout < self.io_timeout_max:
+            raise UsageError("slow_command_timeout must not be below io_timeout_max")
         if self.max_io_bytes < 512:
             raise UsageError("max_io_bytes must be at least 512")

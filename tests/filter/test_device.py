@@ -368,3 +368,21 @@ def test_time_the_event_loop_was_blocked_does_not_count_as_a_stall() -> None:
             assert device.stats.failovers == 0
 
     run(body)
+
+
+def test_a_long_cache_flush_is_not_taken_for_a_dead_path() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.hang = second.hang = True
+            flush = asyncio.ensure_future(device.flush())
+            await asyncio.sleep(0.3)  # the flush runs 6x io_timeout_min (the scenario)
+            assert not flush.done()
+            first.release()
+            second.release()
+            await bounded(flush)
+            assert device.stats.failovers == 0
+            assert [p["state"] for p in device.paths] == ["active", "active"]
+
+    run(body)
