@@ -12,10 +12,10 @@ import sys
 import click
 
 from mpath.cli.common import emit_json, json_option
-from mpath.cli.paths import open_settings_options, resolve_paths, settings_from_options
+from mpath.cli.config import config_file_option
+from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
 from mpath.errors import DeviceError
 from mpath.filter.device import MultipathDevice
-from mpath.filter.settings import DeviceSettings
 from mpath.nbd.server import (
     DEFAULT_PORT,
     ListenAddress,
@@ -73,6 +73,7 @@ _DEFAULTS = ServeSettings()
     help="Seconds to let requests in flight finish on SIGINT/SIGTERM.",
 )
 @open_settings_options
+@config_file_option
 @json_option
 def serve(
     paths: tuple[str, ...],
@@ -83,6 +84,7 @@ def serve(
     max_connections: int,
     max_requests: int,
     shutdown_timeout: float,
+    config_file: str | None,
     as_json: bool,
     **settings_options: object,
 ) -> None:
@@ -109,12 +111,11 @@ def serve(
     address = ListenAddress.parse(listen)
     check_listen_policy(address, allow_remote=allow_remote)
     rig = RigManager().load(rig_name) if rig_name and not paths else None
-    urls = resolve_paths(paths, rig)
-    device_settings = settings_from_options(settings_options)
+    urls = resolve_paths(paths, rig, block=True)
+    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
     clean = asyncio.run(
         _serve(
-            urls,
-            device_settings,
+            request,
             address,
             ServeSettings(
                 read_only=read_only,
@@ -130,8 +131,7 @@ def serve(
 
 
 async def _serve(
-    urls: list[str],
-    device_settings: DeviceSettings,
+    request: DeviceRequest,
     address: ListenAddress,
     settings: ServeSettings,
     as_json: bool,
@@ -158,18 +158,20 @@ async def _serve(
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        device = await _open_or_stop(urls, device_settings, stop)
+        device = await _open_or_stop(request, stop)
         if device is None:
             click.echo(f"mpath serve: {received[0]} while opening; stopped", err=True)
             return True
         try:
             lun = device.lun
             wwid = lun.wwid if lun is not None else ""
-            description = f"mpath: LUN {wwid} over {len(urls)} path(s), policy {device.policy}"
+            description = (
+                f"mpath: LUN {wwid} over {len(request.paths)} path(s), policy {device.policy}"
+            )
             server = NbdServer(device, dataclasses.replace(settings, description=description))
             await server.start(address)
             try:
-                _announce(server, device, urls, address, as_json)
+                _announce(server, device, request.paths, address, as_json)
                 await stop.wait()
                 click.echo(
                     f"mpath serve: {received[0]}: stopping (no new clients; requests in "
@@ -196,11 +198,9 @@ async def _serve(
             loop.remove_signal_handler(signum)
 
 
-async def _open_or_stop(
-    urls: list[str], settings: DeviceSettings, stop: asyncio.Event
-) -> MultipathDevice | None:
-    """Open the device unless a signal arrives first (then None)."""
-    opening = asyncio.ensure_future(MultipathDevice.open(urls, settings))
+async def _open_or_stop(request: DeviceRequest, stop: asyncio.Event) -> MultipathDevice | None:
+    """Open the device (with its configured settings) unless a signal arrives first."""
+    opening = asyncio.ensure_future(_open(request))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
@@ -210,6 +210,10 @@ async def _open_or_stop(
     with contextlib.suppress(asyncio.CancelledError, DeviceError):
         await opening
     return None
+
+
+async def _open(request: DeviceRequest) -> MultipathDevice:
+    return (await open_device(request)).device
 
 
 def _announce(

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from mpath.cli import main
 from mpath.rig import Rig, RigManager
 from tests.conftest import unique_rig_name
+from tests.discovery.loops import LoopFactory, loop_devices, make_image
 
 IMAGE = 256 * 1024 * 1024
 MPATH = [sys.executable, "-m", "mpath"]
@@ -46,7 +47,8 @@ def test_help_lists_examples() -> None:
         (["--listen", "udp:127.0.0.1:1"], "expected unix:SOCKET or tcp:HOST:PORT"),
         (["--listen", "tcp:nbd.example:1"], "give an IP address"),
         ([], "give at least one PATH"),
-        (["/dev/sdz"], "block-device paths"),
+        (["/dev/sdz"], "/dev/sdz: no such device node"),
+        (["/dev/null"], "not a block device"),
     ],
 )
 def test_bad_usage_exits_2_with_one_clear_line(args: list[str], message: str) -> None:
@@ -205,3 +207,29 @@ def test_a_busy_socket_is_refused_with_exit_1(rig: Rig, short_dir: Path) -> None
     finally:
         first.kill()
     assert code == 0, err
+
+
+@pytest.mark.skipif(shutil.which("nbdcopy") is None, reason="nbdcopy not installed (make setup)")
+def test_two_loop_devices_over_one_file_serve_one_export(
+    loop_devices: LoopFactory, short_dir: Path, tmp_path: Path
+) -> None:
+    backing = make_image(tmp_path, "lun.img", 8 * 1024 * 1024)
+    nodes = [loop_devices(backing), loop_devices(backing)]
+    source, back = tmp_path / "image.raw", tmp_path / "back.raw"
+    source.write_bytes(os.urandom(8 * 1024 * 1024))
+    sock = short_dir / "loops.sock"
+    server = Server(*nodes, "--listen", f"unix:{sock}", "--json")
+    try:
+        ready = server.ready()
+        assert ready["paths"] == nodes
+        assert run_tool("nbdcopy", "--flush", str(source), ready["uri"]).returncode == 0
+        assert run_tool("nbdcopy", ready["uri"], str(back)).returncode == 0
+        code, err = server.stop(signal.SIGTERM)
+    finally:
+        server.kill()
+    assert code == 0, err
+    assert run_tool("cmp", str(source), str(back)).returncode == 0
+    assert run_tool("cmp", str(source), str(backing)).returncode == 0
+
+
+__all__ = ["loop_devices"]  # the fixture, imported for this module's tests
