@@ -10,23 +10,10 @@ error) is the filter layer's job, through the sense table in :mod:`mpath.scsi`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Protocol, runtime_checkable
 
 from mpath.errors import MpathError
-
-
-class ScsiStatus(IntEnum):
-    """SCSI status byte values (SAM-5)."""
-
-    GOOD = 0x00
-    CHECK_CONDITION = 0x02
-    CONDITION_MET = 0x04
-    BUSY = 0x08
-    RESERVATION_CONFLICT = 0x18
-    TASK_SET_FULL = 0x28
-    ACA_ACTIVE = 0x30
-    TASK_ABORTED = 0x40
+from mpath.scsi.status import ScsiStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +95,14 @@ class Transport(Protocol):
     ) -> ScsiResult: ...
 
     async def close(self) -> None: ...
+
+
+__all__ = [
+    "CommandTimeoutError",
+    "LoginError",
+    "PathDisconnectedError",
+    "ScsiResult",
+    "ScsiStatus",  # defined in mpath.scsi.status; re-exported for transports' users
+    "Transport",
+    "TransportError",
+]
