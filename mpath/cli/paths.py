@@ -237,6 +237,9 @@ async def open_device(
 ) -> OpenedDevice:
     """Open the multipath device over ``request.paths`` with its configured settings.
 
+    Its paths are watched by the path checkers (``CheckerMonitor``) unless ``monitor``
+    says otherwise.
+
     Raises :class:`UsageError` (exit 2) for a blacklisted path or LUN, a bad or
     missing configuration file, or block paths of different identities;
     :class:`DeviceError` (exit 1) when no path can be opened.
@@ -263,6 +266,16 @@ async def open_device(
             _FailedOnce(t, o) if isinstance(o, TransportError) else t
             for t, o in zip(transports, outcomes, strict=True)
         ]
+        if monitor is None:
+            # Commands watch their paths the way multipathd does: periodic checks of
+            # idle paths, flap damping, failback (docs/checkers.md) -- with a 1 s base
+            # interval and a 1 s login bound, so a restored path is back within seconds.
+            from mpath.checkers.monitor import CheckerMonitor
+            from mpath.checkers.settings import CheckerSettings
+
+            monitor = CheckerMonitor.factory(
+                CheckerSettings(polling_interval=1.0, login_timeout=1.0)
+            )
         device = await MultipathDevice.open(paths, resolution.device_settings(), monitor=monitor)
     except BaseException:
         for transport in transports:
