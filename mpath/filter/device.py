@@ -474,10 +474,11 @@ class MultipathDevice:
         """
         path = self._selector.select(nbytes)
         if avoid is not None and path is avoid:
-            for _ in range(self._selector.valid_count - 1):
-                path = self._selector.select(nbytes)
-                if path is not avoid:
-                    break
+            # Selectors that choose by speed or quota offer the same path again; a
+            # retry that must go elsewhere takes the next active path in order.
+            others = [p for p in self._paths if p.state is PathState.ACTIVE and p is not avoid]
+            if others:
+                return min(others, key=lambda p: (p.in_flight, (p.index - avoid.index) % 999))
         if path is not None:
             return path
         no_path_since: float | None = None

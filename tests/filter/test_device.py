@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -308,17 +309,22 @@ def test_sync_wrapper_reads_writes_and_closes() -> None:
     assert all(not t.connected for t in transports)
 
 
-def test_alua_transition_goes_to_another_path_without_failing_this_one() -> None:
+@pytest.mark.parametrize("policy", ["round-robin", "share", "quota", "failover"])
+def test_alua_transition_goes_to_another_path_without_failing_this_one(policy: str) -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
-            # NOT READY 04/0a: asymmetric access state transition.
+        settings = dataclasses.replace(FAST, policy=policy)
+        async with await MultipathDevice.open([first, second], settings) as device:
+            # NOT READY 04/0a (asymmetric access state transition) on path 1 only.
             first.injected.append(check_condition(0x02, 0x04, 0x0A))
-            second.injected.append(check_condition(0x02, 0x04, 0x0A))
-            await device.write(0, b"t" * BLOCK)
-            await device.write(BLOCK, b"t" * BLOCK)
-            assert lun.data[: 2 * BLOCK] == b"t" * (2 * BLOCK)
+            for i in range(4):
+                pending = bool(first.injected)
+                await device.write(i * BLOCK, b"t" * BLOCK)
+                if pending and not first.injected:  # this write met the transition
+                    assert lun.log[-1] == "fake://path2 write", lun.log
+            assert not first.injected
+            assert lun.data[: 4 * BLOCK] == b"t" * (4 * BLOCK)
             assert [p["state"] for p in device.paths] == ["active", "active"]
             assert device.stats.failovers == 0
 
