@@ -48,6 +48,7 @@ from mpath.scsi.luns import parse_report_luns
 from mpath.transports import libiscsi as li
 from mpath.transports.base import TransportError
 from mpath.transports.iscsi import DEFAULT_INITIATOR_NAME, IscsiTransport
+from mpath.transports.socket_watch import SocketWatch
 from mpath.transports.urls import DEFAULT_PORT, IscsiUrl
 
 if TYPE_CHECKING:
@@ -153,9 +154,7 @@ class _SendTargets:
         self._lib: Any = None
         self._ctx: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._fd = -1
-        self._events = 0
-        self._retry: asyncio.TimerHandle | None = None
+        self._socket = SocketWatch(self._service)
         #: The step in progress: its outcome (status, targets, libiscsi's error text).
         self._waiter: asyncio.Future[tuple[int, list[FoundTarget], str]] | None = None
         self._key = next(_keys)
@@ -257,43 +256,13 @@ class _SendTargets:
         if ctx is None:
             return
         fd = lib.iscsi_get_fd(ctx)
-        if fd != self._fd:
-            self._unwatch()
-            self._fd = fd
         if fd < 0:
+            self._socket.clear()
             return
-        events, old = lib.iscsi_which_events(ctx), self._events
-        if events & li.POLLIN and not old & li.POLLIN:
-            loop.add_reader(fd, self._service, li.POLLIN)
-        elif old & li.POLLIN and not events & li.POLLIN:
-            loop.remove_reader(fd)
-        if events & li.POLLOUT and not old & li.POLLOUT:
-            loop.add_writer(fd, self._service, li.POLLOUT)
-        elif old & li.POLLOUT and not events & li.POLLOUT:
-            loop.remove_writer(fd)
-        self._events = events
-        if events == 0 and self._retry is None:
-            self._retry = loop.call_later(0.1, self._poll_again)
-
-    def _poll_again(self) -> None:
-        self._retry = None
-        self._service(0)
-
-    def _unwatch(self) -> None:
-        loop = self._loop
-        if self._fd >= 0 and loop is not None and not loop.is_closed():
-            if self._events & li.POLLIN:
-                loop.remove_reader(self._fd)
-            if self._events & li.POLLOUT:
-                loop.remove_writer(self._fd)
-        self._events = 0
-        self._fd = -1
+        self._socket.update(loop, fd, lib.iscsi_which_events(ctx))
 
     def _close(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        self._unwatch()
+        self._socket.clear()
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
             self._lib.iscsi_destroy_context(ctx)

@@ -51,6 +51,7 @@ from mpath.transports.base import (
     ScsiStatus,
     TransportError,
 )
+from mpath.transports.socket_watch import SocketWatch
 from mpath.transports.urls import IscsiUrl, parse_iscsi_url
 
 if TYPE_CHECKING:
@@ -238,9 +239,7 @@ class IscsiTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lib: Any = None
         self._ctx: Any = None
-        self._fd = -1
-        self._events = 0
-        self._retry_handle: asyncio.TimerHandle | None = None
+        self._socket = SocketWatch(self._service)
         self._logged_in = False
         self._connected = False
         self._max_commands: int | None = None
@@ -559,47 +558,17 @@ class IscsiTransport:
             self._teardown(self._lost_reason or self._ending or self._loss_reason())
             return
         events = self._lib.iscsi_which_events(ctx)
-        if events != self._events:
+        if events != self._socket.events:
             self._watch(events)
 
     def _watch(self, events: int) -> None:
         """Register the socket with the loop for exactly ``events`` (POLLIN/POLLOUT)."""
-        loop = self._loop
-        assert loop is not None
+        assert self._loop is not None
         fd = self._lib.iscsi_get_fd(self._ctx)
-        if fd != self._fd:
-            # Only during login (a redirect reconnects): forget the old socket.
-            self._unwatch()
-            self._fd = fd
         if fd < 0:
             self._teardown("libiscsi has no socket")
             return
-        old = self._events
-        if events & li.POLLIN and not old & li.POLLIN:
-            loop.add_reader(fd, self._service, li.POLLIN)
-        elif old & li.POLLIN and not events & li.POLLIN:
-            loop.remove_reader(fd)
-        if events & li.POLLOUT and not old & li.POLLOUT:
-            loop.add_writer(fd, self._service, li.POLLOUT)
-        elif old & li.POLLOUT and not events & li.POLLOUT:
-            loop.remove_writer(fd)
-        self._events = events
-        if events == 0 and self._retry_handle is None:
-            # libiscsi wants nothing for now; it asks to be polled again after 100 ms.
-            self._retry_handle = loop.call_later(0.1, self._retry)
-
-    def _retry(self) -> None:
-        self._retry_handle = None
-        self._service(0)
-
-    def _unwatch(self) -> None:
-        if self._fd >= 0 and self._loop is not None and not self._loop.is_closed():
-            if self._events & li.POLLIN:
-                self._loop.remove_reader(self._fd)
-            if self._events & li.POLLOUT:
-                self._loop.remove_writer(self._fd)
-        self._events = 0
-        self._fd = -1
+        self._socket.update(self._loop, fd, events)
 
     # -- session life cycle ---------------------------------------------------------------
 
@@ -623,8 +592,7 @@ class IscsiTransport:
         self._lost_reason = None
         self._teardown_reason = None
         self._ending = None
-        self._events = 0
-        self._fd = -1
+        self._socket.clear()
 
     async def _absorb_unit_attentions(self, deadline: float) -> None:
         """TEST UNIT READY until the LUN stops reporting UNIT ATTENTION.
@@ -693,10 +661,7 @@ class IscsiTransport:
         self._connected = False
         self._logged_in = False
         self._last_reason = reason
-        if self._retry_handle is not None:
-            self._retry_handle.cancel()
-            self._retry_handle = None
-        self._unwatch()
+        self._socket.clear()
         self._teardown_reason = reason
         _discard_unsent(self._lib.iscsi_get_fd(ctx))
         try:
@@ -741,9 +706,9 @@ class IscsiTransport:
         does: a pending socket error, or end-of-stream. Only libiscsi knows about
         protocol errors, so its text is the fallback.
         """
-        if self._fd >= 0:
+        if self._socket.fd >= 0:
             try:
-                with socket.socket(fileno=os.dup(self._fd)) as sock:
+                with socket.socket(fileno=os.dup(self._socket.fd)) as sock:
                     error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if error:
                         return f"connection lost: {os.strerror(error)}"

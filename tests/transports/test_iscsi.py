@@ -317,7 +317,7 @@ def test_broken_connection_fails_every_outstanding_command_at_once(rig2: Rig) ->
                 assert t.outstanding == 16
                 # Break the connection under libiscsi (as a target reset would): shut
                 # down the transport's own socket through a duplicate descriptor.
-                with socket.socket(fileno=os.dup(t._fd)) as sock:
+                with socket.socket(fileno=os.dup(t._socket.fd)) as sock:
                     sock.shutdown(socket.SHUT_RDWR)
                 results = await asyncio.wait_for(
                     asyncio.gather(*outstanding, return_exceptions=True), 2.0
@@ -381,7 +381,7 @@ def test_close_discards_unsent_data_so_nothing_reaches_the_target_later(rig2: Ri
     async def scenario() -> None:
         t = IscsiTransport(rig2.urls[0])
         await asyncio.wait_for(t.connect(), 10)
-        with socket.socket(fileno=os.dup(t._fd)) as sock:
+        with socket.socket(fileno=os.dup(t._socket.fd)) as sock:
             port = sock.getsockname()[1]
         assert _tcp_sockets_with_local_port(port)
         with fault(rig2, 1, "drop"):
