@@ -10,7 +10,6 @@ import click
 from mpath.cli.common import emit_json, json_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
-from mpath.errors import UsageError
 from mpath.rig.manager import DEFAULT_NAME, RigManager
 from mpath.units import parse_rate, parse_size
 from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
@@ -173,4 +172,4 @@ def _print_summary(doc: dict[str, object]) -> None:
         click.echo(f"first error: {doc['first_error']}", err=True)
 
 
-__all__ = ["UsageError", "bench"]
+__all__ = ["bench"]

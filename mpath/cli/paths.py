@@ -34,7 +34,7 @@ from mpath.errors import DeviceError, IdentityMismatchError, UsageError
 from mpath.filter.device import MultipathDevice
 from mpath.filter.lun import LunInfo, probe_lun
 from mpath.filter.monitor import MonitorFactory
-from mpath.filter.settings import DEFAULT_NO_PATH_RETRY, DeviceSettings
+from mpath.filter.settings import DEFAULT_NO_PATH_RETRY
 from mpath.rig.model import Rig
 from mpath.selectors import DEFAULT_POLICY, SELECTOR_NAMES
 from mpath.transports import is_block_path, open_transport
@@ -73,16 +73,6 @@ def open_settings_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def settings_from_options(options: dict[str, Any]) -> DeviceSettings:
-    """The settings the options give, ignoring the configuration file (for commands
-    that do not read it)."""
-    return DeviceSettings(
-        policy=options["policy"],
-        max_commands=options["max_commands"],
-        no_path_retry=options["no_path_retry"],
-    )
 
 
 def resolve_paths(paths: tuple[str, ...], rig: Rig | None, *, block: bool = False) -> list[str]:
