@@ -577,7 +577,6 @@ class MultipathDevice:
         if path.state is PathState.ACTIVE:
             return
         path.state = PathState.ACTIVE
-        path.in_flight = max(path.in_flight, 0)
         self._selector.reinstate_path(path)
         log.info("path %s reinstated", path.url)
         changed, self._paths_changed = self._paths_changed, asyncio.Event()
