@@ -679,7 +679,9 @@ class MultipathDevice:
                         return
                     if transport.connected:  # logged in again: that login fenced it
                         break
-                    attempt = max(0.0, min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock()))
+                    attempt = min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock())
+                    if attempt <= 0:
+                        break
                     try:
                         await asyncio.wait_for(
                             transport.fence(None if through is None else through.transport),
@@ -690,7 +692,7 @@ class MultipathDevice:
                         continue
                     except TimeoutError:
                         via = "its own way" if through is None else f"through {through.url}"
-                        reason = f"fencing {via} took over {attempt:g} s"
+                        reason = f"fencing {via} got no answer within {attempt:.1f} s"
                         continue
                     via = "itself" if through is None else f"reinstatement through {through.url}"
                     self._mark_fenced(path, epoch, via)
