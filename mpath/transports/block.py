@@ -598,6 +598,14 @@ class BlockTransport:
         """Opening the node again says nothing about calls still running on the old open."""
         return False
 
+    @property
+    def fence_method(self) -> str:
+        return "drain"
+
+    @property
+    def fence_identity(self) -> str | None:
+        return None
+
     async def fence(self, through: Transport | None) -> None:
         """Return once no system call of a closed session is still running.
 

@@ -294,6 +294,14 @@ class IscsiTransport:
         return True
 
     @property
+    def fence_method(self) -> str:
+        return "session-reinstatement"
+
+    @property
+    def fence_identity(self) -> str | None:
+        return self._isid.hex()
+
+    @property
     def connected(self) -> bool:
         """True between a successful :meth:`connect` and the session's end."""
         return self._connected
