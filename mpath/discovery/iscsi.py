@@ -46,8 +46,9 @@ from mpath.scsi.errors import ScsiError
 from mpath.scsi.inquiry import parse_standard_inquiry
 from mpath.scsi.luns import parse_report_luns
 from mpath.transports import libiscsi as li
-from mpath.transports.base import TransportError
-from mpath.transports.iscsi import DEFAULT_INITIATOR_NAME, IscsiTransport
+from mpath.transports import open_transport
+from mpath.transports.base import Transport, TransportError
+from mpath.transports.iscsi import DEFAULT_INITIATOR_NAME
 from mpath.transports.socket_watch import SocketWatch
 from mpath.transports.urls import DEFAULT_PORT, IscsiUrl
 
@@ -489,12 +490,12 @@ class _Discovery:
         finally:
             await transport.close()
 
-    def _transport(self, url: IscsiUrl, chap: ChapCredentials | None) -> IscsiTransport:
-        return IscsiTransport(
+    def _transport(self, url: IscsiUrl, chap: ChapCredentials | None) -> Transport:
+        return open_transport(
             url, initiator_name=self.initiator, login_timeout=self.timeout, chap=chap
         )
 
-    async def _report_luns(self, transport: IscsiTransport) -> tuple[int, ...]:
+    async def _report_luns(self, transport: Transport) -> tuple[int, ...]:
         result = await asyncio.wait_for(
             transport.execute(
                 cdb.report_luns(REPORT_LUNS_ALLOC_LEN), data_in_length=REPORT_LUNS_ALLOC_LEN
@@ -506,7 +507,7 @@ class _Discovery:
         return parse_report_luns(result.data)
 
     async def _identify(
-        self, transport: IscsiTransport, url: IscsiUrl, portal: str
+        self, transport: Transport, url: IscsiUrl, portal: str
     ) -> DiscoveredPath | None:
         """The LUN behind ``transport``; None for LUNs that are not disks."""
         inquiry = await asyncio.wait_for(

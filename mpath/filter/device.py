@@ -101,9 +101,9 @@ class DeviceStats:
 
 
 def _default_transport(url: str) -> Transport:
-    from mpath.transports.iscsi import IscsiTransport
+    from mpath.transports import open_transport
 
-    return IscsiTransport(url)
+    return open_transport(url)
 
 
 class MultipathDevice:
