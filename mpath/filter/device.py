@@ -705,22 +705,12 @@ class MultipathDevice:
                     attempt = min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock())
                     if attempt <= 0:
                         break
-                    try:
-                        await asyncio.wait_for(
-                            transport.fence(None if through is None else through.transport),
-                            attempt,
-                        )
-                    except FenceError as exc:
-                        reason = exc.message
-                    except TimeoutError:
-                        via = "its own way" if through is None else f"through {through.url}"
-                        reason = f"fencing {via} got no answer within {attempt:.1f} s"
-                    else:
+                    outcome = await self._fence_once(transport, through, attempt)
+                    if outcome is None:
                         how = "itself" if through is None else f"reinstatement via {through.url}"
                         self._mark_fenced(path, epoch, how)
                         return
-                    if through is not None:
-                        await self._probe(through)
+                    reason = outcome
             now = self._clock()
             if self._selector.valid_count == 0:
                 no_path_since = now if no_path_since is None else no_path_since
@@ -742,11 +732,46 @@ class MultipathDevice:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, FENCE_RETRY_INTERVAL))
 
+    async def _fence_once(
+        self, transport: Fenceable, through: Path | None, limit: float
+    ) -> str | None:
+        """One fencing attempt (None when it worked, else why not), bounded by ``limit``.
+
+        The carrier path is checked at the same time with one TEST UNIT READY under the
+        stall watchdog: when it turns out dead (and is failed like any dead path), the
+        attempt through it is given up at once instead of waiting for its login timeout.
+        """
+        via = "its own way" if through is None else f"through {through.url}"
+        attempt = asyncio.ensure_future(
+            asyncio.wait_for(transport.fence(None if through is None else through.transport), limit)
+        )
+        probe = None if through is None else asyncio.ensure_future(self._probe(through))
+        try:
+            pending: set[asyncio.Future[None]] = {attempt} | ({probe} if probe else set())
+            while not attempt.done():
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if through is not None and through.state is not PathState.ACTIVE:
+                    attempt.cancel()
+                    return f"fencing {via}: that path failed too"
+            try:
+                attempt.result()
+            except FenceError as exc:
+                return exc.message
+            except TimeoutError:
+                return f"fencing {via} got no answer within {limit:.1f} s"
+            return None
+        finally:
+            for task in (attempt, probe):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+
     async def _probe(self, path: Path) -> None:
         """One TEST UNIT READY on ``path``: fails it (watchdog, transport) if it is dead."""
         if path.state is not PathState.ACTIVE:
             return
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(TransportError, DeviceError):
             await self._run_on(path, cdb.test_unit_ready(), 0, None, 0, slow=False)
 
     @property

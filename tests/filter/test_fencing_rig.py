@@ -285,6 +285,6 @@ def test_a_write_that_cannot_be_fenced_fails_clearly_instead_of_being_reissued(
     assert isinstance(error, FenceTimeoutError), error
     message = str(error)
     assert clean_rig.urls[0] in message and "fence_timeout=1" in message, message
-    # Path 2 is down too (not yet noticed by the device): the fence through it failed.
-    assert f"fencing through {clean_rig.urls[1]} got no answer" in message, message
+    # Path 2 was down too: the fence through it found that out (and failed path 2).
+    assert "no working path to carry the fence" in message, message
     assert 1.0 <= elapsed < 6.0, elapsed  # stall detection + fence_timeout, then the error
