@@ -57,7 +57,10 @@ def test_each_listed_line_is_the_commands_own_summary() -> None:
 
 def test_help_command_prints_a_commands_help() -> None:
     runner = CliRunner()
-    for args, expected in ((["help", "bench"], "mpath bench"), (["help", "rig", "up"], "mpath rig up")):
+    for args, expected in (
+        (["help", "bench"], "mpath bench"),
+        (["help", "rig", "up"], "mpath rig up"),
+    ):
         result = runner.invoke(main, args, prog_name="mpath")
         assert result.exit_code == 0, result.output
         assert f"Usage: {expected}" in result.output
