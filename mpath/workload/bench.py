@@ -75,6 +75,12 @@ class BenchSpec:
             raise UsageError("--qd must be at least 1")
         if self.seconds <= 0:
             raise UsageError("--seconds must be above 0")
+        for step in self.faults:
+            if step.at >= self.seconds:
+                raise UsageError(
+                    f"--fault {step.at:g}:{step.index}:{step.action} is at {step.at:g} s, "
+                    f"but the run ends at {self.seconds:g} s (--seconds): it would never happen"
+                )
 
 
 @dataclass(slots=True)
