@@ -86,7 +86,7 @@ def test_paths_of_no_rig_cannot_take_a_fault(rigs: dict[str, Rig]) -> None:
 def test_block_paths_are_checked_by_the_luns_wwid(rigs: dict[str, Rig]) -> None:
     rig = rigs["newbie"]
     check_rig_lun(rig, rig.lun.wwid, what="--fault")
-    with pytest.raises(UsageError, match="rig 'newbie' serves LUN 3111.*LUN 3222"):
+    with pytest.raises(UsageError, match=r"rig 'newbie' serves LUN 3111.*LUN 3222"):
         check_rig_lun(rig, rigs["newbie2"].lun.wwid, what="--fault")
 
 
