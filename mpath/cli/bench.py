@@ -174,8 +174,15 @@ def _print_summary(doc: dict[str, object]) -> None:
     paths = doc["paths"]
     assert isinstance(paths, list)
     for path in paths:
+        moved = f"{path['bytes'] / 1e6:.1f} MB"
+        if "verify_bytes" in path:  # --verify: which bytes were the workload's
+            parts = [f"workload {path['workload_bytes'] / 1e6:.1f}"]
+            if path["prefill_bytes"]:
+                parts.insert(0, f"prefill {path['prefill_bytes'] / 1e6:.1f}")
+            parts.append(f"read-back {path['verify_bytes'] / 1e6:.1f}")
+            moved += f" ({' + '.join(parts)})"
         click.echo(
-            f"  {path['url']}  {path['state']}  {path['bytes'] / 1e6:.1f} MB  "
+            f"  {path['url']}  {path['state']}  {moved}  "
             f"{path['ios']} I/Os  share {path['share']:.2f}  errors {path['errors']}"
         )
     if doc.get("first_error"):
