@@ -99,3 +99,22 @@ def test_every_command_accepts_verbose() -> None:
     for _, command in main.load_all():
         for leaf in walk(command):
             assert any("-v" in p.opts for p in leaf.params if isinstance(p, click.Option)), leaf
+
+
+def test_every_command_has_examples_in_its_help() -> None:
+    assert isinstance(main, MpathGroup)
+    runner = CliRunner()
+
+    def walk(prefix: list[str], command: click.Command) -> list[list[str]]:
+        found = [prefix]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk([*prefix, name], sub)
+        return found
+
+    for name, command in main.load_all():
+        for words in walk([name], command):
+            result = runner.invoke(main, [*words, "--help"], prog_name="mpath")
+            assert result.exit_code == 0, words
+            assert "Examples:" in result.output, f"mpath {' '.join(words)} --help: no examples"
+            assert f"mpath {' '.join(words)}" in result.output.split("Examples:")[1], words
