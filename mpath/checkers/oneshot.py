@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpath.checkers import create_checker
 from mpath.checkers.base import Checker, CheckResult
@@ -23,6 +23,9 @@ from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT
 from mpath.errors import UsageError
 from mpath.scsi.states import CheckerMsg, PathState
 from mpath.transports.base import Transport, TransportError
+
+if TYPE_CHECKING:
+    from mpath.config import Config
 
 #: States that mean the path answered; anything else makes ``mpath check`` exit 1.
 ANSWERED = frozenset({PathState.UP, PathState.GHOST, PathState.PENDING})
@@ -40,8 +43,16 @@ class PathCheck:
         return {"url": self.url, "checker": self.checker, **self.result.describe()}
 
 
-def open_path(url: str, checker: str, login_timeout: float = DEFAULT_LOGIN_TIMEOUT) -> Transport:
-    """The transport to check ``url`` with; bad URLs and mismatches raise UsageError."""
+def open_path(
+    url: str,
+    checker: str,
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
+    config: Config | None = None,
+) -> Transport:
+    """The transport to check ``url`` with; bad URLs and mismatches raise UsageError.
+
+    ``config`` gives the CHAP credentials of iSCSI logins (its ``[[chap]]`` entries).
+    """
     if url.startswith("/dev/"):
         try:
             is_block = stat.S_ISBLK(os.stat(url).st_mode)
@@ -57,8 +68,11 @@ def open_path(url: str, checker: str, login_timeout: float = DEFAULT_LOGIN_TIMEO
     if checker == "directio":
         raise UsageError(f"{url}: directio reads block devices; give a /dev/... node")
     from mpath.transports.iscsi import IscsiTransport
+    from mpath.transports.urls import parse_iscsi_url
 
-    return IscsiTransport(url, login_timeout=login_timeout)
+    address = parse_iscsi_url(url)
+    chap = config.chap.credentials_for(address.portal, address.target) if config else None
+    return IscsiTransport(url, login_timeout=login_timeout, chap=chap)
 
 
 async def _check_one(transport: Transport, checker: Checker) -> PathCheck:
@@ -81,8 +95,9 @@ async def check_paths(
     checker: str = "tur",
     timeout: float = 2.0,
     login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
+    config: Config | None = None,
 ) -> list[PathCheck]:
     """Check every path once, concurrently; results in the order given."""
     probe = create_checker(checker, timeout)
-    transports = [open_path(url, checker, login_timeout) for url in urls]
+    transports = [open_path(url, checker, login_timeout, config) for url in urls]
     return list(await asyncio.gather(*(_check_one(t, probe) for t in transports)))

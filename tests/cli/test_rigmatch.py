@@ -103,3 +103,9 @@ def test_show_does_not_ignore_rig(rigs: dict[str, Rig]) -> None:
     code, lines = _invoke("show", "--rig", "newbie2", rigs["newbie"].urls[0])
     assert code == 2
     assert len(lines) == 1 and "'newbie2'" in lines[0] and "'newbie'" in lines[0], lines
+
+
+def test_check_does_not_ignore_rig_either(rigs: dict[str, Rig]) -> None:
+    code, lines = _invoke("check", "--rig", "newbie2", rigs["newbie"].urls[1])
+    assert code == 2
+    assert len(lines) == 1 and "'newbie2'" in lines[0] and "'newbie'" in lines[0], lines
