@@ -9,7 +9,13 @@ import click
 
 from mpath.cli.common import emit_json, json_option
 from mpath.cli.config import config_file_option
-from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
+from mpath.cli.paths import (
+    DeviceRequest,
+    device_nodes,
+    open_device,
+    open_settings_options,
+    resolve_paths,
+)
 from mpath.cli.rigmatch import check_rig_lun, fault_rig, rig_of_paths
 from mpath.rig.manager import DEFAULT_NAME, RigManager
 from mpath.rig.model import Rig
@@ -87,6 +93,7 @@ def bench(
       mpath bench --rig mpath --policy round-robin --rw read --bs 256K
       mpath bench /dev/loop0 /dev/loop1 --verify --rw randwrite --seconds 3 --span 32M
     """
+    paths = device_nodes(paths)
     fault_steps = tuple(FaultStep.parse(text) for text in faults)
     for step in fault_steps:
         if step.rate is not None:

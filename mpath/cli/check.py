@@ -12,6 +12,7 @@ from mpath.checkers.oneshot import ANSWERED, check_paths
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT
 from mpath.cli.common import emit_json, json_option
 from mpath.cli.config import config_file_option
+from mpath.cli.paths import device_nodes
 from mpath.config import load_config
 from mpath.errors import UsageError
 
@@ -77,6 +78,7 @@ def check(
     """
     if not timeout > 0 or not login_timeout > 0:
         raise UsageError("--timeout and --login-timeout must be above 0 seconds")
+    paths = device_nodes(paths)
     if len(set(paths)) != len(paths):
         raise UsageError("the same path is given twice")
     if paths:

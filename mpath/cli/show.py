@@ -20,7 +20,13 @@ from mpath.checkers.monitor import CheckerMonitor
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT, CheckerSettings
 from mpath.cli.common import emit_json, json_option
 from mpath.cli.config import config_file_option
-from mpath.cli.paths import DeviceRequest, OpenedDevice, open_device, open_settings_options
+from mpath.cli.paths import (
+    DeviceRequest,
+    OpenedDevice,
+    device_nodes,
+    open_device,
+    open_settings_options,
+)
 from mpath.cli.paths import resolve_paths as _resolve_paths
 from mpath.cli.rigmatch import check_rig_lun, rig_of_paths
 from mpath.errors import UsageError
@@ -115,6 +121,7 @@ def show(
       mpath show /dev/loop0 /dev/loop1 --json
       mpath show --rig mpath --policy round-robin
     """
+    paths = device_nodes(paths)
     if paths:
         rig = rig_of_paths(paths, rig_name, what="--rig") if rig_name else None
     else:
