@@ -181,7 +181,8 @@ def _text_report(scenario: Scenario, result: SimResult) -> None:
     "--policy-arg",
     "policy_args",
     multiple=True,
-    help="A selector argument, e.g. quantum=512K (repeatable).",
+    help="A selector argument of the --policy, e.g. --policy quota --policy-arg quantum=512K "
+    "(repeatable; each policy's arguments: docs/selectors.md).",
 )
 @click.option(
     "--path-args",
@@ -233,6 +234,7 @@ def simulate(
       mpath simulate --mbps 200,200 --rate 5:2:50 --trace 0.5
       mpath simulate --mbps 100,100,100 --fail 2:1 --recover 6:1
       mpath simulate --mbps 50,200 --policy quota --path-args 1 --path-args 4
+      mpath simulate --mbps 50,200 --policy quota --policy-arg quantum=512K
       mpath simulate --mbps 50,200 --policy service-time --path-args '0 20' --path-args '0 80'
     """
     scenario = build_scenario(

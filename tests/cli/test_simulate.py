@@ -132,3 +132,19 @@ def test_each_path_shows_what_it_achieved_beside_its_configured_speed() -> None:
     achieved = [path["achieved_mbps"] for path in document["paths"]]
     assert achieved == pytest.approx(got, abs=0.06)
     assert sum(achieved) == pytest.approx(document["mb_per_s"], rel=1e-3)
+
+
+def test_every_example_in_the_help_runs_as_printed() -> None:
+    import shlex
+
+    text = CliRunner().invoke(main, ["simulate", "--help"]).output
+    examples = [
+        shlex.split(line.strip())[1:]
+        for line in text.split("Examples:")[1].split("Options:")[0].splitlines()
+        if line.strip().startswith("mpath simulate")
+    ]
+    assert len(examples) >= 6
+    assert any("--policy-arg" in e for e in examples)
+    for args in examples:
+        result = CliRunner().invoke(main, [*args, "--ios", "500"])
+        assert result.exit_code == 0, (args, result.output)

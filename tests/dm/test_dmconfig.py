@@ -97,7 +97,7 @@ def test_from_store_without_a_record_is_a_usage_error(
 def test_weightedpath_without_kernel_names_is_refused_before_measuring(
     sysfs: Sysfs, store: MeasurementStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mpath.dm.dmconfig as dmconfig
+    from mpath.dm import dmconfig
 
     def no_measuring(*_args: object) -> None:
         raise AssertionError("measured before checking the kernel names")
