@@ -5,7 +5,6 @@ from __future__ import annotations
 from mpath.filter.lun import not_a_disk
 from mpath.scsi.inquiry import parse_standard_inquiry
 
-
 VENDOR, PRODUCT = b"IET     ", b"Controller      "
 
 
