@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import (
     DeviceRequest,
@@ -42,6 +42,7 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
 @click.option(
     "--rig",
     "rig_name",
+    shell_complete=complete_rig_names,
     default=None,
     envvar="MPATH_RIG_NAME",
     help="Rig whose paths to use when no PATH is given [default: mpath]; with PATHs, the "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+import click.shell_completion
 
 from mpath.errors import MpathError
 
@@ -169,6 +170,19 @@ class MpathGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("mpath: interrupted", err=True)
             sys.exit(130)
+
+
+def complete_rig_names(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of --rig/--name: the rigs on this host."""
+    from mpath.rig.manager import RigManager
+
+    try:
+        names = RigManager().names()
+    except OSError:
+        return []
+    return [click.shell_completion.CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
 def emit_json(document: Any) -> None:

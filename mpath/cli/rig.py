@@ -9,7 +9,7 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 
 import click
 
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.errors import RigNotFoundError, RigUsageError
 from mpath.rig.backends import BACKEND_NAMES
 from mpath.rig.manager import DEFAULT_NAME, RigManager, parse_rates
@@ -20,6 +20,7 @@ name_option = click.option(
     default=DEFAULT_NAME,
     show_default=True,
     envvar="MPATH_RIG_NAME",
+    shell_complete=complete_rig_names,
     help="Which rig (several can run side by side). Env: MPATH_RIG_NAME.",
 )
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import (
     DeviceRequest,
@@ -40,6 +40,7 @@ _DEFAULTS = ServeSettings()
 @click.option(
     "--rig",
     "rig_name",
+    shell_complete=complete_rig_names,
     default=None,
     envvar="MPATH_RIG_NAME",
     help="Serve this rig's LUN over all its paths; with PATHs, the rig they must lead to.",
