@@ -8,12 +8,14 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import click.shell_completion
 
 from mpath.errors import MpathError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -174,15 +176,17 @@ class MpathGroup(click.Group):
 
 def complete_rig_names(
     _ctx: click.Context, _param: click.Parameter, incomplete: str
-) -> list[click.shell_completion.CompletionItem]:
+) -> list[CompletionItem]:
     """Shell completion of --rig/--name: the rigs on this host."""
+    from click.shell_completion import CompletionItem
+
     from mpath.rig.manager import RigManager
 
     try:
         names = RigManager().names()
     except OSError:
         return []
-    return [click.shell_completion.CompletionItem(n) for n in names if n.startswith(incomplete)]
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
 def emit_json(document: Any) -> None:
