@@ -12,7 +12,7 @@ import click
 from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.errors import RigNotFoundError, RigUsageError
 from mpath.rig.backends import BACKEND_NAMES
-from mpath.rig.manager import DEFAULT_NAME, RigManager, parse_rates
+from mpath.rig.manager import DEFAULT_NAME, RigManager, parse_rates, require_root
 from mpath.units import format_size, parse_rate, parse_size
 
 name_option = click.option(
@@ -185,6 +185,7 @@ def down(name: str, progress: bool | None) -> None:
       MPATH_RIG_NAME=fast mpath rig down --no-progress
     """
     manager = RigManager()
+    require_root()  # before saying anything is being removed
     try:
         built = manager.load(name)
     except RigNotFoundError:
