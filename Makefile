@@ -61,7 +61,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 .PHONY: wheel man completion install uninstall deb deb-test
 
 wheel:
-	rm -f dist/mpath-*.whl
+	rm -rf dist/mpath-*.whl build/lib build/bdist.*  # no stale modules in the wheel
 	$(BIN)/pip wheel -q --no-deps -w dist . 2>&1 | grep -v "is ignored: it is neither" || true
 	test -f $(WHEEL)
 
