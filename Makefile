@@ -5,11 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages: the rig (tgt, iproute2, nftables), libiscsi and its tools (the
-# initiator library mpath binds, and iscsi-inq/iscsi-perf as independent witnesses),
-# fio for the NBD benchmarks, and venv support for Debian's own python3.
-DEBIAN_PACKAGES := tgt libiscsi7 libiscsi-bin iproute2 nftables procps util-linux \
-                   fio libnbd-bin python3-libnbd python3-venv multipath-tools
+# Debian packages: one list, packaging/debian-packages.txt (README.md points to it).
+DEBIAN_PACKAGES := $(shell sed -e 's/\#.*//' packaging/debian-packages.txt)
 
 .PHONY: setup setup-system setup-python test lint typecheck unit demo bench clean
 
@@ -47,4 +44,47 @@ demo:
 	$(SUDO) env PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info build dist
+
+# -- mpath installed as a tool: wheel, man pages, completion, Debian package ---------------
+# `make install` puts mpath under $(PREFIX) (PREFIX=/usr/local, DESTDIR for staging):
+# bin/mpath, lib/mpath (the code and its Python dependencies), man pages, bash and zsh
+# completion. `make deb` builds dist/mpath_VERSION-1_ARCH.deb from the same pieces;
+# `make deb-test` (root, network) installs it in a clean Debian 12 root and runs it.
+PREFIX ?= /usr/local
+DEB_MIRROR ?= http://deb.debian.org/debian
+MPATH_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' mpath/__init__.py)
+WHEEL = dist/mpath-$(MPATH_VERSION)-py3-none-any.whl
+DEB = dist/mpath_$(MPATH_VERSION)-1_$(shell dpkg --print-architecture).deb
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+.PHONY: wheel man completion install uninstall deb deb-test
+
+wheel:
+	rm -rf dist/mpath-*.whl build/lib build/bdist.*  # no stale modules in the wheel
+	$(BIN)/pip wheel -q --no-deps -w dist . 2>&1 | grep -v "is ignored: it is neither" || true
+	test -f $(WHEEL)
+
+man:
+	rm -rf build/man
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(BIN)/python -m mpath.cli.manpage build/man >/dev/null
+
+completion:
+	mkdir -p build/completion
+	_MPATH_COMPLETE=bash_source $(BIN)/mpath > build/completion/mpath.bash
+	_MPATH_COMPLETE=zsh_source $(BIN)/mpath > build/completion/_mpath
+
+install: wheel man completion
+	packaging/install-tree.sh $(WHEEL) build/man build/completion "$(DESTDIR)" $(PREFIX) $(BIN)/pip
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/lib/mpath $(DESTDIR)$(PREFIX)/bin/mpath \
+		$(DESTDIR)$(PREFIX)/share/man/man1/mpath.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/mpath-*.1.gz \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/mpath \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_mpath
+
+deb: wheel man completion
+	packaging/build-deb.sh $(WHEEL) build/man build/completion $(MPATH_VERSION) $(DEB) $(BIN)/pip
+
+deb-test: deb
+	$(SUDO) packaging/test-deb.sh $(DEB) $(DEB_MIRROR) build/deb-test-root

@@ -19,8 +19,10 @@ _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 def parse_size(text: str) -> int:
     """Return the number of bytes in ``text``.
 
-    Suffixes K, M, G, T (optionally followed by ``iB`` or ``B``) are binary multiples,
-    as in dd, fio and tgtadm: ``4k`` is 4096 bytes, ``1G`` is 1073741824.
+    Suffixes K, M, G, T (optionally followed by ``iB``) are binary multiples, as in dd,
+    fio and tgtadm: ``4k`` is 4096 bytes, ``1G`` is 1073741824. ``MB`` and its kin are
+    refused: mpath's own output counts MB as 10^6 bytes (MB/s), so "1MB" would mean
+    1048576 here and 1000000 there; the message says what to write instead.
 
     >>> parse_size("256K")
     262144
@@ -30,7 +32,17 @@ def parse_size(text: str) -> int:
     match = _SIZE_RE.match(text)
     if not match:
         raise UsageError(f"bad size {text!r}: expected a number with an optional K/M/G/T suffix")
-    number, unit, _ = match.groups()
+    number, unit, tail = match.groups()
+    if tail.lower() == "b" and unit:
+        binary = f"{number}{unit.upper()}"
+        decimal = int(number) * 1000 ** _SIZE_POWERS[unit.lower()]
+        raise UsageError(
+            f"bad size {text!r}: ambiguous; write {binary} or {binary}iB for "
+            f"{int(number) << (10 * _SIZE_POWERS[unit.lower()])} bytes (binary, as dd), "
+            f"or {decimal} for {decimal} bytes"
+        )
+    if tail.lower() == "ib" and not unit:
+        raise UsageError(f"bad size {text!r}: expected a number with an optional K/M/G/T suffix")
     return int(number) * (1 << (10 * _SIZE_POWERS[unit.lower()]))
 
 

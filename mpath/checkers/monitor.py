@@ -108,6 +108,33 @@ class EventKind(StrEnum):
     RESCUED = "rescued"  # held path reinstated because no other path was usable
 
 
+#: The level each event is logged at; None: not logged here, because the device logs
+#: the same change ("path ... failed: reason" at warning, "path ... reinstated" at
+#: info). Why a path came back (failback, rescue) is debug detail beside that line.
+EVENT_LOG_LEVELS: Final[dict[EventKind, int | None]] = {
+    EventKind.FAILED: None,
+    EventKind.DOWN: None,
+    EventKind.REINSTATED: None,
+    EventKind.HELD_SHAKY: logging.INFO,
+    EventKind.HELD_FAILBACK: logging.INFO,
+    EventKind.FAILBACK: logging.DEBUG,
+    EventKind.RESCUED: logging.DEBUG,
+}
+
+
+def selector_plan(status: dict[str, Any]) -> str:
+    """The selector's decision in one line: its policy and each path's state and share
+    of the I/O (whole percent, so a debug log shows changes of plan, not noise)."""
+    parts = []
+    for entry in status.get("paths", ()):
+        if not isinstance(entry, dict):
+            continue
+        share = float(entry.get("share", 0.0))
+        prio = f" prio {entry['priority']}" if "priority" in entry else ""
+        parts.append(f"{entry.get('path')} {entry.get('state')}{prio} {share:.0%}")
+    return f"{status.get('policy', '?')}: " + ", ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorEvent:
     """One notable thing the monitor saw or did, with the monitor clock's time."""
@@ -186,6 +213,7 @@ class CheckerMonitor:
         self._waiters = 0
         self._closed = False
         self.events: deque[MonitorEvent] = deque(maxlen=EVENT_LOG_SIZE)
+        self._last_plan = ""
 
     @classmethod
     def factory(
@@ -350,6 +378,7 @@ class CheckerMonitor:
             )
             if not self._closed:
                 self._reschedule(watch, settled)
+                self._log_check(watch)
             self._notify()
 
     async def _check_active(self, watch: PathWatch) -> None:
@@ -511,14 +540,38 @@ class CheckerMonitor:
         return max(active, default=None)
 
     def _log(self, kind: EventKind, watch: PathWatch, detail: str = "") -> None:
+        """Record ``kind`` and log it at its level (:data:`EVENT_LOG_LEVELS`).
+
+        A path's failure and its return to use are logged by the device, which makes
+        them (one line each, with the reason); the monitor logs only what the device
+        cannot know: paths held back, and (debug) why a path was failed or reinstated.
+        """
         event = MonitorEvent(self._clock(), watch.path.url, kind, detail)
         self.events.append(event)
-        level = (
-            logging.INFO if kind in (EventKind.REINSTATED, EventKind.FAILBACK) else logging.WARNING
-        )
-        log.log(
-            level, "path %s: %s%s", watch.path.url, kind.value, f" ({detail})" if detail else ""
-        )
+        level = EVENT_LOG_LEVELS[kind]
+        if level is not None:
+            log.log(
+                level, "path %s: %s%s", watch.path.url, kind.value, f" ({detail})" if detail else ""
+            )
+
+    def _log_check(self, watch: PathWatch) -> None:
+        """Debug: every check's verdict, and the selector's plan when it changed."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        result = watch.result
+        if result is not None:
+            log.debug(
+                "path %s: check %s: %s in %.1f ms%s",
+                watch.path.url,
+                self.checker.name,
+                result.state.value,
+                result.latency_ms,
+                f" ({result.message})" if result.message else "",
+            )
+        plan = selector_plan(self._device.selector_status())
+        if plan != self._last_plan:
+            self._last_plan = plan
+            log.debug("selector %s", plan)
 
     def _notify(self) -> None:
         if self._waiters:

@@ -1,70 +1,65 @@
 """The ``mpath`` command line (contract: docs/cli.md).
 
-Each command group lives in its own module and only parses arguments, calls the
-library and prints; errors raised as :class:`~mpath.errors.MpathError` become one line
-on stderr and the exit code the contract gives (1 failed, 2 bad input).
+Each command lives in its own module and only parses arguments, calls the library and
+prints; errors raised as :class:`~mpath.errors.MpathError` become one line on stderr
+and the exit code the contract gives (1 failed, 2 bad input).
+
+Commands are imported only when they run (:class:`~mpath.cli.common.MpathGroup`
+loads them from :data:`COMMANDS`): ``mpath prio`` is a dm-multipath callout started
+for every path, and must not pay for importing the rig, the NBD server and the
+configuration schema first.
 """
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from mpath import __version__
-from mpath.cli.common import MpathGroup
+from mpath.cli.common import CommandEntry, MpathGroup, verbose_option
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Every command: its name, where it lives, and the one line ``mpath --help`` shows
+#: for it (kept here so listing the commands imports none of them; a test checks each
+#: line against the command's own help).
+COMMANDS: dict[str, CommandEntry] = {
+    entry.name: entry
+    for entry in (
+        CommandEntry("bench", "mpath.cli.bench:bench", "Drive I/O through mpath and measure it."),
+        CommandEntry("check", "mpath.cli.check:check", "Check each path once and print its state."),
+        CommandEntry("config", "mpath.cli.config:config", "Inspect and check the configuration."),
+        CommandEntry(
+            "discover", "mpath.cli.discover:discover_command", "Find the LUNs behind portals."
+        ),
+        CommandEntry(
+            "dm-config", "mpath.cli.dm_config:dm_config", "Print a multipath.conf fragment."
+        ),
+        CommandEntry("help", "mpath.cli.help:help_command", "Show the help of a command."),
+        CommandEntry("prio", "mpath.cli.prio:prio", "Print a path's priority (dm callout)."),
+        CommandEntry("rig", "mpath.cli.rig:rig", "Build and control a real iSCSI test rig."),
+        CommandEntry("serve", "mpath.cli.serve:serve", "Export the LUN as an NBD device."),
+        CommandEntry("show", "mpath.cli.show:show", "Show one multipath device's topology."),
+        CommandEntry(
+            "simulate", "mpath.cli.simulate:simulate", "Run the selectors on simulated paths."
+        ),
+    )
+}
 
-@click.group(cls=MpathGroup, context_settings=CONTEXT_SETTINGS)
+
+@click.group(cls=MpathGroup, commands_table=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="mpath")
-@click.option(
-    "-v", "--verbose", count=True, help="More log detail on stderr (-v: info, -vv: debug)."
-)
-def main(verbose: int) -> None:
+@verbose_option
+def main() -> None:
     """mpath: multipath I/O over several paths to one SCSI/iSCSI LUN.
+
+    -v (here or after the command) logs per-path state changes; -vv adds every path
+    check and the selector's decisions (docs/cli.md, "Logging").
 
     \b
     Examples:
       mpath rig up --paths 2 --json      build a 2-path iSCSI test rig (root)
-      mpath rig fault 1 down             cut path 1 of the rig
+      mpath bench --seconds 5 --fault 2:1:down
+                                         I/O on the rig's paths; cut path 1 at 2 s
+      mpath help bench                   the help of one command
       mpath rig down                     remove the rig
     """
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="mpath: %(message)s")
-
-
-def _register() -> None:
-    from mpath.cli.bench import bench
-    from mpath.cli.rig import rig
-
-    main.add_command(rig)
-    main.add_command(bench)
-    from mpath.cli.simulate import simulate
-
-    main.add_command(simulate)
-    from mpath.cli.check import check
-
-    main.add_command(check)
-    from mpath.cli.config import config
-
-    main.add_command(config)
-    from mpath.cli.prio import prio
-
-    main.add_command(prio)
-    from mpath.cli.dm_config import dm_config
-
-    main.add_command(dm_config)
-    from mpath.cli.serve import serve
-
-    main.add_command(serve)
-    from mpath.cli.show import show
-
-    main.add_command(show)
-    from mpath.cli.discover import discover_command
-
-    main.add_command(discover_command)
-
-
-_register()

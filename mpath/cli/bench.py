@@ -7,10 +7,19 @@ import sys
 
 import click
 
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.cli.config import config_file_option
-from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
+from mpath.cli.paths import (
+    DeviceRequest,
+    device_nodes,
+    open_device,
+    open_settings_options,
+    resolve_paths,
+)
+from mpath.cli.rigmatch import check_rig_lun, fault_rig, rig_of_paths
 from mpath.rig.manager import DEFAULT_NAME, RigManager
+from mpath.rig.model import Rig
+from mpath.transports import is_block_path
 from mpath.units import parse_rate, parse_size
 from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
 
@@ -36,9 +45,11 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
 @click.option(
     "--rig",
     "rig_name",
+    shell_complete=complete_rig_names,
     default=None,
     envvar="MPATH_RIG_NAME",
-    help="Rig whose paths to use when no PATH is given, and whose paths --fault acts on.",
+    help="Rig whose paths to use when no PATH is given [default: mpath]; with PATHs, the "
+    "rig they lead to (checked; --fault acts on it, found from the paths when not given).",
 )
 @click.option("--seed", type=int, default=None, help="Seed of the random offsets.")
 @click.option(
@@ -86,17 +97,11 @@ def bench(
       mpath bench --rig mpath --policy round-robin --rw read --bs 256K
       mpath bench /dev/loop0 /dev/loop1 --verify --rw randwrite --seconds 3 --span 32M
     """
+    paths = device_nodes(paths)
     fault_steps = tuple(FaultStep.parse(text) for text in faults)
     for step in fault_steps:
         if step.rate is not None:
             parse_rate(step.rate)
-    rig = None
-    if fault_steps or not paths:
-        rig = RigManager().load(rig_name or DEFAULT_NAME)
-        for step in fault_steps:
-            rig.path(step.index)
-    urls = resolve_paths(paths, rig, block=True)
-    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
     block_size = parse_size(bs) if bs else (256 * 1024 if rw in ("read", "write") else 4096)
     spec = BenchSpec(
         rw=rw,
@@ -109,6 +114,17 @@ def bench(
         seed=seed,
         trace_interval=trace_interval,
     )
+    if not paths:
+        rig: Rig | None = RigManager().load(rig_name or DEFAULT_NAME)
+    elif fault_steps:
+        rig = fault_rig(paths, rig_name, [step.index for step in fault_steps])
+    else:
+        rig = rig_of_paths(paths, rig_name, what="--rig") if rig_name else None
+    urls = resolve_paths(paths, rig, block=True)
+    if rig is not None:
+        for step in fault_steps:
+            rig.path(step.index)
+    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
     show_progress = sys.stderr.isatty() if progress is None else progress
 
     async def apply_fault(step: FaultStep) -> None:
@@ -132,6 +148,8 @@ def bench(
     async def main() -> dict[str, object]:
         device = (await open_device(request)).device
         try:
+            if rig is not None and device.lun is not None and any(map(is_block_path, urls)):
+                check_rig_lun(rig, device.lun.wwid, what="--fault" if fault_steps else "--rig")
             run = BenchRun(device, spec)
             result = await run.run(
                 progress=report if show_progress else None,
@@ -167,8 +185,15 @@ def _print_summary(doc: dict[str, object]) -> None:
     paths = doc["paths"]
     assert isinstance(paths, list)
     for path in paths:
+        moved = f"{path['bytes'] / 1e6:.1f} MB"
+        if "verify_bytes" in path:  # --verify: which bytes were the workload's
+            parts = [f"workload {path['workload_bytes'] / 1e6:.1f}"]
+            if path["prefill_bytes"]:
+                parts.insert(0, f"prefill {path['prefill_bytes'] / 1e6:.1f}")
+            parts.append(f"read-back {path['verify_bytes'] / 1e6:.1f}")
+            moved += f" ({' + '.join(parts)})"
         click.echo(
-            f"  {path['url']}  {path['state']}  {path['bytes'] / 1e6:.1f} MB  "
+            f"  {path['url']}  {path['state']}  {moved}  "
             f"{path['ios']} I/Os  share {path['share']:.2f}  errors {path['errors']}"
         )
     if doc.get("first_error"):

@@ -75,6 +75,8 @@ def discover_command(
         return
     if not portals:
         raise UsageError("give at least one PORTAL (HOST[:PORT]), or --block")
+    for portal in portals:
+        _refuse_url(portal)
     config = load_config(config_file)
     result = asyncio.run(
         discover(list(portals), chap=config.chap, targets=targets, timeout=timeout)
@@ -87,6 +89,24 @@ def discover_command(
         click.echo(f"mpath: error: {problem.line()}", err=True)
     if result.problems:
         sys.exit(1)
+
+
+def _refuse_url(portal: str) -> None:
+    """A URL where a portal is expected: say so, and which portal it names."""
+    if "://" not in portal and not portal.startswith("/"):
+        return
+    hint = ""
+    if portal.startswith("iscsi://"):
+        from mpath.transports.urls import parse_iscsi_url
+
+        try:
+            hint = f"; this URL's portal is {parse_iscsi_url(portal).portal}"
+        except UsageError:
+            hint = ""
+    raise UsageError(
+        f"bad portal {portal!r}: a portal is HOST[:PORT] (e.g. 198.18.1.2 or "
+        f"[fd00::1]:3260), not a URL or path; discover finds the URLs behind it{hint}"
+    )
 
 
 def _print(result: DiscoveryResult) -> None:

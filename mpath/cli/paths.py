@@ -75,6 +75,25 @@ def open_settings_options(func: F) -> F:
     return func
 
 
+def device_nodes(paths: Sequence[str]) -> tuple[str, ...]:
+    """The paths with kernel names made nodes: ``sdb`` and ``8:16`` (as ``mpath prio``
+    and ``dm-config`` take them) become ``/dev/sdb``; URLs and ``/dev/...`` stay."""
+    from mpath.dm.devices import parse_device
+    from mpath.dm.sysfs import Sysfs, parse_devnum, valid_block_name
+
+    nodes = []
+    for path in paths:
+        if not (valid_block_name(path) or parse_devnum(path)):
+            nodes.append(path)  # a URL or /dev/...: checked where it is used
+            continue
+        ref = parse_device(path, Sysfs())
+        node = f"/dev/{ref.key}"
+        if not os.path.exists(node):
+            raise UsageError(f"{path}: no such block device ({node} does not exist)")
+        nodes.append(node)
+    return tuple(nodes)
+
+
 def resolve_paths(paths: tuple[str, ...], rig: Rig | None, *, block: bool = False) -> list[str]:
     """The paths to open: as given, or the rig's when none are given.
 
@@ -102,7 +121,8 @@ def resolve_paths(paths: tuple[str, ...], rig: Rig | None, *, block: bool = Fals
             key = path
         else:
             raise UsageError(
-                f"bad path {path!r}: expected iscsi://HOST[:PORT]/TARGET-IQN/LUN or /dev/NODE"
+                f"bad path {path!r}: expected iscsi://HOST[:PORT]/TARGET-IQN/LUN, /dev/NODE, "
+                "a kernel name (sdb) or MAJ:MIN"
             )
         if key in seen:
             raise UsageError(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+
 import click
 
-from mpath.cli.common import emit_json, json_option
-from mpath.errors import RigUsageError
+from mpath.cli.common import complete_rig_names, emit_json, json_option
+from mpath.errors import RigNotFoundError, RigUsageError
 from mpath.rig.backends import BACKEND_NAMES
-from mpath.rig.manager import DEFAULT_NAME, FAULT_ACTIONS, RigManager, parse_rates
+from mpath.rig.manager import DEFAULT_NAME, FAULT_ACTIONS, RigManager, parse_rates, require_root
 from mpath.units import format_size, parse_rate, parse_size
 
 name_option = click.option(
@@ -15,6 +20,7 @@ name_option = click.option(
     default=DEFAULT_NAME,
     show_default=True,
     envvar="MPATH_RIG_NAME",
+    shell_complete=complete_rig_names,
     help="Which rig (several can run side by side). Env: MPATH_RIG_NAME.",
 )
 
@@ -87,7 +93,14 @@ def up(paths: int, size: str, rate: str | None, backend: str, name: str, as_json
 @name_option
 @json_option
 def status(name: str, as_json: bool) -> None:
-    """Show a rig and the link, fault and rate of each path."""
+    """Show a rig and the link, fault and rate of each path.
+
+    \b
+    Examples:
+      mpath rig status
+      mpath rig status --name fast
+      mpath rig status --json | jq -r '.paths[] | "\\(.index) \\(.fault)"'
+    """
     built, paths = RigManager().status(name)
     if as_json:
         emit_json({**built.describe(), "paths": [p.describe() for p in paths]})
@@ -105,7 +118,13 @@ def status(name: str, as_json: bool) -> None:
 @rig.command(name="list")
 @json_option
 def list_rigs(as_json: bool) -> None:
-    """List the rigs on this host."""
+    """List the rigs on this host (their names; --json: each rig's description).
+
+    \b
+    Examples:
+      mpath rig list
+      mpath rig list --json | jq -r '.[] | "\\(.name) \\(.target)"'
+    """
     manager = RigManager()
     names = manager.names()
     if as_json:
@@ -155,9 +174,50 @@ def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
 
 @rig.command()
 @name_option
-def down(name: str) -> None:
-    """Remove everything 'rig up' created (safe to run twice)."""
-    if RigManager().down(name):
-        click.echo(f"rig {name} removed", err=True)
+@click.option(
+    "--progress/--no-progress", default=None, help="Live progress on stderr (default: on a tty)."
+)
+def down(name: str, progress: bool | None) -> None:
+    """Remove everything 'rig up' created (safe to run twice).
+
+    The target daemon is stopped, each path's veth pair and the rig's namespace are
+    deleted, and the rig's state folder removed; this takes up to half a minute. A
+    line on stderr says what is being removed, a live count of seconds follows on a
+    tty, and the last line says how long it took.
+
+    \b
+    Examples:
+      mpath rig down
+      mpath rig down --name fast
+      MPATH_RIG_NAME=fast mpath rig down --no-progress
+    """
+    manager = RigManager()
+    require_root()  # before saying anything is being removed
+    try:
+        built = manager.load(name)
+    except RigNotFoundError:
+        click.echo(f"no rig named {name}: nothing to remove", err=True)
+        return
+    live = sys.stderr.isatty() if progress is None else progress
+    click.echo(
+        f"removing rig {name}: {built.backend} target, {len(built.paths)} path(s), "
+        f"namespace {built.namespace} ...",
+        err=True,
+    )
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        removal = pool.submit(manager.down, name)
+        while live:
+            try:
+                removal.result(timeout=1.0)
+                break
+            except FuturesTimeout:
+                click.echo(f"\r  {time.monotonic() - started:4.0f} s", err=True, nl=False)
+        removed = removal.result()
+    if live:
+        click.echo("", err=True)
+    took = time.monotonic() - started
+    if removed:
+        click.echo(f"rig {name} removed in {took:.1f} s", err=True)
     else:
         click.echo(f"no rig named {name}: nothing to remove", err=True)

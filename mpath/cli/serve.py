@@ -11,9 +11,16 @@ import sys
 
 import click
 
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.cli.config import config_file_option
-from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
+from mpath.cli.paths import (
+    DeviceRequest,
+    device_nodes,
+    open_device,
+    open_settings_options,
+    resolve_paths,
+)
+from mpath.cli.rigmatch import rig_of_paths
 from mpath.errors import DeviceError
 from mpath.filter.device import MultipathDevice
 from mpath.nbd.server import (
@@ -33,9 +40,10 @@ _DEFAULTS = ServeSettings()
 @click.option(
     "--rig",
     "rig_name",
+    shell_complete=complete_rig_names,
     default=None,
     envvar="MPATH_RIG_NAME",
-    help="Serve this rig's LUN over all its paths (when no PATH is given).",
+    help="Serve this rig's LUN over all its paths; with PATHs, the rig they must lead to.",
 )
 @click.option(
     "--listen",
@@ -110,7 +118,11 @@ def serve(
     """
     address = ListenAddress.parse(listen)
     check_listen_policy(address, allow_remote=allow_remote)
-    rig = RigManager().load(rig_name) if rig_name and not paths else None
+    paths = device_nodes(paths)
+    if paths:
+        rig = rig_of_paths(paths, rig_name, what="--rig") if rig_name else None
+    else:
+        rig = RigManager().load(rig_name) if rig_name else None
     urls = resolve_paths(paths, rig, block=True)
     request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
     clean = asyncio.run(

@@ -18,13 +18,21 @@ import click
 from mpath.checkers import CHECKER_NAMES, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECKER
 from mpath.checkers.monitor import CheckerMonitor
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT, CheckerSettings
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.cli.config import config_file_option
-from mpath.cli.paths import DeviceRequest, OpenedDevice, open_device, open_settings_options
+from mpath.cli.paths import (
+    DeviceRequest,
+    OpenedDevice,
+    device_nodes,
+    open_device,
+    open_settings_options,
+)
 from mpath.cli.paths import resolve_paths as _resolve_paths
+from mpath.cli.rigmatch import check_rig_lun, rig_of_paths
 from mpath.errors import UsageError
 from mpath.filter.path import PathState as DeviceState
 from mpath.rig.manager import RigManager
+from mpath.rig.model import Rig
 from mpath.scsi.states import PathState
 from mpath.units import format_size
 
@@ -72,9 +80,10 @@ def contract_checker_state(state: PathState) -> str:
 @click.option(
     "--rig",
     "rig_name",
+    shell_complete=complete_rig_names,
     default=None,
     envvar="MPATH_RIG_NAME",
-    help="Show this rig's LUN over all its paths (when no PATH is given).",
+    help="Show this rig's LUN over all its paths; with PATHs, the rig they must lead to.",
 )
 @open_settings_options
 @config_file_option
@@ -113,7 +122,11 @@ def show(
       mpath show /dev/loop0 /dev/loop1 --json
       mpath show --rig mpath --policy round-robin
     """
-    rig = RigManager().load(rig_name) if not paths and rig_name else None
+    paths = device_nodes(paths)
+    if paths:
+        rig = rig_of_paths(paths, rig_name, what="--rig") if rig_name else None
+    else:
+        rig = RigManager().load(rig_name) if rig_name else None
     urls = _resolve_paths(paths, rig, block=True)
     request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
     checker_settings = CheckerSettings(
@@ -123,7 +136,7 @@ def show(
         max_polling_interval=ROUND_INTERVAL,
         login_timeout=DEFAULT_LOGIN_TIMEOUT,
     )
-    document = asyncio.run(_show(request, checker_settings))
+    document = asyncio.run(_show(request, checker_settings, rig))
     if as_json:
         emit_json(document)
     else:
@@ -131,7 +144,9 @@ def show(
             click.echo(line)
 
 
-async def _show(request: DeviceRequest, settings: CheckerSettings) -> dict[str, Any]:
+async def _show(
+    request: DeviceRequest, settings: CheckerSettings, rig: Rig | None = None
+) -> dict[str, Any]:
     """Open the device, run one round of checks on every path, describe it, close it."""
     monitors: list[CheckerMonitor] = []
 
@@ -142,6 +157,9 @@ async def _show(request: DeviceRequest, settings: CheckerSettings) -> dict[str, 
 
     opened = await open_device(request, monitor=monitor_factory)
     try:
+        lun = opened.device.lun
+        if rig is not None and lun is not None:
+            check_rig_lun(rig, lun.wwid, what="--rig")
         monitor = monitors[0]
         paths = opened.device.path_objects
         bound = settings.timeout + settings.login_timeout + 1.0

@@ -106,6 +106,12 @@ def build_scenario(
     )
 
 
+def achieved_mbps(moved: int, result: SimResult) -> float:
+    """What a path carried over the whole simulated run, in MB/s (10^6 B/s): beside its
+    configured speed, how much of it the policy used."""
+    return moved / result.elapsed / 1e6 if result.elapsed > 0 else 0.0
+
+
 def _text_report(scenario: Scenario, result: SimResult) -> None:
     click.echo(
         f"policy {result.policy}: {result.mb_per_s:.1f} MB/s of {result.sum_mbps:.1f} MB/s "
@@ -118,11 +124,11 @@ def _text_report(scenario: Scenario, result: SimResult) -> None:
         click.echo(
             f"retried after a path failure: {result.retries}, unfinished: {result.unfinished}"
         )
-    click.echo("path      MB/s        bytes    share  selector share  state")
+    click.echo("path  MB/s set  MB/s got        bytes    share  selector share  state")
     for number, path in enumerate(result.paths, start=1):
         click.echo(
-            f"{number:>4}  {path.mbps:8.1f}  {path.bytes:>11}  {path.share:7.1%}  "
-            f"{path.selector_share:14.1%}  {path.state}"
+            f"{number:>4}  {path.mbps:8.1f}  {achieved_mbps(path.bytes, result):8.1f}  "
+            f"{path.bytes:>11}  {path.share:7.1%}  {path.selector_share:14.1%}  {path.state}"
         )
     if result.trace:
         click.echo("trace: time s, then MB/s/share per path")
@@ -175,7 +181,8 @@ def _text_report(scenario: Scenario, result: SimResult) -> None:
     "--policy-arg",
     "policy_args",
     multiple=True,
-    help="A selector argument, e.g. quantum=512K (repeatable).",
+    help="A selector argument of the --policy, e.g. --policy quota --policy-arg quantum=512K "
+    "(repeatable; each policy's arguments: docs/selectors.md).",
 )
 @click.option(
     "--path-args",
@@ -227,6 +234,7 @@ def simulate(
       mpath simulate --mbps 200,200 --rate 5:2:50 --trace 0.5
       mpath simulate --mbps 100,100,100 --fail 2:1 --recover 6:1
       mpath simulate --mbps 50,200 --policy quota --path-args 1 --path-args 4
+      mpath simulate --mbps 50,200 --policy quota --policy-arg quantum=512K
       mpath simulate --mbps 50,200 --policy service-time --path-args '0 20' --path-args '0 80'
     """
     scenario = build_scenario(
@@ -249,6 +257,8 @@ def simulate(
     result = run_simulation(scenario)
     if as_json:
         document = result.to_json()
+        for entry, path in zip(document["paths"], result.paths, strict=True):
+            entry["achieved_mbps"] = round(achieved_mbps(path.bytes, result), 3)
         if result.trace:
             document["trace"] = [
                 {"time": round(point.time, 6), "mbps": point.mbps, "shares": point.shares}

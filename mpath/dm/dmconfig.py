@@ -27,7 +27,14 @@ from typing import Any
 from mpath import __version__
 from mpath.config import Config, load_config
 from mpath.dm.devices import DeviceRef, parse_device
-from mpath.dm.fragment import Fragment, FragmentPath, Match, Style, render
+from mpath.dm.fragment import (
+    Fragment,
+    FragmentPath,
+    Match,
+    Style,
+    missing_names_error,
+    render,
+)
 from mpath.dm.prio import Health
 from mpath.dm.store import DEFAULT_MAX_AGE, Measurement, MeasurementStore
 from mpath.dm.sysfs import Sysfs, valid_block_name
@@ -255,6 +262,11 @@ def build(
         raise UsageError("--step must be between 1 and 100")
     config = load_config(request.config_file)
     targets = resolve_targets(request.paths, request.kernel_names, sysfs)
+    if request.style is Style.WEIGHTEDPATH:  # known now: refuse before seconds of measuring
+        devname = request.match is Match.DEVNAME
+        missing = [t.given for t in targets if not (t.kernel_name if devname else t.hbtl)]
+        if missing:
+            raise missing_names_error(missing, request.match)
     vendor, product, how = measure(request, targets, sysfs, store, config)
     wwid = lun_identity(targets)
     entry = config.multipath_entry(wwid)

@@ -174,13 +174,18 @@ def weightedpath_args(rows: list[PathRow], match: Match) -> str:
             continue
         words += [f"^{ere_literal(name)}$", str(row.priority)]
     if missing:
-        what = "kernel device name (sdX)" if match is Match.DEVNAME else "SCSI address (H:C:T:L)"
-        raise UsageError(
-            f"weightedpath needs each path's {what}, unknown for: {', '.join(missing)}. "
-            "Log in with open-iscsi so sysfs shows the session, give the path as /dev/sdX, "
-            "or name it with --kernel-name PATH=NAME"
-        )
+        raise missing_names_error(missing, match)
     return " ".join(words)
+
+
+def missing_names_error(missing: Sequence[str], match: Match) -> UsageError:
+    """weightedpath cannot name these paths: what to do about it."""
+    what = "kernel device name (sdX)" if match is Match.DEVNAME else "SCSI address (H:C:T:L)"
+    return UsageError(
+        f"weightedpath needs each path's {what}, unknown for: {', '.join(missing)}. "
+        "Log in with open-iscsi so sysfs shows the session, give the path as /dev/sdX, "
+        "or name it with --kernel-name PATH=NAME"
+    )
 
 
 def render(

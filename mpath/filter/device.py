@@ -633,11 +633,19 @@ class MultipathDevice:
         }
 
     def _mark_fenced(self, path: Path, epoch: int, how: str) -> None:
-        if self._fenced.get(path, 0) < epoch:
-            self._fenced[path] = epoch
+        """Record that ``path``'s sessions up to failure ``epoch`` can execute nothing more.
+
+        Counted and logged only when a write was waiting for it; a re-login after a
+        failure that lost no write fences silently.
+        """
+        if self._fenced.get(path, 0) >= epoch:
+            return
+        self._fenced[path] = epoch
+        entry = self._fence_tasks.get(path)
+        if entry is not None and not entry[1].done():
             self.stats.fences += 1
             self._fences_done[path] = self._fences_done.get(path, 0) + 1
-            log.info("path %s fenced (failure %d) by %s", path.url, epoch, how)
+            log.info("path %s fenced by %s", path.url, how)
 
     async def _fence(self, path: Path, epoch: int, operation: str) -> None:
         """Return once ``path`` can no longer execute what it held at failure ``epoch``.

@@ -14,7 +14,7 @@ from mpath.scsi.capacity import parse_read_capacity16
 from mpath.scsi.classify import Disposition, classify
 from mpath.scsi.errors import ScsiError
 from mpath.scsi.identity import lun_identity
-from mpath.scsi.inquiry import parse_standard_inquiry
+from mpath.scsi.inquiry import DeviceType, StandardInquiry, parse_standard_inquiry
 from mpath.scsi.vpd import VpdPage, parse_block_limits, parse_designators, parse_unit_serial
 from mpath.transports.base import ScsiResult, Transport
 
@@ -53,6 +53,30 @@ async def _command(transport: Transport, command: bytes, length: int) -> ScsiRes
     raise DeviceError(f"{transport.url}: probe command 0x{command[0]:02x} keeps failing")
 
 
+def not_a_disk(inquiry: StandardInquiry) -> str | None:
+    """Why this LUN cannot carry mpath's I/O, in words (None: it is a disk).
+
+    tgt puts its controller at LUN 0, and arrays answer unmapped LUNs with a
+    qualifier: without this, the first sign would be a refused READ CAPACITY.
+    """
+    if not inquiry.lu_present:
+        return (
+            f"no logical unit at this LUN (peripheral qualifier {inquiry.peripheral_qualifier}); "
+            "'mpath discover PORTAL' lists the target's disks"
+        )
+    if inquiry.is_disk:
+        return None
+    try:
+        kind = DeviceType(inquiry.device_type).name.lower().replace("_", " ")
+    except ValueError:
+        kind = "device"
+    where = f"{inquiry.vendor} {inquiry.product}".strip()
+    return (
+        f"not a disk: the LUN is a {kind}{f' ({where})' if where else ''}, SCSI device type "
+        f"{inquiry.device_type:#04x}; 'mpath discover PORTAL' lists the target's disks"
+    )
+
+
 async def probe_lun(transport: Transport) -> LunInfo:
     """Ask the LUN behind ``transport`` who it is and how big it is."""
     try:
@@ -62,6 +86,9 @@ async def probe_lun(transport: Transport) -> LunInfo:
         if standard is None:
             raise DeviceError(f"{transport.url}: INQUIRY refused")
         inquiry = parse_standard_inquiry(standard.data)
+        refusal = not_a_disk(inquiry)
+        if refusal is not None:
+            raise DeviceError(f"{transport.url}: {refusal}")
         page83 = await _command(
             transport, cdb.inquiry(VpdPage.DEVICE_IDENTIFICATION, VPD_ALLOC_LEN), VPD_ALLOC_LEN
         )

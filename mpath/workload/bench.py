@@ -77,6 +77,12 @@ class BenchSpec:
             raise UsageError("--qd must be at least 1")
         if self.seconds <= 0:
             raise UsageError("--seconds must be above 0")
+        for step in self.faults:
+            if step.at >= self.seconds:
+                raise UsageError(
+                    f"--fault {step.at:g}:{step.index}:{step.action} is at {step.at:g} s, "
+                    f"but the run ends at {self.seconds:g} s (--seconds): it would never happen"
+                )
 
 
 @dataclass(slots=True)
@@ -244,9 +250,11 @@ class BenchRun:
         self, *, progress: Progress | None = None, apply_fault: FaultApplier | None = None
     ) -> BenchResult:
         spec = self.spec
+        at_open = self._path_bytes()
         if spec.verify and spec.rw in ("read", "randread"):
             await self._prefill()
             self.bytes = self.ios = 0
+        at_start = self._path_bytes()
         failovers_before = self.device.stats.failovers
         fences_before = self.device.stats.fences
         self.started = time.monotonic()
@@ -270,8 +278,17 @@ class BenchRun:
             if isinstance(outcome, Exception):
                 raise outcome
         elapsed = time.monotonic() - self.started
+        at_end = self._path_bytes()
         if spec.verify:
             await self._final_verify()
+        paths = self.device.paths
+        for path, opened, started, ended, now in zip(
+            paths, at_open, at_start, at_end, self._path_bytes(), strict=True
+        ):
+            path["workload_bytes"] = ended - started
+            if spec.verify:
+                path["prefill_bytes"] = started - opened
+                path["verify_bytes"] = now - ended
         return BenchResult(
             policy=self.device.policy,
             seconds=elapsed,
@@ -281,12 +298,16 @@ class BenchRun:
             errors=self.errors,
             verify_mismatches=self.mismatches,
             failovers=self.device.stats.failovers - failovers_before,
-            paths=self.device.paths,
+            paths=paths,
             fences=self.device.stats.fences - fences_before,
             first_error=self.first_error,
             mismatch_examples=self.mismatch_examples,
             trace=self.trace,
         )
+
+    def _path_bytes(self) -> list[int]:
+        """Bytes each path has moved so far (the device counts them per path)."""
+        return [int(p["bytes"]) for p in self.device.paths]
 
     async def _fault_at(self, step: FaultStep, apply_fault: FaultApplier) -> None:
         delay = self.started + step.at - time.monotonic()

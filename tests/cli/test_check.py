@@ -115,3 +115,36 @@ def test_tur_and_readsector0_check_a_loop_device(loop_devices: LoopFactory, tmp_
 
 
 __all__ = ["loop_devices"]  # the fixture, imported for this module's tests
+
+
+def test_check_takes_chap_from_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mpath.checkers.oneshot import open_path
+    from mpath.config import load_config
+
+    monkeypatch.setenv("MPATH_TEST_CHAP_SECRET", "s3cret-s3cret")
+    config_file = tmp_path / "mpath.toml"
+    config_file.write_text(
+        '[[chap]]\nportal = "198.18.1.2"\nusername = "iqn.2026-11.org.mpath:host"\n'
+        'password_env = "MPATH_TEST_CHAP_SECRET"\n'
+    )
+    config = load_config(str(config_file))
+    url = "iscsi://198.18.1.2/iqn.2026-11.org.mpath:rig.x/1"
+    transport = open_path(url, "tur", 1.0, config)
+    chap = transport._chap  # type: ignore[attr-defined]
+    assert chap is not None and chap.username == "iqn.2026-11.org.mpath:host"
+    other = open_path("iscsi://198.18.2.2/iqn.2026-11.org.mpath:rig.x/1", "tur", 1.0, config)
+    assert other._chap is None  # type: ignore[attr-defined]
+    # The command reads the file: a broken one is refused before any login.
+    config_file.write_text("[[chap]]\nportl = 1\n")
+    result = CliRunner().invoke(main, ["check", url, "--config", str(config_file)])
+    assert result.exit_code == 2
+    assert "portl" in result.output
+
+
+def test_check_without_paths_needs_a_rig(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MPATH_RIG_NAME", raising=False)
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 2
+    assert "give at least one PATH" in result.output

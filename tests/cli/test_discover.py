@@ -40,6 +40,12 @@ def portals_of(rig: Rig) -> list[str]:
         ([], "give at least one PORTAL"),
         (["198.18.1.2:0"], "bad portal '198.18.1.2:0'"),
         (["fd00::1"], "bad portal 'fd00::1'"),
+        (
+            ["iscsi://198.18.1.2/iqn.2026-11.org.mpath:rig.mpath/1"],
+            "a portal is HOST[:PORT] (e.g. 198.18.1.2 or [fd00::1]:3260), not a URL or path; "
+            "discover finds the URLs behind it; this URL's portal is 198.18.1.2:3260",
+        ),
+        (["/dev/sdb"], "bad portal '/dev/sdb': a portal is HOST[:PORT]"),
         (["--block", "198.18.1.2"], "--block takes no PORTAL"),
         (["198.18.1.2", "--config", "/nonexistent/mpath.toml"], "configuration file not found"),
     ],

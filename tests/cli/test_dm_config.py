@@ -135,7 +135,8 @@ def test_unequal_paths_get_weights_in_order(make_rig: RigFactory, tmp_path: Path
 def test_paths_of_two_luns_are_refused(make_rig: RigFactory, tmp_path: Path) -> None:
     one, two = make_rig(paths=1), make_rig(paths=1)
     env = {"MPATH_MEASUREMENTS": str(tmp_path / "paths.json"), "MPATH_CONFIG": "/dev/null"}
-    code, _, err = invoke(one.urls[0], two.urls[0], "--seconds", "0.5", env=env)
+    names = ("--kernel-name", "1=sdb", "--kernel-name", "2=sdc")  # weightedpath's, checked first
+    code, _, err = invoke(one.urls[0], two.urls[0], "--seconds", "0.5", *names, env=env)
     assert code == 2
     assert "paths lead to different LUNs" in err
     assert not (tmp_path / "paths.json").exists()  # nothing measured, nothing recorded

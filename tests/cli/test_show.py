@@ -4,6 +4,7 @@ the JSON contract on a real 2-path rig, configuration and blacklist, bad input."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,19 @@ def test_bench_takes_its_settings_and_blacklist_from_the_config_file(
     result = CliRunner().invoke(main, [*args, "--config", str(blacklist)])
     assert result.exit_code == 2
     assert f"LUN {rig2.lun.wwid} (MPATH,RIG-LUN): blacklisted: wwid" in result.stderr
+
+
+def test_kernel_names_and_numbers_are_taken_like_prio_and_dm_config(pair: list[str]) -> None:
+    """``show loop3 7:4`` is ``show /dev/loop3 /dev/loop4`` (``sdb`` works the same way)."""
+    first = os.path.basename(pair[0])
+    number = os.stat(pair[1]).st_rdev
+    code, out, err = invoke(first, f"{os.major(number)}:{os.minor(number)}")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[2].split()[1] == pair[0] and lines[3].split()[1] == pair[1]
+
+
+def test_a_kernel_name_with_no_device_is_one_line_and_exit_2() -> None:
+    code, _, err = invoke("sdzz")
+    assert code == 2
+    assert err.strip() == "mpath: error: sdzz: no such block device (/dev/sdzz does not exist)"

@@ -112,3 +112,39 @@ def test_help_has_examples() -> None:
     for option in ("--mbps", "--policy", "--qd", "--bs", "--ios", "--json", "--latency-ms",
                    "--seed", "--fail", "--recover"):  # fmt: skip
         assert option in out
+
+
+def test_each_path_shows_what_it_achieved_beside_its_configured_speed() -> None:
+    code, out, _ = invoke("--mbps", "50,200", "--policy", "round-robin", "--ios", "2000")
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("path"))
+    assert lines[header].split()[:5] == ["path", "MB/s", "set", "MB/s", "got"]
+    rows = [lines[header + 1].split(), lines[header + 2].split()]
+    # Round-robin gives both paths the same bytes: the slow one is full, the fast one
+    # carries about a quarter of its speed (50 of 200 MB/s).
+    assert [float(r[1]) for r in rows] == [50.0, 200.0]
+    got = [float(r[2]) for r in rows]
+    assert got[0] == pytest.approx(50, rel=0.02)
+    assert got[1] == pytest.approx(got[0], rel=0.01)
+    code, out, _ = invoke("--mbps", "50,200", "--policy", "round-robin", "--ios", "2000", "--json")
+    document = json.loads(out)
+    achieved = [path["achieved_mbps"] for path in document["paths"]]
+    assert achieved == pytest.approx(got, abs=0.06)
+    assert sum(achieved) == pytest.approx(document["mb_per_s"], rel=1e-3)
+
+
+def test_every_example_in_the_help_runs_as_printed() -> None:
+    import shlex
+
+    text = CliRunner().invoke(main, ["simulate", "--help"]).output
+    examples = [
+        shlex.split(line.strip())[1:]
+        for line in text.split("Examples:")[1].split("Options:")[0].splitlines()
+        if line.strip().startswith("mpath simulate")
+    ]
+    assert len(examples) >= 6
+    assert any("--policy-arg" in e for e in examples)
+    for args in examples:
+        result = CliRunner().invoke(main, [*args, "--ios", "500"])
+        assert result.exit_code == 0, (args, result.output)

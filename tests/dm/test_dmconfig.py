@@ -87,8 +87,24 @@ def test_urls_named_through_iscsi_sessions_from_the_store(
 def test_from_store_without_a_record_is_a_usage_error(
     sysfs: Sysfs, store: MeasurementStore, tmp_path: Path
 ) -> None:
-    request = DmConfigRequest(paths=[URL1], from_store=True, config_file=no_config(tmp_path))
+    request = DmConfigRequest(
+        paths=[URL1], from_store=True, kernel_names=["1=sdb"], config_file=no_config(tmp_path)
+    )
     with pytest.raises(UsageError, match="no measurement in"):
+        build(request, sysfs=sysfs, store=store)
+
+
+def test_weightedpath_without_kernel_names_is_refused_before_measuring(
+    sysfs: Sysfs, store: MeasurementStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mpath.dm import dmconfig
+
+    def no_measuring(*_args: object) -> None:
+        raise AssertionError("measured before checking the kernel names")
+
+    monkeypatch.setattr(dmconfig, "measure", no_measuring)
+    request = DmConfigRequest(paths=[URL1, URL2], seconds=600, config_file=no_config(tmp_path))
+    with pytest.raises(UsageError, match=r"kernel device name \(sdX\), unknown for: iscsi://"):
         build(request, sysfs=sysfs, store=store)
 
 
