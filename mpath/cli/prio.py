@@ -54,6 +54,14 @@ from mpath.dm.sysfs import Sysfs
     help="sysfs to read (default: $MPATH_SYSFS_ROOT, else /sys); for tests.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    default=None,
+    help="Configuration for an iscsi:// probe's CHAP login (default: $MPATH_CONFIG, "
+    "else /etc/mpath.toml).",
+)
+@click.option(
     "--record/--no-record",
     default=True,
     show_default=True,
@@ -68,6 +76,7 @@ def prio(
     store_file: str | None,
     sysfs_root: str | None,
     record: bool,
+    config_file: str | None,
     as_json: bool,
 ) -> None:
     """Print DEVICE's priority: one integer, 0 (failed or unknown) to 100 (fastest).
@@ -86,8 +95,14 @@ def prio(
       mpath prio 8:16
       mpath prio iscsi://198.18.1.2/iqn.2026-11.org.mpath:rig.mpath/1
       mpath prio sdb --json          how the number was reached
+      mpath prio iscsi://... --config /etc/mpath.toml   (CHAP for the probe)
     """
     try:
+        config = None
+        if device.startswith("iscsi://"):  # only a live probe logs in (and needs CHAP)
+            from mpath.config import load_config
+
+            config = load_config(config_file)
         report = device_priority(
             device,
             sysfs=Sysfs(sysfs_root),
@@ -96,6 +111,7 @@ def prio(
             timeout=timeout,
             probe_seconds=probe_seconds,
             record=record,
+            config=config,
         )
     except Exception as exc:  # the callout contract: always an integer, never a traceback
         report = PrioReport(device=device, priority=PRIO_FAILED, reason=f"internal error: {exc}")

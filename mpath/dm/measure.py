@@ -15,6 +15,7 @@ Nothing here writes to the LUN.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from mpath.workload.bench import BenchRun, BenchSpec
 
 if TYPE_CHECKING:
     from mpath.config import Config
+
+log = logging.getLogger(__name__)
 
 #: Read size and depth: large sequential reads, enough in flight to fill a fast link.
 READ_BLOCK = 256 * 1024
@@ -175,5 +178,9 @@ async def probe_url(
 
     try:
         return await asyncio.wait_for(run(), timeout)
-    except (TimeoutError, MpathError):
+    except TimeoutError:
+        log.warning("%s: probe got no answer within %g s", url, timeout)
+        return _failed(url, "prio-probe"), None
+    except MpathError as exc:
+        log.warning("%s: probe failed: %s", url, exc)
         return _failed(url, "prio-probe"), None

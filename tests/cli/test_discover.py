@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ from click.testing import CliRunner
 
 from mpath.cli import main
 from mpath.rig import Rig, RigManager
-from tests.conftest import RigFactory
 from tests.discovery.loops import LoopFactory, attach_loops, make_image
 
 loop_devices = pytest.fixture(name="loop_devices")(attach_loops)
@@ -121,27 +118,6 @@ def test_failing_portals_and_unknown_targets_are_reported_and_the_rest_still_sho
     assert "no answer within 1 s" in by_portal[f"{second}:3260"]
     assert "Connection refused" in by_portal[REFUSED]
     assert "target iqn.2026-11.org.mpath:nobody is not offered" in by_portal[f"{first}:3260"]
-
-
-def _tgtadm(rig: Rig, *args: str) -> None:
-    subprocess.run(
-        ["tgtadm", "-C", str(rig.control_port), "--lld", "iscsi", "--mode", "account", *args],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-
-
-@pytest.fixture
-def chap_rig(make_rig: RigFactory) -> Iterator[Rig]:
-    """A 1-path rig whose target demands CHAP (user 'host1') and answers mutual CHAP
-    as 'array1'; tgt accounts are set here, not in the rig code."""
-    rig = make_rig(paths=1, size=16 * 1024 * 1024)
-    _tgtadm(rig, "--op", "new", "--user", "host1", "--password", "initiator-secret-1")
-    _tgtadm(rig, "--op", "bind", "--tid", "1", "--user", "host1")
-    _tgtadm(rig, "--op", "new", "--user", "array1", "--password", "target-secret-22")
-    _tgtadm(rig, "--op", "bind", "--tid", "1", "--user", "array1", "--outgoing")
-    yield rig
 
 
 @pytest.mark.rig
