@@ -10,10 +10,10 @@ import click
 from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import (
-    DeviceRequest,
     device_nodes,
     open_device,
     open_settings_options,
+    request_from_context,
     resolve_paths,
 )
 from mpath.cli.rigmatch import check_rig_lun, fault_rig, rig_of_paths
@@ -124,7 +124,7 @@ def bench(
     if rig is not None:
         for step in fault_steps:
             rig.path(step.index)
-    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
+    request = request_from_context(click.get_current_context(), urls, config_file)
     show_progress = sys.stderr.isatty() if progress is None else progress
 
     async def apply_fault(step: FaultStep) -> None:

@@ -18,6 +18,7 @@ from mpath.cli.paths import (
     device_nodes,
     open_device,
     open_settings_options,
+    request_from_context,
     resolve_paths,
 )
 from mpath.cli.rigmatch import rig_of_paths
@@ -124,7 +125,7 @@ def serve(
     else:
         rig = RigManager().load(rig_name) if rig_name else None
     urls = resolve_paths(paths, rig, block=True)
-    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
+    request = request_from_context(click.get_current_context(), urls, config_file)
     clean = asyncio.run(
         _serve(
             request,

@@ -26,6 +26,7 @@ from mpath.cli.paths import (
     device_nodes,
     open_device,
     open_settings_options,
+    request_from_context,
 )
 from mpath.cli.paths import resolve_paths as _resolve_paths
 from mpath.cli.rigmatch import check_rig_lun, rig_of_paths
@@ -128,7 +129,7 @@ def show(
     else:
         rig = RigManager().load(rig_name) if rig_name else None
     urls = _resolve_paths(paths, rig, block=True)
-    request = DeviceRequest.from_context(click.get_current_context(), urls, config_file)
+    request = request_from_context(click.get_current_context(), urls, config_file)
     checker_settings = CheckerSettings(
         checker=checker,
         timeout=timeout,

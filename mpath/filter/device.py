@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,26 +157,35 @@ class MultipathDevice:
         transport_factory: TransportFactory = _default_transport,
         clock: Clock = time.monotonic,
         monitor: MonitorFactory | None = None,
+        login_failures: Mapping[Transport, str] | None = None,
     ) -> MultipathDevice:
         """Log in on every path, check they lead to one LUN, and start serving.
 
         Paths that cannot log in start failed (and are retried in the background);
         at least one must work. Paths with different identities are refused with
         :class:`IdentityMismatchError` before any command with data is sent.
+        Transports already logged in are used as they are; ``login_failures`` names
+        transports whose login was just tried and failed (with the reason): they start
+        failed at once instead of waiting out a second login (see
+        :func:`mpath.api.open_device`).
         """
         transports = [p if isinstance(p, Transport) else transport_factory(p) for p in paths]
         device = cls(transports, settings, clock=clock, monitor=monitor)
         try:
-            await device._start()
+            await device._start(login_failures or {})
         except BaseException:
             await device.close()
             raise
         return device
 
-    async def _start(self) -> None:
-        outcomes = await asyncio.gather(
-            *(p.transport.connect() for p in self._paths), return_exceptions=True
-        )
+    async def _start(self, login_failures: Mapping[Transport, str]) -> None:
+        async def login(path: Path) -> None:
+            reason = login_failures.get(path.transport)
+            if reason is not None:
+                raise TransportError(path.url, reason.removeprefix(f"{path.url}: "))
+            await path.transport.connect()
+
+        outcomes = await asyncio.gather(*(login(p) for p in self._paths), return_exceptions=True)
         probes: dict[Path, LunInfo] = {}
         failures: dict[Path, str] = {}
         for path, outcome in zip(self._paths, outcomes, strict=True):

@@ -224,7 +224,8 @@ def test_serve_with_fio_verify_and_a_held_path_leaves_the_lun_unchanged_after_re
         fio = subprocess.run(
             ["fio", "--name=held", "--ioengine=nbd", f"--uri={uri}", "--rw=randwrite",
              "--bs=64k", f"--size={SPAN * 4}", "--iodepth=16", "--verify=crc32c",
-             "--verify_fatal=1", "--do_verify=1", "--output-format=json"],
+             "--verify_fatal=1", "--do_verify=1", "--verify_state_save=0",
+             "--output-format=json"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert fio.returncode == 0, fio.stderr + fio.stdout[-3000:]
