@@ -8,7 +8,7 @@ is how a command opens a device with the configuration file applied:
    ``devnode`` rules, and block paths' identities are compared before anything is
    opened (a clear error naming both identities when they differ);
 2. every path logs in, and the first that does is asked who the LUN is
-   (:func:`~mpath.filter.lun.probe_lun`): the WWID, vendor and product are only known
+   (:func:`~mpath.scsi.probe.probe_lun`): the WWID, vendor and product are only known
    now;
 3. the blacklist's ``wwid`` and ``device`` rules are checked, and the device's settings
    resolved (command line, then ``[[multipaths]]``, ``[overrides]``, ``[[devices]]``,
@@ -32,11 +32,11 @@ import click
 from mpath.config import Config, Resolution, command_line_overrides, load_config
 from mpath.errors import DeviceError, IdentityMismatchError, UsageError
 from mpath.filter.device import MultipathDevice
-from mpath.filter.lun import LunInfo, probe_lun
 from mpath.filter.monitor import MonitorFactory
-from mpath.filter.settings import DEFAULT_NO_PATH_RETRY
 from mpath.rig.model import Rig
+from mpath.scsi.probe import LunInfo, probe_lun
 from mpath.selectors import DEFAULT_POLICY, SELECTOR_NAMES
+from mpath.settings import DEFAULT_NO_PATH_RETRY
 from mpath.transports import is_block_path, open_transport
 from mpath.transports.base import ScsiResult, Transport, TransportError
 
@@ -94,7 +94,7 @@ def resolve_paths(paths: tuple[str, ...], rig: Rig | None, *, block: bool = Fals
                     f"{path}: block-device paths are not supported by this command; "
                     "give iscsi:// URLs"
                 )
-            from mpath.discovery.block import resolve_node
+            from mpath.sysfs.identity import resolve_node
 
             number = resolve_node(path)
             key: object = (number.major, number.minor)
@@ -196,7 +196,7 @@ class _FailedOnce:
 def _check_block_identities(paths: Sequence[str]) -> None:
     """Refuse block paths of different identities before opening any of them, naming
     both identities (the WWID alone says little about a loop device)."""
-    from mpath.discovery.block import identify
+    from mpath.sysfs.identity import identify
 
     block = [p for p in paths if is_block_path(p)]
     if len(block) < 2:

@@ -11,7 +11,7 @@ user-issues.md, item 5). From most to least specific:
 4. ``[[devices]]``: entries whose ``vendor``/``product`` expressions match the LUN's
    INQUIRY vendor and product; when several match, later entries in the file win;
 5. ``[defaults]``;
-6. the built-in default (:class:`~mpath.filter.settings.DeviceSettings`).
+6. the built-in default (:class:`~mpath.settings.DeviceSettings`).
 
 ``policy_args`` belong to ``policy``: they are taken from the same place as the policy
 (a policy named on the command line runs with no arguments unless they are given there
@@ -31,8 +31,8 @@ from mpath.config.chap import ChapTable
 from mpath.config.errors import ConfigError
 from mpath.config.schema import SETTINGS, SettingValueError
 from mpath.errors import UsageError
-from mpath.filter.settings import DeviceSettings
 from mpath.selectors import create_selector
+from mpath.settings import DeviceSettings
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from mpath.config.load import load_config
 from mpath.config.model import Resolution
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 
 
 def command_line_overrides(ctx: Any, names: Iterable[str] | None = None) -> dict[str, object]:

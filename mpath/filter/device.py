@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpath.errors import DeviceError, IdentityMismatchError, NoPathError, TargetIOError, UsageError
-from mpath.filter.lun import LunInfo, probe_lun
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
-from mpath.filter.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
 from mpath.scsi import cdb
 from mpath.scsi.classify import Disposition, classify
+from mpath.scsi.probe import LunInfo, probe_lun
 from mpath.selectors import create_selector
 from mpath.selectors.base import PathSelector
 from mpath.selectors.groups import PriorityGroups
+from mpath.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
 from mpath.transports.base import ScsiResult, ScsiStatus, Transport, TransportError
 
 log = logging.getLogger(__name__)

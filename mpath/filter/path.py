@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 from mpath.transports.base import Transport
 
 #: Weight of the newest sample in the smoothed command latency.

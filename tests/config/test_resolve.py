@@ -18,7 +18,7 @@ from mpath.config import (
     settings_for,
 )
 from mpath.errors import UsageError
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 
 FILE = "/etc/mpath.toml"
 TEXT = """\
