@@ -25,7 +25,7 @@ from mpath.cli.paths import resolve_paths as _resolve_paths
 from mpath.errors import UsageError
 from mpath.filter.path import PathState as DeviceState
 from mpath.rig.manager import RigManager
-from mpath.scsi.states import PathState
+from mpath.scsi.states import CheckerState as PathState
 from mpath.units import format_size
 
 #: Interval of the checks while ``show`` waits for its round (seconds): the first
