@@ -91,6 +91,27 @@ class NoPathError(DeviceError):
         self.last_reason = last_reason
 
 
+class FenceTimeoutError(DeviceError):
+    """A write's path failed while the write was in flight, and could not be fenced.
+
+    The target may still execute that write (it may be waiting in the network), so
+    reissuing it elsewhere could let the stale copy overwrite newer data later; it is
+    neither acknowledged nor reissued. ``url`` names the path, ``reason`` why no fence
+    succeeded within ``fence_timeout`` seconds.
+    """
+
+    def __init__(self, operation: str, url: str, fence_timeout: float, reason: str) -> None:
+        super().__init__(
+            f"{operation} not reissued: path {url} failed while it was in flight and could "
+            f"not be fenced within fence_timeout={fence_timeout:g} s ({reason}); the "
+            f"target may still execute it, so its outcome is unknown"
+        )
+        self.operation = operation
+        self.url = url
+        self.fence_timeout = fence_timeout
+        self.reason = reason
+
+
 class TargetIOError(DeviceError):
     """The target refused or failed the command itself (medium error, bad request).
 

@@ -45,6 +45,10 @@ class DeviceSettings:
     * ``slow_command_timeout``: SYNCHRONIZE CACHE and passthrough commands may take
       long (a flush of gigabytes of cache); a path with only such commands in flight
       counts as failed after this many seconds without progress.
+    * ``fence_timeout``: a write whose path failed while it was in flight is reissued
+      elsewhere only after that path is fenced (it can no longer execute the write);
+      when no fence succeeds within this many seconds, the write fails with
+      :class:`~mpath.errors.FenceTimeoutError` instead of being reissued.
     * ``priorities``: one priority per path, in path order, to group paths: I/O goes
       to the highest-priority group that has a usable path (the others stand by), and
       the policy balances within it. None: one group of all paths.
@@ -61,6 +65,7 @@ class DeviceSettings:
     reconnect_interval: float = 0.5
     max_io_bytes: int = DEFAULT_MAX_IO_BYTES
     slow_command_timeout: float = 60.0
+    fence_timeout: float = 10.0
     priorities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -78,5 +83,7 @@ class DeviceSettings:
             raise UsageError("reconnect_interval must be above 0 seconds")
         if self.slow_command_timeout < self.io_timeout_max:
             raise UsageError("slow_command_timeout must not be below io_timeout_max")
+        if self.fence_timeout < 0:
+            raise UsageError(f"fence_timeout must be 0 or more seconds, not {self.fence_timeout}")
         if self.max_io_bytes < 512:
             raise UsageError("max_io_bytes must be at least 512")

@@ -28,7 +28,10 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
     "faults",
     multiple=True,
     metavar="T:INDEX:ACTION",
-    help="Apply a rig fault at T seconds (down, up, drop, clear, rate=RATE). Repeatable.",
+    help=(
+        "Apply a rig fault at T seconds (down, up, drop, hold, release, clear, rate=RATE). "
+        "Repeatable."
+    ),
 )
 @click.option(
     "--rig",

@@ -7,7 +7,7 @@ import click
 from mpath.cli.common import emit_json, json_option
 from mpath.errors import RigUsageError
 from mpath.rig.backends import BACKEND_NAMES
-from mpath.rig.manager import DEFAULT_NAME, RigManager, parse_rates
+from mpath.rig.manager import DEFAULT_NAME, FAULT_ACTIONS, RigManager, parse_rates
 from mpath.units import format_size, parse_rate, parse_size
 
 name_option = click.option(
@@ -117,7 +117,7 @@ def list_rigs(as_json: bool) -> None:
 
 @rig.command()
 @click.argument("path_index", type=int)
-@click.argument("action", type=click.Choice(["down", "up", "drop", "clear", "rate"]))
+@click.argument("action", type=click.Choice(FAULT_ACTIONS))
 @click.argument("rate", required=False)
 @name_option
 def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
@@ -128,13 +128,20 @@ def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
       down        take the path's link down
       up          bring the link back up
       drop        silently drop every packet on the path (no RST, no ICMP)
-      clear       undo every fault: link up, no drop, the rate given at 'rig up'
-      rate RATE   change the path's speed (tc units: 100mbit, 1gbit, 20mbps)
+      hold        keep every packet sent either way, in order, and deliver none
+                  (a congested switch, a hung NIC queue)
+      release     deliver everything held, in order, then carry on as before
+      clear       undo every fault: link up, no drop, release what is held, and
+                  the rate given at 'rig up'
+      rate RATE   change the path's speed (tc units: 100mbit, 1gbit, 20mbps);
+                  packets a hold keeps are never dropped by the change
 
     \b
     Examples:
       mpath rig fault 1 down
       mpath rig fault 2 rate 100mbit
+      mpath rig fault 1 hold        # writes wait in the network...
+      mpath rig fault 1 release     # ...and arrive late, in order
       mpath rig fault 1 clear
     """
     if action == "rate" and rate is None:

@@ -234,6 +234,13 @@ SETTINGS: dict[str, SettingSpec] = {
             "may go without a completion before it counts as failed",
         ),
         SettingSpec(
+            "fence_timeout",
+            "seconds [0, 3600]",
+            lambda v: _number(v, 0.0, 3600.0),
+            "how long a write whose path failed while it was in flight waits for that "
+            "path to be fenced before it fails instead of being reissued",
+        ),
+        SettingSpec(
             "max_io_bytes",
             'bytes 512..256M (integer or "1M")',
             _max_io_bytes,

@@ -4,9 +4,12 @@ For every command it asks the selector for a path, runs the command on that path
 transport, and decides from the outcome (through the sense table in
 :mod:`mpath.scsi.classify`) whether to return, retry on the same path, or fail the
 path over. A failed path's session is torn down *before* its commands are reissued
-elsewhere, so a stale write can never reach the target after its retry. Total commands
-in flight never exceed the LUN's cap. When no path is left, I/O waits at most
-``no_path_retry`` seconds for one to come back, then fails with a clear error.
+elsewhere. A write that was in flight on it (its outcome unknown: it may still be
+waiting in the network) is reissued only once the path is **fenced**: the target has
+ended that path's session, so nothing it held can execute later and overwrite newer
+data (see :meth:`MultipathDevice._fence`). Total commands in flight never exceed the
+LUN's cap. When no path is left, I/O waits at most ``no_path_retry`` seconds for one to
+come back, then fails with a clear error.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mpath.errors import DeviceError, IdentityMismatchError, NoPathError, TargetIOError, UsageError
+from mpath.errors import (
+    DeviceError,
+    FenceTimeoutError,
+    IdentityMismatchError,
+    NoPathError,
+    TargetIOError,
+    UsageError,
+)
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
 from mpath.scsi import cdb
@@ -29,7 +39,15 @@ from mpath.selectors import create_selector
 from mpath.selectors.base import PathSelector
 from mpath.selectors.groups import PriorityGroups
 from mpath.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
-from mpath.transports.base import ScsiResult, ScsiStatus, Transport, TransportError
+from mpath.transports.base import (
+    Fenceable,
+    FenceError,
+    PathDisconnectedError,
+    ScsiResult,
+    ScsiStatus,
+    Transport,
+    TransportError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +60,20 @@ BUSY_BACKOFF = 0.01
 #: Pause (times the attempt number) before reissuing a command that met an ALUA
 #: state transition; five attempts span 1.5 s, then the path counts as failed.
 TRANSITION_BACKOFF = 0.1
+#: Longest wait between two tries to fence a failed path (a path coming back or a
+#: working path appearing wakes the fence at once).
+FENCE_RETRY_INTERVAL = 0.25
+#: Bound on one fencing attempt (one login through one portal).
+FENCE_ATTEMPT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """A command's path failed under it. ``epoch`` is the path's failure count then;
+    ``unknown`` is True when the command may have reached the target."""
+
+    epoch: int
+    unknown: bool
 
 
 @dataclass(slots=True)
@@ -54,6 +86,7 @@ class DeviceStats:
     errors: int = 0
     failovers: int = 0
     retries: int = 0
+    fences: int = 0
 
     def describe(self) -> dict[str, int]:
         return {
@@ -63,6 +96,7 @@ class DeviceStats:
             "errors": self.errors,
             "failovers": self.failovers,
             "retries": self.retries,
+            "fences": self.fences,
         }
 
 
@@ -106,6 +140,10 @@ class MultipathDevice:
         self._monitor: PathMonitor = (monitor or ReconnectMonitor)(self)
         self._closed = False
         self._last_failure = ""
+        #: Per path: the failure epoch up to which it is fenced, and the running fence
+        #: (epoch, task).
+        self._fenced: dict[Path, int] = {}
+        self._fence_tasks: dict[Path, tuple[int, asyncio.Task[None]]] = {}
 
     # -- opening -----------------------------------------------------------------------
 
@@ -275,7 +313,7 @@ class MultipathDevice:
         nbytes = len(data_out or b"") + data_in_length
         return await self._command(
             bytes(command), nbytes, "passthrough", data_out=data_out,
-            data_in_length=data_in_length, raw=True, slow=True,
+            data_in_length=data_in_length, raw=True, slow=True, mutating=True,
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -338,7 +376,7 @@ class MultipathDevice:
 
     async def _write_chunk(self, lba: int, blocks: int, data: memoryview, fua: bool) -> None:
         result = await self._command(
-            cdb.write16(lba, blocks, fua=fua), len(data), "write", data_out=data
+            cdb.write16(lba, blocks, fua=fua), len(data), "write", data_out=data, mutating=True
         )
         self._raise_unless_good(result, "write")
         self.stats.bytes_written += len(data)
@@ -361,12 +399,15 @@ class MultipathDevice:
         data_in_length: int = 0,
         raw: bool = False,
         slow: bool = False,
+        mutating: bool = False,
     ) -> ScsiResult:
         """Run one command to completion, failing paths over as needed.
 
         ``slow`` marks commands that may legitimately take long (a cache flush, a raw
         command of unknown kind): they neither feed the path's latency estimate nor
-        count as a stall until ``slow_command_timeout``.
+        count as a stall until ``slow_command_timeout``. ``mutating`` marks commands
+        that may change data (writes, raw commands): when their path fails while they
+        are in flight, they are reissued only after that path is fenced.
         """
         if self._closed:
             raise DeviceError("device is closed")
@@ -383,7 +424,9 @@ class MultipathDevice:
                 result = await self._run_on(
                     path, command, nbytes, data_out, data_in_length, slow=slow
                 )
-                if result is None:  # the path failed; its session is closed: go again
+                if isinstance(result, _Lost):  # the path failed; its session is closed
+                    if mutating and result.unknown:
+                        await self._fence(path, result.epoch, operation)
                     self.stats.retries += 1
                     continue
                 if result.status == ScsiStatus.GOOD:
@@ -427,8 +470,8 @@ class MultipathDevice:
         data_in_length: int,
         *,
         slow: bool,
-    ) -> ScsiResult | None:
-        """Send one command on ``path``; None if the path failed (and is now closed)."""
+    ) -> ScsiResult | _Lost:
+        """Send one command on ``path``; :class:`_Lost` if the path failed (now closed)."""
         started = self._clock()
         self._selector.start_io(path, nbytes)
         if path.in_flight == 0:
@@ -442,7 +485,8 @@ class MultipathDevice:
         except TransportError as exc:
             self._finish(path, nbytes, started, ok=False, slow=slow)
             await self._fail_path(path, str(exc))
-            return None
+            unknown = not (isinstance(exc, PathDisconnectedError) and not exc.sent)
+            return _Lost(path.failures, unknown)
         except BaseException:
             self._finish(path, nbytes, started, ok=False, slow=slow)
             raise
@@ -553,8 +597,11 @@ class MultipathDevice:
         if path.close_task is not None:
             with contextlib.suppress(Exception):
                 await path.close_task
+        epoch = path.failures
         try:
             await path.transport.connect()
+            if isinstance(path.transport, Fenceable) and path.transport.relogin_fences:
+                self._mark_fenced(path, epoch, "its own re-login")
             info = await probe_lun(path.transport)
         except (TransportError, DeviceError) as exc:
             with contextlib.suppress(Exception):
@@ -566,6 +613,95 @@ class MultipathDevice:
             log.error("path %s now leads to %s: not reinstated", path.url, info.wwid)
             return f"identity changed to {info.wwid}; path kept out of use"
         return None
+
+    # -- fencing ------------------------------------------------------------------------------
+
+    def _mark_fenced(self, path: Path, epoch: int, how: str) -> None:
+        if self._fenced.get(path, 0) < epoch:
+            self._fenced[path] = epoch
+            self.stats.fences += 1
+            log.info("path %s fenced (failure %d) by %s", path.url, epoch, how)
+
+    async def _fence(self, path: Path, epoch: int, operation: str) -> None:
+        """Return once ``path`` can no longer execute what it held at failure ``epoch``.
+
+        All writes lost with one failure share one fencing task. When no fence works
+        within ``fence_timeout``, raise :class:`FenceTimeoutError`: the write is then
+        neither acknowledged nor reissued (the target may still execute it).
+        """
+        if self._fenced.get(path, 0) >= epoch:
+            return
+        entry = self._fence_tasks.get(path)
+        if entry is None or entry[0] < epoch or entry[1].done():
+            task = asyncio.ensure_future(self._run_fence(path, epoch))
+            self._fence_tasks[path] = entry = (epoch, task)
+            task.add_done_callback(_retrieve_exception)
+        try:
+            await asyncio.shield(entry[1])
+        except FenceTimeoutError as exc:
+            self.stats.errors += 1
+            raise FenceTimeoutError(operation, exc.url, exc.fence_timeout, exc.reason) from None
+
+    async def _run_fence(self, path: Path, epoch: int) -> None:
+        """Try every way to fence ``path`` until one works or ``fence_timeout`` passes.
+
+        Ways, in order: a fence through each working path (for iSCSI, a login that
+        reinstates the failed session through another portal of the same target), then
+        the transport's own (a block device: its system calls have all returned). The
+        path's own re-login counts too, for transports where it reinstates the old
+        session; it is then left to the monitor (a fence through the path's own portal
+        would only race with that re-login).
+
+        A fence and a re-login of the same path may overlap; whichever login the target
+        takes last ends the other's session. That costs at most one more failure of
+        the path, never data: the ended session's commands are fenced by that very
+        reinstatement, and anything reissued waits for a fence of its own.
+        """
+        transport = path.transport
+        deadline = self._clock() + self.settings.fence_timeout
+        reason = f"{type(transport).__name__} has no way to fence a path"
+        if path.close_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(path.close_task)
+        while True:
+            if self._fenced.get(path, 0) >= epoch:
+                return
+            if isinstance(transport, Fenceable):
+                throughs: list[Path | None] = [
+                    p for p in self._paths if p is not path and p.state is PathState.ACTIVE
+                ]
+                if not transport.relogin_fences:
+                    throughs.append(None)
+                if not throughs:
+                    reason = "no working path to carry the fence, and the path is not back"
+                for through in throughs:
+                    if self._fenced.get(path, 0) >= epoch:
+                        return
+                    if transport.connected:  # logged in again: that login fenced it
+                        break
+                    attempt = max(0.0, min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock()))
+                    try:
+                        await asyncio.wait_for(
+                            transport.fence(None if through is None else through.transport),
+                            attempt,
+                        )
+                    except FenceError as exc:
+                        reason = exc.message
+                        continue
+                    except TimeoutError:
+                        via = "its own way" if through is None else f"through {through.url}"
+                        reason = f"fencing {via} took over {attempt:g} s"
+                        continue
+                    via = "itself" if through is None else f"reinstatement through {through.url}"
+                    self._mark_fenced(path, epoch, via)
+                    return
+            remaining = deadline - self._clock()
+            if remaining <= 0 or self._closed:
+                log.error("path %s could not be fenced: %s", path.url, reason)
+                raise FenceTimeoutError("write", path.url, self.settings.fence_timeout, reason)
+            changed = self._paths_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(remaining, FENCE_RETRY_INTERVAL))
 
     @property
     def path_objects(self) -> list[Path]:
@@ -615,6 +751,12 @@ class MultipathDevice:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _retrieve_exception(task: asyncio.Task[None]) -> None:
+    """Mark a shared fence's failure as seen (every waiter got it through a shield)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _describe(result: ScsiResult) -> str:

@@ -47,7 +47,7 @@ IQN_PREFIX = "iqn.2026-11.org.mpath:rig."
 LUN_NUMBER = 1  # tgt reserves LUN 0 for its controller device
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-FAULT_ACTIONS = ("down", "up", "drop", "clear", "rate")
+FAULT_ACTIONS = ("down", "up", "drop", "clear", "rate", "hold", "release")
 
 
 def state_root() -> Path:
@@ -295,7 +295,13 @@ class RigManager:
         ]
 
     def fault(self, name: str, index: int, action: str, rate: Rate | None = None) -> RigPath:
-        """Apply ``action`` (down, up, drop, clear, rate) to path ``index`` of rig ``name``."""
+        """Apply ``action`` to path ``index`` of rig ``name``.
+
+        ``down``/``up`` take the link down and back; ``drop`` throws every packet away
+        (nftables) until ``clear``; ``rate`` changes the speed; ``hold`` keeps every
+        packet sent either way, in order, until ``release`` (or ``clear``) delivers them
+        all. ``clear`` undoes every fault. No change drops a packet that a hold keeps.
+        """
         if action not in FAULT_ACTIONS:
             raise RigUsageError(
                 f"unknown fault {action!r}: choose one of {', '.join(FAULT_ACTIONS)}"
@@ -320,9 +326,18 @@ class RigManager:
                 if not drop:
                     network.wait_carrier(ns, path)  # also forgets failed neighbours
                 path.dropping = drop
+            if action == "hold":
+                shaping.hold_path(ns, path)
+                path.held = True
+            if action in ("release", "clear") and path.held:
+                new_rate = path.rate if action == "clear" else path.current_rate
+                shaping.release_path(ns, path, new_rate)
+                path.held = False
+                path.current_rate = new_rate
             if action in ("rate", "clear"):
                 new_rate = rate if action == "rate" else path.rate
-                shaping.set_path_rate(ns, path, new_rate)
+                if not path.held:  # a held path takes its new speed when released
+                    shaping.set_path_rate(ns, path, new_rate)
                 path.current_rate = new_rate
             self._save(rig)
             return path

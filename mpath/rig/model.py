@@ -28,6 +28,7 @@ class PathFault(StrEnum):
     NONE = "none"
     DOWN = "down"
     DROP = "drop"
+    HELD = "held"
     SLOW = "slow"
 
 
@@ -105,6 +106,8 @@ class RigPath:
     current_rate: Rate | None = None
     link_down: bool = False
     dropping: bool = False
+    #: Both ends keep what is sent and deliver nothing (``rig fault N hold``).
+    held: bool = False
 
     @property
     def host_ip(self) -> str:
@@ -120,6 +123,8 @@ class RigPath:
             return PathFault.DOWN
         if self.dropping:
             return PathFault.DROP
+        if self.held:
+            return PathFault.HELD
         if self.current_rate != self.rate:
             return PathFault.SLOW
         return PathFault.NONE
@@ -221,6 +226,7 @@ class Rig:
                     "current_rate": rate(p.current_rate),
                     "link_down": p.link_down,
                     "dropping": p.dropping,
+                    "held": p.held,
                 }
                 for p in self.paths
             ],
@@ -252,6 +258,7 @@ class Rig:
                 current_rate=rate(p["current_rate"]),
                 link_down=p["link_down"],
                 dropping=p["dropping"],
+                held=p.get("held", False),
             )
             for p in doc["paths"]
         ]

@@ -51,7 +51,25 @@ class LoginError(TransportError):
 
 
 class PathDisconnectedError(TransportError):
-    """The session broke or was closed while the command was outstanding or queued."""
+    """The session broke or was closed while the command was outstanding or queued.
+
+    ``sent`` is False only when the command certainly never left this host (the
+    session was already down when it was submitted): such a write may be reissued
+    elsewhere at once. Otherwise its outcome is unknown until the path is fenced.
+    """
+
+    def __init__(self, url: str, message: str, *, sent: bool = True) -> None:
+        super().__init__(url, message)
+        self.sent = sent
+
+
+class FenceError(TransportError):
+    """A failed path could not (yet) be made unable to execute what it still holds.
+
+    Raised by :meth:`Fenceable.fence`; the filter layer retries within
+    ``fence_timeout`` and never reissues a write of unknown outcome before a fence
+    succeeded.
+    """
 
 
 class CommandTimeoutError(TransportError):
@@ -97,8 +115,30 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class Fenceable(Protocol):
+    """A transport that can stop its own failed session from executing anything more.
+
+    ``fence(through)`` returns only when no command this path sent before it failed
+    can still be executed by the target: for iSCSI, a login that reinstates the
+    failed session (same initiator name and ISID, TSIH 0), made through ``through``'s
+    portal (another, working path to the same target) or through its own portal when
+    ``through`` is None; for a block device, once every system call it issued has
+    returned. Raises :class:`FenceError` with the reason when that cannot be done now.
+    ``relogin_fences`` says whether this path's own successful re-login is itself a
+    fence (true for iSCSI: it reinstates the old session).
+    """
+
+    @property
+    def relogin_fences(self) -> bool: ...
+
+    async def fence(self, through: Transport | None) -> None: ...
+
+
 __all__ = [
     "CommandTimeoutError",
+    "FenceError",
+    "Fenceable",
     "LoginError",
     "PathDisconnectedError",
     "ScsiResult",

@@ -88,10 +88,12 @@ from mpath.sysfs.identity import (
 )
 from mpath.sysfs.tree import sysfs_reader
 from mpath.transports.base import (
+    FenceError,
     LoginError,
     PathDisconnectedError,
     ScsiResult,
     ScsiStatus,
+    Transport,
     TransportError,
 )
 
@@ -99,6 +101,8 @@ T = TypeVar("T")
 
 #: Threads per session when the device reports no queue depth.
 DEFAULT_WORKERS: Final = 32
+#: How long a fence waits for a closed session's running system calls to return.
+FENCE_DRAIN_TIMEOUT: Final = 5.0
 #: At most this many threads per session, whatever the queue depth says.
 MAX_WORKERS: Final = 128
 #: The largest single command this transport accepts (its VPD 0xB0 says so too).
@@ -380,6 +384,9 @@ class _Session:
         self.lock = threading.Lock()
         self.active = 0
         self.closed = False
+        #: Set once the session is closed and no system call on it is running any
+        #: more: from then on nothing this session was given can reach the device.
+        self.idle = threading.Event()
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"mpath-block-{name}"
         )
@@ -414,6 +421,7 @@ class _Session:
             fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
+        self.idle.set()
 
 
 def _open_node(node: str) -> tuple[int, bool]:
@@ -472,6 +480,8 @@ class BlockTransport:
         self._pending: set[asyncio.Future[Any]] = set()
         self._last_reason = "not connected"
         self._connecting = False
+        #: Closed sessions whose system calls a fence has not yet seen return.
+        self._closing: list[_Session] = []
 
     # -- the Transport protocol --------------------------------------------------------
 
@@ -557,7 +567,7 @@ class BlockTransport:
         """Carry out one command on the device (see the table in the module docstring)."""
         session, opened = self._session, self._opened
         if session is None or opened is None:
-            raise PathDisconnectedError(self._node, self._last_reason)
+            raise PathDisconnectedError(self._node, self._last_reason, sent=False)
         rw = decode_rw(cdb)
         if rw is not None:
             return await self._read_write(session, opened, rw, data_out, data_in_length)
@@ -583,6 +593,29 @@ class BlockTransport:
             return _answer(struct.pack(">I4x", 8) + bytes(8), allocation, data_in_length)
         return INVALID_OPCODE
 
+    @property
+    def relogin_fences(self) -> bool:
+        """Opening the node again says nothing about calls still running on the old open."""
+        return False
+
+    async def fence(self, through: Transport | None) -> None:
+        """Return once no system call of a closed session is still running.
+
+        A write handed to the kernel either completed or failed when its ``pwritev``
+        returned; after that nothing of it can reach the device. ``through`` is not
+        needed. Raises :class:`FenceError` if a call has not returned within
+        :data:`FENCE_DRAIN_TIMEOUT` seconds (the kernel still holds it).
+        """
+        for session in list(self._closing):
+            if not await asyncio.to_thread(session.idle.wait, FENCE_DRAIN_TIMEOUT):
+                raise FenceError(
+                    self._node,
+                    f"a system call on {self._node} has not returned after "
+                    f"{FENCE_DRAIN_TIMEOUT:g} s (the kernel still holds it)",
+                )
+            with contextlib.suppress(ValueError):
+                self._closing.remove(session)
+
     async def close(self) -> None:
         """Stop at once: nothing queued reaches the device, outstanding commands fail."""
         session, self._session = self._session, None
@@ -590,6 +623,7 @@ class BlockTransport:
             return
         self._last_reason = "session closed"
         session.close()
+        self._closing.append(session)
         pending, self._pending = self._pending, set()
         for future in pending:
             if not future.done():
@@ -664,7 +698,7 @@ class BlockTransport:
         try:
             job = session.pool.submit(session.run, work)
         except RuntimeError:  # the pool was shut down: the session is closed
-            raise PathDisconnectedError(self._node, self._last_reason) from None
+            raise PathDisconnectedError(self._node, self._last_reason, sent=False) from None
         self._pending.add(future)
 
         def finished(done: concurrent.futures.Future[T]) -> None:
@@ -683,14 +717,14 @@ class BlockTransport:
     def _deliver(self, future: asyncio.Future[T], done: concurrent.futures.Future[T]) -> None:
         if future.done():
             return
-        if done.cancelled():
-            future.set_exception(PathDisconnectedError(self._node, "session closed"))
+        if done.cancelled():  # still queued when the session closed: never ran
+            future.set_exception(PathDisconnectedError(self._node, "session closed", sent=False))
             return
         error = done.exception()
         if error is None:
             future.set_result(done.result())
         elif isinstance(error, _ClosedError):
-            future.set_exception(PathDisconnectedError(self._node, "session closed"))
+            future.set_exception(PathDisconnectedError(self._node, "session closed", sent=False))
         elif isinstance(error, OSError):
             future.set_exception(
                 TransportError(self._node, f"I/O error: {error.strerror or error}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -45,10 +46,12 @@ from mpath.errors import UsageError
 from mpath.transports import libiscsi as li
 from mpath.transports.base import (
     CommandTimeoutError,
+    FenceError,
     LoginError,
     PathDisconnectedError,
     ScsiResult,
     ScsiStatus,
+    Transport,
     TransportError,
 )
 from mpath.transports.socket_watch import SocketWatch
@@ -68,6 +71,14 @@ DEFAULT_LOGIN_TIMEOUT = 5.0
 #: How often connect() re-sends TEST UNIT READY while the LUN reports UNIT ATTENTION
 #: (power on, reset, ...: normal right after a login), as libiscsi itself does.
 MAX_LOGIN_UNIT_ATTENTIONS = 10
+
+#: Login credentials for a target that has no CHAP account. libiscsi skips the
+#: security negotiation stage of a login when no CHAP user is set; with one, it offers
+#: "AuthMethod=CHAP,None" and a target without accounts answers None. Going through
+#: that stage matters: tgt reinstates an existing session (same initiator name and
+#: ISID, TSIH 0) only there, and reinstatement is how a failed path is fenced.
+_NO_CHAP_USER = b"mpath"
+_NO_CHAP_SECRET = b"mpath-offers-chap-or-none"
 
 _TEST_UNIT_READY = bytes(6)
 _SENSE_NOT_READY = 0x02
@@ -218,8 +229,14 @@ class IscsiTransport:
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         header_digest: bool = False,
         chap: ChapCredentials | None = None,
+        isid: bytes | None = None,
     ) -> None:
         self._address = url if isinstance(url, IscsiUrl) else parse_iscsi_url(url)
+        #: The session's ISID, kept for every login of this path: a re-login (or a
+        #: fence login through another portal) then reinstates the old session.
+        self._isid = isid if isid is not None else new_isid()
+        if len(self._isid) != 6 or self._isid[0] & 0xC0 != 0x80:
+            raise UsageError(f"bad ISID {self._isid.hex()}: expected 6 bytes of the random type")
         #: CHAP credentials for every login (mpath.config's [[chap]] entry), or None.
         self._chap = chap
         self._url = str(url)
@@ -265,6 +282,16 @@ class IscsiTransport:
     def address(self) -> IscsiUrl:
         """The parsed URL: portal, target name and LUN."""
         return self._address
+
+    @property
+    def isid(self) -> bytes:
+        """The 6-byte ISID every login of this path presents (random format, 0x80...)."""
+        return self._isid
+
+    @property
+    def relogin_fences(self) -> bool:
+        """A successful re-login of this path reinstates (ends) its old session."""
+        return True
 
     @property
     def connected(self) -> bool:
@@ -360,7 +387,7 @@ class IscsiTransport:
         libiscsi cannot carry (empty, over 16 bytes) or for a bidirectional command.
         """
         if not self._connected:
-            raise PathDisconnectedError(self._url, self._last_reason)
+            raise PathDisconnectedError(self._url, self._last_reason, sent=False)
         return await self._submit(cdb, data_out, data_in_length)
 
     async def close(self) -> None:
@@ -371,6 +398,50 @@ class IscsiTransport:
         to wait for a path that may be dead); see :meth:`logout`. Safe to call twice.
         """
         self._teardown("session closed")
+
+    async def fence(self, through: Transport | None) -> None:
+        """End this path's old session on the target: nothing it sent can execute later.
+
+        Logs in with this path's initiator name and ISID and TSIH 0 through
+        ``through``'s portal (a working path to the same target), or through this
+        path's own portal when ``through`` is None; the target then closes every
+        connection of the old session and drops what arrives on them (session
+        reinstatement, RFC 7143 section 6.3.5), and the fencing session is logged out.
+        Raises :class:`FenceError` when the fence cannot be made now. Must not be
+        called while this transport itself is logged in (that would end it).
+        """
+        if self._connected:
+            raise UsageError(f"{self._url}: fence() called on a live session")
+        address = self._address
+        if through is not None:
+            if not isinstance(through, IscsiTransport):
+                raise FenceError(self._url, f"{through.url} is not an iSCSI path")
+            if through.address.target != self._address.target:
+                raise FenceError(
+                    self._url,
+                    f"{through.url} leads to target {through.address.target}, not "
+                    f"{self._address.target}: session reinstatement works within one target",
+                )
+            address = dataclasses.replace(
+                address, host=through.address.host, port=through.address.port
+            )
+        portal = address.portal
+        fencer = IscsiTransport(
+            address,
+            initiator_name=self._initiator.decode(),
+            loop=self._configured_loop,
+            login_timeout=self._login_timeout,
+            chap=self._chap,
+            isid=self._isid,
+        )
+        try:
+            await fencer.connect()
+        except LoginError as exc:
+            raise FenceError(
+                self._url, f"fencing login through portal {portal} failed: {exc.message}"
+            ) from None
+        await fencer.logout()
+        log.info("%s: old session fenced by reinstatement through portal %s", self._url, portal)
 
     async def nop(self) -> None:
         """Ping the target: NOP-Out, return when its NOP-In arrives.
@@ -587,6 +658,15 @@ class IscsiTransport:
             lib.iscsi_destroy_context(ctx)
             raise LoginError(self._url, f"cannot configure the session: {reason}")
         lib.iscsi_set_noautoreconnect(ctx, 1)
+        rnd = int.from_bytes(self._isid[1:4], "big")
+        qualifier = int.from_bytes(self._isid[4:6], "big")
+        if lib.iscsi_set_isid_random(ctx, rnd, qualifier) or (
+            self._chap is None
+            and lib.iscsi_set_initiator_username_pwd(ctx, _NO_CHAP_USER, _NO_CHAP_SECRET)
+        ):
+            reason = li.error_text(lib, ctx)
+            lib.iscsi_destroy_context(ctx)
+            raise LoginError(self._url, f"cannot configure the session: {reason}")
         self._ctx = ctx
         self._data_out = ffi.new("struct iscsi_data *")
         self._lost_reason = None
@@ -729,6 +809,15 @@ class IscsiTransport:
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"
         return f"<IscsiTransport {self._url} {state}, {len(self._pending)} outstanding>"
+
+
+def new_isid() -> bytes:
+    """A fresh ISID of the random format (RFC 7143 section 10.12.5: type 0x80).
+
+    Random, so that two mpath processes on one host (or two paths of one process)
+    never present the same ISID and reinstate each other's sessions.
+    """
+    return bytes([0x80]) + os.urandom(5)
 
 
 #: SO_LINGER with a zero timeout: close() resets the connection and throws away

@@ -180,6 +180,7 @@ int iscsi_destroy_context(struct iscsi_context *iscsi);
 int iscsi_set_targetname(struct iscsi_context *iscsi, const char *targetname);
 int iscsi_set_session_type(struct iscsi_context *iscsi, enum iscsi_session_type session_type);
 int iscsi_set_header_digest(struct iscsi_context *iscsi, enum iscsi_header_digest header_digest);
+int iscsi_set_isid_random(struct iscsi_context *iscsi, uint32_t rnd, uint32_t qualifier);
 void iscsi_set_noautoreconnect(struct iscsi_context *iscsi, int state);
 int iscsi_set_timeout(struct iscsi_context *iscsi, int timeout);
 const char *iscsi_get_error(struct iscsi_context *iscsi);

@@ -51,8 +51,10 @@ class FaultStep:
         rate = None
         if action.startswith("rate="):
             action, rate = "rate", action.removeprefix("rate=")
-        if action not in ("down", "up", "drop", "clear", "rate"):
-            raise UsageError(f"bad --fault {text!r}: ACTION is down, up, drop, clear or rate=RATE")
+        if action not in ("down", "up", "drop", "clear", "rate", "hold", "release"):
+            raise UsageError(
+                f"bad --fault {text!r}: ACTION is down, up, drop, hold, release, clear or rate=RATE"
+            )
         return cls(at, index, action, rate)
 
 
@@ -88,6 +90,7 @@ class BenchResult:
     verify_mismatches: int
     failovers: int
     paths: list[dict[str, Any]]
+    fences: int = 0
     first_error: str | None = None
     mismatch_examples: list[str] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
@@ -114,6 +117,7 @@ class BenchResult:
             "errors": self.errors,
             "verify_mismatches": self.verify_mismatches,
             "failovers": self.failovers,
+            "fences": self.fences,
             "first_error": self.first_error,
             "mismatch_examples": self.mismatch_examples,
             "paths": self.paths,
@@ -244,6 +248,7 @@ class BenchRun:
             await self._prefill()
             self.bytes = self.ios = 0
         failovers_before = self.device.stats.failovers
+        fences_before = self.device.stats.fences
         self.started = time.monotonic()
         deadline = self.started + spec.seconds
         background = []
@@ -277,6 +282,7 @@ class BenchRun:
             verify_mismatches=self.mismatches,
             failovers=self.device.stats.failovers - failovers_before,
             paths=self.device.paths,
+            fences=self.device.stats.fences - fences_before,
             first_error=self.first_error,
             mismatch_examples=self.mismatch_examples,
             trace=self.trace,

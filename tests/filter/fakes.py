@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from mpath.scsi.cdb import Opcode, decode_rw
 from mpath.scsi.sense import encode_sense
-from mpath.transports.base import LoginError, PathDisconnectedError, ScsiResult, ScsiStatus
+from mpath.transports.base import (
+    FenceError,
+    LoginError,
+    PathDisconnectedError,
+    ScsiResult,
+    ScsiStatus,
+    Transport,
+)
 
 BLOCK = 512
 
@@ -61,7 +68,10 @@ class FakeTransport:
         self.injected: deque[ScsiResult] = deque()  # answers for the next data commands
         self.executed = 0
         self.closes = 0
-        self.events: list[str] = []  # "execute <op>", "close" in order
+        self.events: list[str] = []  # "execute <op>", "close", "fence ..." in order
+        #: Why a fence is refused (a target without session reinstatement), or None.
+        self.fence_refused: str | None = None
+        self.fences: list[str] = []  # "through <url>" per successful fence
         self._pending: set[asyncio.Future[None]] = set()
 
     @property
@@ -75,6 +85,19 @@ class FakeTransport:
     @property
     def max_commands(self) -> int | None:
         return self.window
+
+    @property
+    def relogin_fences(self) -> bool:
+        return True
+
+    async def fence(self, through: Transport | None) -> None:
+        via = "own portal" if through is None else f"through {through.url}"
+        if self.fence_refused is not None:
+            self.events.append(f"fence refused {via}")
+            raise FenceError(self._url, self.fence_refused)
+        self.events.append(f"fence {via}")
+        self.lun.log.append(f"{self._url} fenced {via}")
+        self.fences.append(via)
 
     async def connect(self) -> None:
         if self.refuse_login:
@@ -111,7 +134,7 @@ class FakeTransport:
         data_in_length: int = 0,
     ) -> ScsiResult:
         if not self._connected:
-            raise PathDisconnectedError(self._url, "not logged in")
+            raise PathDisconnectedError(self._url, "not logged in", sent=False)
         self.executed += 1
         self.events.append(f"execute {cdb[0]:#04x}")
         self.lun.in_flight += 1
