@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from mpath.config import Config, Resolution, command_line_overrides, load_config
+from mpath.config import Config, Resolution, load_config
 from mpath.errors import DeviceError, IdentityMismatchError, UsageError
 from mpath.filter.device import MultipathDevice
 from mpath.filter.monitor import MonitorFactory
@@ -119,6 +120,22 @@ def devnode_name(path: str) -> str:
     if is_block_path(path):
         return os.path.basename(os.path.realpath(path))
     return path
+
+
+def command_line_overrides(ctx: click.Context, names: Sequence[str]) -> dict[str, object]:
+    """The settings the user gave on this command line (or via an envvar).
+
+    Options always have a value in click, so "given" must be asked of click itself;
+    defaults click filled in are left out, so the configuration file can supply them.
+    """
+    given: dict[str, object] = {}
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            value = ctx.params.get(name)
+            if value is not None:
+                given[name] = value
+    return given
 
 
 @dataclass(frozen=True, slots=True)

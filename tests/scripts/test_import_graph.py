@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,20 @@ def test_json_output_and_bad_usage(tmp_path: Path) -> None:
     assert '"mpath.a": [\n      "mpath.b"\n    ]' in result.stdout
     assert _run("--depth", "1").returncode == 2
     assert _run("--root", str(tmp_path / "nowhere")).returncode == 2
+
+
+def test_no_click_outside_the_cli() -> None:
+    """The library raises mpath errors; only mpath/cli/ knows click and translates them."""
+    offenders = []
+    for path in sorted((REPO / "mpath").rglob("*.py")):
+        if "cli" in path.relative_to(REPO / "mpath").parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "click" or name.startswith("click.") for name in names):
+                offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
