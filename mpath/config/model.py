@@ -20,7 +20,6 @@ too), so arguments written for one selector never reach another.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from mpath.config.blacklist import RuleSet, blacklist_reason
 from mpath.config.chap import ChapTable
 from mpath.config.errors import ConfigError
+from mpath.config.match import VendorProduct
 from mpath.config.schema import SETTINGS, SettingValueError
 from mpath.errors import UsageError
 from mpath.selectors import create_selector
@@ -67,24 +67,18 @@ class DeviceEntry:
     """One ``[[devices]]`` table: vendor/product expressions plus settings."""
 
     index: int
-    line: int | None
-    vendor: re.Pattern[str] | None
-    product: re.Pattern[str] | None
+    device: VendorProduct
     settings: SettingsBlock
 
+    @property
+    def line(self) -> int | None:
+        return self.device.line
+
     def matches(self, vendor: str | None, product: str | None) -> bool:
-        """Both expressions given must be found (searched, not anchored)."""
-        if self.vendor is not None and (vendor is None or not self.vendor.search(vendor)):
-            return False
-        return self.product is None or (product is not None and bool(self.product.search(product)))
+        return self.device.matches(vendor, product)
 
     def describe(self) -> str:
-        parts = []
-        if self.vendor is not None:
-            parts.append(f"vendor {self.vendor.pattern}")
-        if self.product is not None:
-            parts.append(f"product {self.product.pattern}")
-        return " ".join(parts)
+        return self.device.describe()
 
 
 @dataclass(frozen=True, slots=True)
