@@ -58,6 +58,7 @@ def test_share_reaches_the_sum_of_the_paths_and_beats_round_robin(rig: Rig) -> N
         f"slow alone {slow_alone:.1f}, fast alone {fast_alone:.1f}, "
         f"share {share:.1f} (split {split}), round-robin {round_robin:.1f} MB/s"
     )
+    print(figures)  # shown with -s: the figures behind the ratios
     assert fast_alone > 2 * slow_alone, f"the rig's rate limits did not hold: {figures}"
     assert share >= 0.9 * (slow_alone + fast_alone), figures
     assert share >= 1.5 * round_robin, figures
