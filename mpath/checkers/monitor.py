@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from mpath.checkers import create_checker
 from mpath.checkers.base import CheckResult
@@ -50,11 +50,9 @@ from mpath.checkers.damping import Damping
 from mpath.checkers.failback import Failback
 from mpath.checkers.schedule import DueQueue, next_interval
 from mpath.checkers.settings import CheckerSettings
+from mpath.filter.monitor import MonitoredDevice
 from mpath.filter.path import Path, PathState
 from mpath.scsi.states import CheckerMsg, CheckerState
-
-if TYPE_CHECKING:
-    from mpath.filter.device import MultipathDevice
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +80,9 @@ _NOT_BACK: Final = frozenset(
 
 
 class DeviceView(Protocol):
-    """What the monitor uses of a device (a :class:`MultipathDevice` provides it)."""
+    """What the checker monitor uses of a device: the part of
+    :class:`~mpath.filter.monitor.MonitoredDevice` it needs (a
+    :class:`MultipathDevice` provides it)."""
 
     @property
     def path_objects(self) -> list[Path]: ...
@@ -197,7 +197,7 @@ class CheckerMonitor:
     @classmethod
     def factory(
         cls, settings: CheckerSettings | None = None, *, clock: Clock = time.monotonic
-    ) -> Callable[[MultipathDevice], CheckerMonitor]:
+    ) -> Callable[[MonitoredDevice], CheckerMonitor]:
         """A monitor factory for ``MultipathDevice.open(..., monitor=...)``."""
         return lambda device: cls(device, settings, clock=clock)
 

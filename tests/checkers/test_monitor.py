@@ -16,6 +16,7 @@ from mpath.checkers.monitor import BATCH_SLACK, CheckerMonitor, EventKind, Hold,
 from mpath.checkers.settings import CheckerSettings
 from mpath.errors import UsageError
 from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.filter.monitor import MonitoredDevice
 from mpath.filter.path import Path, PathState
 from mpath.scsi.states import CheckerState
 from tests import vtime
@@ -57,7 +58,7 @@ async def open_device(
     monitors: list[CheckerMonitor] = []
     now = vtime.loop().time
 
-    def factory(device: MultipathDevice) -> CheckerMonitor:
+    def factory(device: MonitoredDevice) -> CheckerMonitor:
         monitors.append(CheckerMonitor(device, settings, clock=now))
         return monitors[0]
 
