@@ -53,10 +53,8 @@ from typing import Any, Final
 from mpath.errors import MpathError, UsageError
 from mpath.scsi.identity import lun_identity
 from mpath.scsi.vpd import Association, CodeSet, Designator, DesignatorType
-from mpath.sysfs.tree import AttributeReader, sysfs_reader, udev_reader
+from mpath.sysfs.tree import DEFAULT_ROOT, AttributeReader, sysfs_reader, udev_reader
 
-#: Where the kernel's sysfs is mounted (device numbers resolve through /sys/dev/block).
-SYSFS: Final = Path("/sys")
 #: ``LOOP_GET_STATUS64`` (linux/loop.h) and the head of ``struct loop_info64``:
 #: lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit (all __u64), lo_number.
 LOOP_GET_STATUS64: Final = 0x4C05
@@ -293,7 +291,7 @@ class DeviceNumber:
 
     @property
     def sys_path(self) -> Path:
-        return SYSFS / "dev" / "block" / f"{self.major}:{self.minor}"
+        return DEFAULT_ROOT / "dev" / "block" / f"{self.major}:{self.minor}"
 
 
 def resolve_node(node: str) -> DeviceNumber:

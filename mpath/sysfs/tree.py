@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SYSFS_ENV = "MPATH_SYSFS_ROOT"
+#: Where the kernel mounts sysfs.
+DEFAULT_ROOT = Path("/sys")
 SECTOR = 512
 #: Below this many bytes moved, the counters say too little about a path's speed.
 MIN_STAT_BYTES = 1024 * 1024
@@ -175,7 +177,7 @@ class Sysfs:
         self, root: Path | str | None = None, environ: Mapping[str, str] | None = None
     ) -> None:
         env = os.environ if environ is None else environ
-        self.root = Path(root if root is not None else env.get(SYSFS_ENV) or "/sys")
+        self.root = Path(root if root is not None else env.get(SYSFS_ENV) or DEFAULT_ROOT)
 
     def _block(self, name: str) -> Path:
         if not valid_block_name(name):
