@@ -62,3 +62,25 @@ def test_watching_sees_a_loop_device_being_bound(loop_devices: LoopFactory, tmp_
     event = asyncio.run(scenario())
     assert event.action in ("add", "change")
     assert event.devtype == "disk"
+
+
+def test_udev_and_sysfs_readers_read_the_same_attributes(
+    loop_devices: LoopFactory, tmp_path: Path
+) -> None:
+    """A pyudev Device in hand is read through udev_reader; it must agree with the
+    plain sysfs reader on every attribute identity and enumeration use."""
+    import pyudev
+
+    from mpath.sysfs.identity import resolve_node
+    from mpath.sysfs.tree import sysfs_reader, udev_reader
+
+    node = loop_devices(make_image(tmp_path, "same.img", 4 * 1024 * 1024))
+    number = resolve_node(node)
+    device = pyudev.Devices.from_device_number(
+        pyudev.Context(), "block", os.makedev(number.major, number.minor)
+    )
+    through_udev, through_sysfs = udev_reader(device), sysfs_reader(number.sys_path)
+    for name in ("size", "loop/backing_file", "loop/offset", "partition", "device/wwid"):
+        assert through_udev(name) == through_sysfs(name), name
+    assert through_udev("size") == str(4 * 1024 * 1024 // 512)
+    assert through_udev("partition") is None
