@@ -16,7 +16,7 @@ from mpath.cli.config import config_file_option
 from mpath.cli.paths import DeviceRequest, open_device, open_settings_options, resolve_paths
 from mpath.errors import DeviceError
 from mpath.filter.device import MultipathDevice
-from mpath.nbd import (
+from mpath.nbd.server import (
     DEFAULT_PORT,
     ListenAddress,
     NbdServer,
