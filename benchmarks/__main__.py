@@ -25,6 +25,7 @@ BENCHMARKS = (
     ("transport_vs_iscsi_perf", True),
     ("policies_rig", True),
     ("nbd_fio", True),
+    ("fencing_stall", True),
 )
 
 

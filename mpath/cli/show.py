@@ -181,6 +181,7 @@ def describe(opened: OpenedDevice, monitor: CheckerMonitor) -> dict[str, Any]:
                 "errors": path.errors,
                 "failures": path.failures,
                 "last_failure": path.last_failure or None,
+                "fence": device.fence_info(path),
             }
         )
     active = [p.priority for p in device.path_objects if p.state is DeviceState.ACTIVE]

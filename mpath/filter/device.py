@@ -144,6 +144,7 @@ class MultipathDevice:
         #: (epoch, task).
         self._fenced: dict[Path, int] = {}
         self._fence_tasks: dict[Path, tuple[int, asyncio.Task[None]]] = {}
+        self._fences_done: dict[Path, int] = {}
 
     # -- opening -----------------------------------------------------------------------
 
@@ -616,10 +617,26 @@ class MultipathDevice:
 
     # -- fencing ------------------------------------------------------------------------------
 
+    def fence_info(self, path: Path) -> dict[str, Any]:
+        """How ``path`` is fenced and how often it was (for ``mpath show``).
+
+        Fencing creates no state on the target (no registration, no reservation), so
+        there is nothing to clean up on close or to restore when a path comes back.
+        """
+        transport = path.transport
+        if not isinstance(transport, Fenceable):
+            return {"method": None, "identity": None, "fenced_failures": 0}
+        return {
+            "method": transport.fence_method,
+            "identity": transport.fence_identity,
+            "fenced_failures": self._fences_done.get(path, 0),
+        }
+
     def _mark_fenced(self, path: Path, epoch: int, how: str) -> None:
         if self._fenced.get(path, 0) < epoch:
             self._fenced[path] = epoch
             self.stats.fences += 1
+            self._fences_done[path] = self._fences_done.get(path, 0) + 1
             log.info("path %s fenced (failure %d) by %s", path.url, epoch, how)
 
     async def _fence(self, path: Path, epoch: int, operation: str) -> None:
@@ -679,7 +696,9 @@ class MultipathDevice:
                         return
                     if transport.connected:  # logged in again: that login fenced it
                         break
-                    attempt = max(0.0, min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock()))
+                    attempt = min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock())
+                    if attempt <= 0:
+                        break
                     try:
                         await asyncio.wait_for(
                             transport.fence(None if through is None else through.transport),
@@ -690,7 +709,7 @@ class MultipathDevice:
                         continue
                     except TimeoutError:
                         via = "its own way" if through is None else f"through {through.url}"
-                        reason = f"fencing {via} took over {attempt:g} s"
+                        reason = f"fencing {via} got no answer within {attempt:.1f} s"
                         continue
                     via = "itself" if through is None else f"reinstatement through {through.url}"
                     self._mark_fenced(path, epoch, via)

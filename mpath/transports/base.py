@@ -132,6 +132,16 @@ class Fenceable(Protocol):
     @property
     def relogin_fences(self) -> bool: ...
 
+    @property
+    def fence_method(self) -> str:
+        """How this path is fenced (``session-reinstatement``, ``drain``), for display."""
+        ...
+
+    @property
+    def fence_identity(self) -> str | None:
+        """What names this path's session to the target (the ISID), or None."""
+        ...
+
     async def fence(self, through: Transport | None) -> None: ...
 
 

@@ -77,7 +77,7 @@ from mpath.scsi.cdb import (
     RwCommand,
     decode_rw,
 )
-from mpath.scsi.sense import encode_sense
+from mpath.scsi.sense import SenseKey, encode_sense
 from mpath.scsi.vpd import VpdPage
 from mpath.sysfs.identity import (
     BlockIdentity,
@@ -129,13 +129,14 @@ _SUPPORTED_VPD: Final = (
     VpdPage.DEVICE_IDENTIFICATION,
     VpdPage.BLOCK_LIMITS,
 )
-# SAM status + sense for the outcomes this transport synthesises.
-_KEY_NOT_READY = 0x02
-_KEY_MEDIUM_ERROR = 0x03
-_KEY_HARDWARE_ERROR = 0x04
-_KEY_ILLEGAL_REQUEST = 0x05
-_KEY_DATA_PROTECT = 0x07
-_KEY_ABORTED_COMMAND = 0x0B
+# SAM status + sense for the outcomes this transport synthesises (the one sense
+# encoder, mpath.scsi.sense; the filter classifies them with the one sense table).
+_KEY_NOT_READY = SenseKey.NOT_READY
+_KEY_MEDIUM_ERROR = SenseKey.MEDIUM_ERROR
+_KEY_HARDWARE_ERROR = SenseKey.HARDWARE_ERROR
+_KEY_ILLEGAL_REQUEST = SenseKey.ILLEGAL_REQUEST
+_KEY_DATA_PROTECT = SenseKey.DATA_PROTECT
+_KEY_ABORTED_COMMAND = SenseKey.ABORTED_COMMAND
 
 
 def check_condition(key: int, asc: int, ascq: int) -> ScsiResult:
@@ -597,6 +598,14 @@ class BlockTransport:
     def relogin_fences(self) -> bool:
         """Opening the node again says nothing about calls still running on the old open."""
         return False
+
+    @property
+    def fence_method(self) -> str:
+        return "drain"
+
+    @property
+    def fence_identity(self) -> str | None:
+        return None
 
     async def fence(self, through: Transport | None) -> None:
         """Return once no system call of a closed session is still running.

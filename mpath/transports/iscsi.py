@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mpath.errors import UsageError
+from mpath.scsi.sense import SenseKey, decode_sense
 from mpath.transports import libiscsi as li
 from mpath.transports.base import (
     CommandTimeoutError,
@@ -81,9 +82,6 @@ _NO_CHAP_USER = b"mpath"
 _NO_CHAP_SECRET = b"mpath-offers-chap-or-none"
 
 _TEST_UNIT_READY = bytes(6)
-_SENSE_NOT_READY = 0x02
-_SENSE_ILLEGAL_REQUEST = 0x05
-_SENSE_UNIT_ATTENTION = 0x06
 _ASC_LOGICAL_UNIT_NOT_SUPPORTED = 0x25
 ffi = li.ffi
 
@@ -191,18 +189,6 @@ def _new_data_in_buffer(size: int) -> bytes | bytearray:
     return bytearray(size)
 
 
-def _sense_fields(sense: bytes) -> tuple[int, int, int] | None:
-    """(sense key, ASC, ASCQ) of fixed or descriptor format sense data, if readable."""
-    if len(sense) < 2:
-        return None
-    code = sense[0] & 0x7F
-    if code in (0x70, 0x71) and len(sense) >= 14:
-        return sense[2] & 0x0F, sense[12], sense[13]
-    if code in (0x72, 0x73) and len(sense) >= 4:
-        return sense[1] & 0x0F, sense[2], sense[3]
-    return None
-
-
 class IscsiTransport:
     """One iSCSI session to one LUN through one portal (one path).
 
@@ -292,6 +278,14 @@ class IscsiTransport:
     def relogin_fences(self) -> bool:
         """A successful re-login of this path reinstates (ends) its old session."""
         return True
+
+    @property
+    def fence_method(self) -> str:
+        return "session-reinstatement"
+
+    @property
+    def fence_identity(self) -> str | None:
+        return self._isid.hex()
 
     @property
     def connected(self) -> bool:
@@ -701,16 +695,16 @@ class IscsiTransport:
                 raise LoginError(self._url, f"session lost right after login: {exc}") from None
             if result.status != ScsiStatus.CHECK_CONDITION:
                 return  # GOOD, or BUSY/RESERVATION CONFLICT...: the LUN is there.
-            fields = _sense_fields(result.sense)
-            if fields is None:
+            sense = decode_sense(result.sense)
+            if sense is None:
                 return
-            key, asc, ascq = fields
-            if key == _SENSE_UNIT_ATTENTION:
+            key, asc, ascq = sense.key, sense.asc, sense.ascq
+            if key == SenseKey.UNIT_ATTENTION:
                 continue
-            if key == _SENSE_NOT_READY:
+            if key == SenseKey.NOT_READY:
                 return  # no medium, becoming ready: the LUN exists; I/O will say more.
             self._teardown("login refused")
-            if key == _SENSE_ILLEGAL_REQUEST and asc == _ASC_LOGICAL_UNIT_NOT_SUPPORTED:
+            if key == SenseKey.ILLEGAL_REQUEST and asc == _ASC_LOGICAL_UNIT_NOT_SUPPORTED:
                 raise LoginError(self._url, f"target {self._address.target} has no LUN {self._lun}")
             raise LoginError(
                 self._url,

@@ -90,6 +90,14 @@ class FakeTransport:
     def relogin_fences(self) -> bool:
         return True
 
+    @property
+    def fence_method(self) -> str:
+        return "fake-reinstatement"
+
+    @property
+    def fence_identity(self) -> str | None:
+        return f"{self._url}-isid"
+
     async def fence(self, through: Transport | None) -> None:
         via = "own portal" if through is None else f"through {through.url}"
         if self.fence_refused is not None:

@@ -1,0 +1,228 @@
+"""What fencing costs and what it saves, on the real rig, against mpath before fencing.
+
+As root:
+
+    .venv/bin/python -m benchmarks.fencing_stall [--rounds 3] [--baseline REV] [--json]
+
+One 2-path rig. Each round runs ``mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16
+--span 32M --verify --seconds 5 --json`` once per build and fault, the builds
+alternating: **before** is the revision ``--baseline`` (default: the last one without
+fencing), checked out into a temporary git worktree and run with ``PYTHONPATH`` pointing
+at it; **after** is this tree. The faults are applied from here, at 1.5 s, to path 1:
+
+* ``down`` (restored with ``up`` at 3 s) and ``drop`` (restored with ``clear``): the
+  failover stall is the run's longest I/O; fencing adds one login through path 2.
+* ``hold``: path 1 keeps its packets. After the run ends, the backing file is
+  fingerprinted per 64 KiB chunk, path 1 is released, and once the target has dealt
+  with what arrived the chunks that changed are counted: each is a stale write that
+  overwrote data the run had acknowledged.
+
+The medians of the rounds go to docs/benchmarks.md (section ``fencing-rig``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import replace_section
+from mpath.rig import Rig, RigManager
+
+#: The last revision of main before fencing (the "before" build).
+DEFAULT_BASELINE = "20668f0"
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK = 64 * 1024
+SPAN = 32 * 1024 * 1024
+SECONDS = 5.0
+FAULTS: dict[str, tuple[str, str | None]] = {
+    "down": ("down", "up"),
+    "drop": ("drop", "clear"),
+    "hold": ("hold", None),
+}
+RIG_NAME = "bench-fencing"
+QUIET_TIMEOUT = 30.0
+
+
+def _chunks(rig: Rig) -> list[bytes]:
+    with open(rig.lun.backing_file, "rb") as backing:
+        data = backing.read(SPAN)
+    return [hashlib.blake2b(data[i : i + CHUNK]).digest() for i in range(0, SPAN, CHUNK)]
+
+
+def _target_quiet(rig: Rig, index: int) -> None:
+    """Wait until the target has no connection left from path ``index``."""
+    host_ip = rig.path(index).host_ip
+    deadline = time.monotonic() + QUIET_TIMEOUT
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["ss", "-Htn", "-N", rig.namespace, "state", "all", "dst", host_ip],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        live = [ln for ln in out.splitlines() if ln.split()[0] not in ("TIME-WAIT", "CLOSED")]
+        if not live:
+            return
+        time.sleep(0.05)  # polling ss: no event for a socket going away
+    raise RuntimeError(f"target still has connections from {host_ip}")
+
+
+def _one_run(rig: Rig, build: Path | None, fault: str) -> dict[str, Any]:
+    """One bench run of ``build`` (None: this tree) with ``fault`` on path 1."""
+    env = dict(os.environ)
+    if build is not None:
+        env["PYTHONPATH"] = str(build)
+    argv = [
+        sys.executable, "-m", "mpath", "bench", *rig.urls, "--rw", "randwrite",
+        "--bs", "64K", "--qd", "16", "--span", "32M", "--verify",
+        "--seconds", str(SECONDS), "--policy", "round-robin", "--json",
+    ]  # fmt: skip
+    manager = RigManager()
+    cut, restore = FAULTS[fault]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    started = time.monotonic()
+
+    def faults() -> None:
+        # Both builds get their faults from here, at the same moments.
+        time.sleep(1.5)  # the fault's scheduled time
+        manager.fault(rig.name, 1, cut)
+        if restore is not None:
+            time.sleep(1.5)  # the restore's scheduled time
+            manager.fault(rig.name, 1, restore)
+
+    applier = threading.Thread(target=faults)
+    applier.start()
+    out, err = process.communicate(timeout=120)
+    applier.join()
+    if process.returncode not in (0, 1):
+        raise RuntimeError(f"bench exit {process.returncode}: {err.decode()[-2000:]}")
+    doc: dict[str, Any] = json.loads(out)
+    doc["wall_s"] = time.monotonic() - started
+    if fault == "hold":
+        before = _chunks(rig)
+        manager.fault(rig.name, 1, "release")
+        _target_quiet(rig, 1)
+        after = _chunks(rig)
+        doc["stale_chunks"] = sum(a != b for a, b in zip(before, after, strict=True))
+    manager.fault(rig.name, 1, "clear")
+    return doc
+
+
+def _baseline(rev: str) -> Path | None:
+    folder = Path(tempfile.mkdtemp(prefix="mpath-baseline-"))
+    made = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), rev],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if made.returncode:
+        print(f"no baseline build: {made.stderr.strip()}", file=sys.stderr)
+        return None
+    return folder
+
+
+def measure(rounds: int, baseline_rev: str) -> dict[str, Any]:
+    manager = RigManager()
+    manager.down(RIG_NAME)
+    rig = manager.up(name=RIG_NAME, paths=2, size=256 * 1024 * 1024)
+    baseline = _baseline(baseline_rev)
+    builds: dict[str, Path | None] = {"after": None}
+    if baseline is not None:
+        builds = {"before": baseline, "after": None}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {b: {f: [] for f in FAULTS} for b in builds}
+    try:
+        for round_no in range(rounds):
+            for fault in FAULTS:
+                for build, path in builds.items():
+                    doc = _one_run(rig, path, fault)
+                    runs[build][fault].append(doc)
+                    print(
+                        f"round {round_no + 1} {build:6} {fault:4}: max "
+                        f"{doc['latency_ms']['max']:.0f} ms, errors {doc['errors']}, "
+                        f"mismatches {doc['verify_mismatches']}, "
+                        f"stale {doc.get('stale_chunks', '-')}",
+                        file=sys.stderr,
+                    )
+    finally:
+        manager.down(RIG_NAME)
+        if baseline is not None:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
+                capture_output=True,
+            )
+    summary: dict[str, Any] = {"rounds": rounds, "baseline": baseline_rev, "builds": {}}
+    for build, by_fault in runs.items():
+        summary["builds"][build] = {
+            fault: {
+                "max_ms": [d["latency_ms"]["max"] for d in docs],
+                "median_max_ms": statistics.median(d["latency_ms"]["max"] for d in docs),
+                "errors": sum(d["errors"] for d in docs),
+                "mismatches": sum(d["verify_mismatches"] for d in docs),
+                "fences": sum(d.get("fences", 0) for d in docs),
+                "stale_chunks": sum(d.get("stale_chunks", 0) for d in docs),
+            }
+            for fault, docs in by_fault.items()
+        }
+    return summary
+
+
+def render(summary: dict[str, Any]) -> str:
+    builds = summary["builds"]
+    lines = [
+        "## Fencing: failover stall and stale writes, before and after",
+        "",
+        "`python -m benchmarks.fencing_stall --rounds "
+        f"{summary['rounds']}` (root). One 2-path rig (unlimited paths, 256 MiB LUN); "
+        "each run is `mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16 --span 32M "
+        "--verify --seconds 5 --policy round-robin --json`, with a fault on path 1 at "
+        "1.5 s (`down`/`drop` restored at 3 s; `hold` released after the run). **before** "
+        f"is revision `{summary['baseline']}` (no fencing), **after** this tree; the two "
+        "alternate within each round. The stall is the run's longest I/O (median of the "
+        "rounds, every round in brackets). Stale chunks are 64 KiB chunks of the backing "
+        "file that changed after the run ended, when the held packets were released.",
+        "",
+        "| fault | build | errors | mismatches | fences | **stall ms** | stale chunks |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fault in FAULTS:
+        for build in builds:
+            row = builds[build][fault]
+            each = ", ".join(f"{m:.0f}" for m in row["max_ms"])
+            stale = row["stale_chunks"] if fault == "hold" else "-"
+            lines.append(
+                f"| {fault} | {build} | {row['errors']} | {row['mismatches']} | "
+                f"{row['fences']} | **{row['median_max_ms']:.0f}** ({each}) | {stale} |"
+            )
+    if "before" in builds:
+        lines.append("")
+        for fault in ("down", "drop", "hold"):
+            before = builds["before"][fault]["median_max_ms"]
+            after = builds["after"][fault]["median_max_ms"]
+            lines.append(
+                f"* `{fault}`: after/before stall {after / before:.2f}x ({after - before:+.0f} ms)."
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    summary = measure(args.rounds, args.baseline)
+    replace_section("fencing-rig", render(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Fencing before reissue, over fake paths (on the real rig: test_fencing_rig.py).
+
+A write whose path fails while it is in flight may still be executed by the target
+later; it is reissued elsewhere only after that path is fenced, and never when no fence
+can be made (then it fails, naming the path and the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from mpath.errors import FenceTimeoutError
+from mpath.filter import DeviceSettings, MultipathDevice
+from tests.filter.fakes import BLOCK, FakeLun, FakeTransport
+
+T = TypeVar("T")
+FAST = DeviceSettings(policy="round-robin", io_timeout_min=0.05, reconnect_interval=0.02)
+
+
+def bounded(awaitable: Awaitable[T], seconds: float = 5.0) -> Awaitable[T]:
+    return asyncio.wait_for(awaitable, seconds)
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    async def bounded_body() -> None:
+        await bounded(coro_fn(), 20)
+
+    asyncio.run(bounded_body())
+
+
+def two_paths(lun: FakeLun) -> tuple[FakeTransport, FakeTransport]:
+    return FakeTransport("fake://path1", lun), FakeTransport("fake://path2", lun)
+
+
+async def in_flight_on(transport: FakeTransport, count: int) -> None:
+    """Wait until ``count`` commands are outstanding on ``transport``."""
+    while len(transport._pending) < count:
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("policy", ["round-robin", "share", "quota"])
+def test_writes_lost_with_a_path_are_reissued_only_after_one_fence(policy: str) -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(policy=policy, io_timeout_min=0.05, reconnect_interval=0.02)
+        async with await MultipathDevice.open([first, second], settings) as device:
+            first.hang = True
+            second.hang = True
+            writes = [
+                asyncio.ensure_future(device.write(i * BLOCK, b"w" * BLOCK)) for i in range(8)
+            ]
+            await bounded(in_flight_on(first, 1))
+            second.release()
+            lost = len(first._pending)
+            first.disconnect()
+            await bounded(asyncio.gather(*writes))
+            assert lun.data[: 8 * BLOCK] == b"w" * (8 * BLOCK)
+            assert first.fences == ["through fake://path2"]  # one fence for every lost write
+            assert device.stats.fences == 1 and device.stats.errors == 0
+            fenced = lun.log.index("fake://path1 fenced through fake://path2")
+            reissued = [
+                i for i, entry in enumerate(lun.log) if entry == "fake://path2 write" and i > fenced
+            ]
+            assert len(reissued) >= lost > 0
+            # No write went to path 2 between the failure and the fence.
+            closed = lun.log.index("fake://path1 close")
+            assert "fake://path2 write" not in lun.log[closed:fenced]
+
+    run(body)
+
+
+def test_reads_lost_with_a_path_need_no_fence() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        lun.data[:BLOCK] = b"r" * BLOCK
+        first, second = two_paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            first.hang = True
+            reads = [asyncio.ensure_future(device.read(0, BLOCK)) for _ in range(4)]
+            await bounded(in_flight_on(first, 1))
+            first.refuse_login = True  # stays down: only a fence could end its session
+            first.disconnect()
+            assert all(r == b"r" * BLOCK for r in await bounded(asyncio.gather(*reads)))
+            assert first.fences == [] and device.stats.fences == 0
+
+    run(body)
+
+
+def test_a_refused_fence_fails_the_write_after_fence_timeout_and_never_reissues_it() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(
+            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02, fence_timeout=0.3
+        )
+        async with await MultipathDevice.open([first, second], settings) as device:
+            first.hang = True
+            first.refuse_login = True  # the path does not come back either
+            first.fence_refused = "no session reinstatement on this target (fake)"
+            write = asyncio.ensure_future(device.write(0, b"x" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(FenceTimeoutError) as caught:
+                await bounded(write)
+            waited = loop.time() - started
+            assert 0.3 <= waited < 2.0
+            message = str(caught.value)
+            assert "fake://path1" in message and "no session reinstatement" in message
+            assert "fence_timeout=0.3" in message
+            assert "fake://path2 write" not in lun.log  # never reissued
+            assert lun.data[:BLOCK] == bytes(BLOCK)
+            assert device.stats.errors == 1
+            # The device still serves: a new write goes to the working path at once.
+            await bounded(device.write(BLOCK, b"y" * BLOCK))
+            assert lun.data[BLOCK : 2 * BLOCK] == b"y" * BLOCK
+
+    run(body)
+
+
+def test_the_paths_own_relogin_is_a_fence_when_no_other_path_can_carry_one() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        async with await MultipathDevice.open([first, second], FAST) as device:
+            second.refuse_login = True
+            second.disconnect()  # path 2 is gone: nothing can carry a fence
+            await bounded(device.write(0, b"a" * BLOCK))  # noticed; I/O on path 1
+            first.hang = True
+            write = asyncio.ensure_future(device.write(BLOCK, b"b" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()  # the monitor logs path 1 in again at once
+            first.hang = False
+            await bounded(write)
+            assert lun.data[BLOCK : 2 * BLOCK] == b"b" * BLOCK
+            assert first.fences == []  # no separate fence login was needed
+            assert device.stats.fences == 1
+
+    run(body)
