@@ -173,16 +173,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no {PACKAGE}/ package under {args.root}")
 
     graph = build_graph(args.root, args.depth)
-    cycles = [one_cycle(graph, component) for component in strongly_connected(graph)]
+    components = strongly_connected(graph)
+    cycles = [one_cycle(graph, component) for component in components]
     if args.json:
         edges = {node: sorted(targets) for node, targets in sorted(graph.items())}
-        print(json.dumps({"edges": edges, "cycles": cycles}, indent=2))
+        print(json.dumps({"edges": edges, "cycles": cycles, "tangles": components}, indent=2))
     else:
         for node, targets in sorted(graph.items()):
             print(f"{node} -> {', '.join(sorted(targets)) or '(nothing)'}")
         if cycles:
-            for cycle in cycles:
-                print("cycle: " + " -> ".join(cycle), file=sys.stderr)
+            for cycle, component in zip(cycles, components, strict=True):
+                line = "cycle: " + " -> ".join(cycle)
+                if len(component) > len(cycle) - 1:
+                    line += f" (all of {', '.join(component)} reach each other)"
+                print(line, file=sys.stderr)
         else:
             print(f"no cycle ({len(graph)} nodes)")
     return 1 if cycles else 0
