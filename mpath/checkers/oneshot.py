@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpath.checkers import create_checker
 from mpath.checkers.base import Checker, CheckResult
@@ -22,7 +22,11 @@ from mpath.checkers.directio import DeviceNode
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT
 from mpath.errors import UsageError
 from mpath.scsi.states import CheckerMsg, CheckerState
+from mpath.transports import open_transport
 from mpath.transports.base import Transport, TransportError
+
+if TYPE_CHECKING:
+    from mpath.config import Config
 
 #: States that mean the path answered; anything else makes ``mpath check`` exit 1.
 ANSWERED = frozenset({CheckerState.UP, CheckerState.GHOST, CheckerState.PENDING})
@@ -40,8 +44,16 @@ class PathCheck:
         return {"url": self.url, "checker": self.checker, **self.result.describe()}
 
 
-def open_path(url: str, checker: str, login_timeout: float = DEFAULT_LOGIN_TIMEOUT) -> Transport:
-    """The transport to check ``url`` with; bad URLs and mismatches raise UsageError."""
+def open_path(
+    url: str,
+    checker: str,
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
+    config: Config | None = None,
+) -> Transport:
+    """The transport to check ``url`` with; bad URLs and mismatches raise UsageError.
+
+    ``config`` gives the iSCSI logins their CHAP credentials (``[[chap]]``).
+    """
     if url.startswith("/dev/"):
         try:
             is_block = stat.S_ISBLK(os.stat(url).st_mode)
@@ -51,14 +63,10 @@ def open_path(url: str, checker: str, login_timeout: float = DEFAULT_LOGIN_TIMEO
             raise UsageError(f"{url}: not a block device")
         if checker == "directio":
             return DeviceNode(url)
-        from mpath.transports.block import BlockTransport
-
-        return BlockTransport(url)
+        return open_transport(url)
     if checker == "directio":
         raise UsageError(f"{url}: directio reads block devices; give a /dev/... node")
-    from mpath.transports.iscsi import IscsiTransport
-
-    return IscsiTransport(url, login_timeout=login_timeout)
+    return open_transport(url, config=config, login_timeout=login_timeout)
 
 
 async def _check_one(transport: Transport, checker: Checker) -> PathCheck:
@@ -81,8 +89,12 @@ async def check_paths(
     checker: str = "tur",
     timeout: float = 2.0,
     login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
+    config: Config | None = None,
 ) -> list[PathCheck]:
-    """Check every path once, concurrently; results in the order given."""
+    """Check every path once, concurrently; results in the order given.
+
+    ``config`` gives iSCSI logins their CHAP credentials (``[[chap]]``).
+    """
     probe = create_checker(checker, timeout)
-    transports = [open_path(url, checker, login_timeout) for url in urls]
+    transports = [open_path(url, checker, login_timeout, config) for url in urls]
     return list(await asyncio.gather(*(_check_one(t, probe) for t in transports)))

@@ -31,8 +31,6 @@ its portal and target, mutual CHAP included.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +43,10 @@ from mpath.scsi.inquiry import parse_standard_inquiry
 from mpath.scsi.luns import parse_report_luns
 from mpath.scsi.probe import STANDARD_INQUIRY_LEN, LunInfo, probe_lun
 from mpath.settings import DEFAULT_MAX_COMMANDS
-from mpath.transports import libiscsi as li
-from mpath.transports.base import TransportError
-from mpath.transports.iscsi import DEFAULT_INITIATOR_NAME, IscsiTransport
-from mpath.transports.socket_watch import SocketWatch
+from mpath.transports import open_transport
+from mpath.transports.base import Transport, TransportError
+from mpath.transports.iscsi import DEFAULT_INITIATOR_NAME
+from mpath.transports.session import DiscoverySession
 from mpath.transports.urls import DEFAULT_PORT, IscsiUrl
 
 if TYPE_CHECKING:
@@ -64,8 +62,6 @@ MAX_SESSIONS: Final = 8
 #: Seconds a polite logout at the end of a discovery session may take.
 LOGOUT_TIMEOUT: Final = 1.0
 REPORT_LUNS_ALLOC_LEN: Final = 16384
-
-ffi = li.ffi
 
 
 class DiscoveryFailedError(MpathError):
@@ -110,162 +106,12 @@ def parse_target_address(text: str) -> tuple[str, int] | None:
         return None
 
 
-# -- the discovery session (libiscsi, on the event loop) ------------------------------------
-
-_keys = itertools.count(1)
-_SESSIONS: dict[int, _SendTargets] = {}
-
-
-def _event(_ctx: Any, status: int, data: Any, key: int) -> None:
-    """libiscsi finished a step (login, SendTargets, logout) of a discovery session."""
-    session = _SESSIONS.get(key)
-    if session is not None:
-        session._step_done(status, data)
-
-
-def _callback_error(exc_type: Any, exc: Any, tb: Any) -> None:
-    log.error("error in a libiscsi discovery callback", exc_info=(exc_type, exc, tb))
-
-
-_event_cb = ffi.callback(li.CALLBACK_TYPE, _event, onerror=_callback_error)
-
-
 @dataclass(frozen=True, slots=True)
 class FoundTarget:
     """One target of a SendTargets answer and the portals it names."""
 
     name: str
     portals: tuple[tuple[str, int], ...]
-
-
-class _SendTargets:
-    """One discovery session: connect, log in, SendTargets, log out.
-
-    Drives libiscsi's asynchronous API on the event loop the way
-    :class:`~mpath.transports.iscsi.IscsiTransport` does (``iscsi_which_events`` ->
-    ``add_reader``/``add_writer`` -> ``iscsi_service``), for the one exchange
-    discovery needs.
-    """
-
-    def __init__(self, host: str, port: int, initiator: str, chap: ChapCredentials | None):
-        self._portal = portal_text(host, port).encode()
-        self._initiator = initiator.encode()
-        self._chap = chap
-        self._lib: Any = None
-        self._ctx: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._socket = SocketWatch(self._service)
-        #: The step in progress: its outcome (status, targets, libiscsi's error text).
-        self._waiter: asyncio.Future[tuple[int, list[FoundTarget], str]] | None = None
-        self._key = next(_keys)
-
-    async def run(self, timeout: float) -> list[FoundTarget]:
-        self._loop = asyncio.get_running_loop()
-        try:
-            self._lib = lib = li.load()
-        except OSError as exc:
-            raise TransportError(
-                self._portal.decode(), f"cannot load {li.LIBRARY_NAME} ({exc}): install libiscsi7"
-            ) from None
-        _SESSIONS[self._key] = self
-        try:
-            async with asyncio.timeout(timeout):
-                self._open(lib)
-                await self._step(
-                    "login",
-                    lib.iscsi_full_connect_async(self._ctx, self._portal, -1, _event_cb, self._key),
-                )
-                _, targets = await self._step(
-                    "SendTargets", lib.iscsi_discovery_async(self._ctx, _event_cb, self._key)
-                )
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(LOGOUT_TIMEOUT):
-                    await self._step(
-                        "logout", lib.iscsi_logout_async(self._ctx, _event_cb, self._key)
-                    )
-            return targets
-        except TimeoutError:
-            raise TransportError(
-                self._portal.decode(),
-                f"no answer within {timeout:g} s (unreachable, or not an iSCSI portal)",
-            ) from None
-        finally:
-            self._close()
-            _SESSIONS.pop(self._key, None)
-
-    def _open(self, lib: Any) -> None:
-        ctx = lib.iscsi_create_context(self._initiator)
-        if ctx == ffi.NULL:
-            raise TransportError(self._portal.decode(), "cannot create a libiscsi context")
-        self._ctx = ctx
-        failed = lib.iscsi_set_session_type(ctx, li.ISCSI_SESSION_DISCOVERY) or (
-            lib.iscsi_set_header_digest(ctx, li.ISCSI_HEADER_DIGEST_NONE_CRC32C)
-        )
-        if not failed and self._chap is not None:
-            failed = li.set_chap(lib, ctx, self._chap)
-        if failed:
-            raise TransportError(
-                self._portal.decode(), f"cannot configure the session: {li.error_text(lib, ctx)}"
-            )
-        lib.iscsi_set_noautoreconnect(ctx, 1)
-
-    async def _step(self, what: str, started: int) -> tuple[int, list[FoundTarget]]:
-        loop = self._loop
-        assert loop is not None
-        if started != 0:
-            raise TransportError(
-                self._portal.decode(), f"{what}: {li.error_text(self._lib, self._ctx)}"
-            )
-        self._waiter = loop.create_future()
-        self._watch()
-        status, targets, reason = await self._waiter
-        if status != li.SCSI_STATUS_GOOD:
-            raise TransportError(self._portal.decode(), f"{what} failed: {reason}")
-        return status, targets
-
-    def _step_done(self, status: int, data: Any) -> None:
-        """The C callback's work: read the answer (valid only now) and the error text
-        (libiscsi overwrites it once the callback returns)."""
-        found = []
-        reason = ""
-        if status == li.SCSI_STATUS_GOOD:
-            for name, addresses in li.discovery_addresses(data):
-                portals = tuple(p for p in map(parse_target_address, addresses) if p is not None)
-                found.append(FoundTarget(name, portals))
-        else:
-            reason = li.error_text(self._lib, self._ctx)
-        self._finish(status, found, reason)
-
-    def _finish(self, status: int, found: list[FoundTarget], reason: str) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result((status, found, reason))
-
-    def _service(self, revents: int) -> None:
-        ctx = self._ctx
-        if ctx is None:
-            return
-        if self._lib.iscsi_service(ctx, revents) < 0:
-            self._finish(li.SCSI_STATUS_ERROR, [], li.error_text(self._lib, ctx))
-            return
-        self._watch()
-
-    def _watch(self) -> None:
-        loop, lib, ctx = self._loop, self._lib, self._ctx
-        assert loop is not None
-        if ctx is None:
-            return
-        fd = lib.iscsi_get_fd(ctx)
-        if fd < 0:
-            self._socket.clear()
-            return
-        self._socket.update(loop, fd, lib.iscsi_which_events(ctx))
-
-    def _close(self) -> None:
-        self._socket.clear()
-        ctx, self._ctx = self._ctx, None
-        if ctx is not None:
-            self._lib.iscsi_destroy_context(ctx)
 
 
 async def send_targets(
@@ -281,7 +127,12 @@ async def send_targets(
     Raises :class:`TransportError` with one line of explanation when the portal cannot
     be reached, refuses the login (wrong CHAP secret) or the exchange times out.
     """
-    return await _SendTargets(host, port, initiator_name, chap).run(timeout)
+    session = DiscoverySession(portal_text(host, port), initiator_name, chap)
+    answer = await session.send_targets(timeout, LOGOUT_TIMEOUT)
+    return [
+        FoundTarget(name, tuple(p for p in map(parse_target_address, addresses) if p is not None))
+        for name, addresses in answer
+    ]
 
 
 # -- the whole discovery ---------------------------------------------------------------------
@@ -489,12 +340,12 @@ class _Discovery:
         finally:
             await transport.close()
 
-    def _transport(self, url: IscsiUrl, chap: ChapCredentials | None) -> IscsiTransport:
-        return IscsiTransport(
+    def _transport(self, url: IscsiUrl, chap: ChapCredentials | None) -> Transport:
+        return open_transport(
             url, initiator_name=self.initiator, login_timeout=self.timeout, chap=chap
         )
 
-    async def _report_luns(self, transport: IscsiTransport) -> tuple[int, ...]:
+    async def _report_luns(self, transport: Transport) -> tuple[int, ...]:
         result = await asyncio.wait_for(
             transport.execute(
                 cdb.report_luns(REPORT_LUNS_ALLOC_LEN), data_in_length=REPORT_LUNS_ALLOC_LEN
@@ -506,7 +357,7 @@ class _Discovery:
         return parse_report_luns(result.data)
 
     async def _identify(
-        self, transport: IscsiTransport, url: IscsiUrl, portal: str
+        self, transport: Transport, url: IscsiUrl, portal: str
     ) -> DiscoveredPath | None:
         """The LUN behind ``transport``; None for LUNs that are not disks."""
         inquiry = await asyncio.wait_for(

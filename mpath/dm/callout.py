@@ -24,13 +24,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpath.dm.devices import DeviceRef, parse_device
 from mpath.dm.prio import Health, PrioInput, get_prio
 from mpath.dm.store import DEFAULT_MAX_AGE, Measurement, MeasurementStore
 from mpath.errors import MpathError
 from mpath.sysfs.tree import Sysfs
+
+if TYPE_CHECKING:
+    from mpath.config import Config
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_PROBE_SECONDS = 0.5
@@ -152,10 +155,13 @@ async def url_priority(
     timeout: float,
     probe_seconds: float,
     record: bool,
+    config: Config | None = None,
 ) -> PrioReport:
     from mpath.dm.measure import probe_url
 
-    probe, lun = await probe_url(ref.key, timeout=timeout, read_seconds=probe_seconds)
+    probe, lun = await probe_url(
+        ref.key, timeout=timeout, read_seconds=probe_seconds, config=config
+    )
     report.health = probe.health.value
     if probe.health is not Health.UP or lun is None:
         report.reason = "the probe failed (no login, no answer or failed reads within timeout)"
@@ -200,8 +206,12 @@ def device_priority(
     timeout: float = DEFAULT_TIMEOUT,
     probe_seconds: float = DEFAULT_PROBE_SECONDS,
     record: bool = True,
+    config: Config | None = None,
 ) -> PrioReport:
-    """The priority of ``device`` with the reasons; never raises for a bad device."""
+    """The priority of ``device`` with the reasons; never raises for a bad device.
+
+    ``config`` gives an ``iscsi://`` probe its CHAP credentials (``[[chap]]``).
+    """
     report = PrioReport(device=device)
     sysfs = sysfs or Sysfs()
     store = store or MeasurementStore()
@@ -216,7 +226,16 @@ def device_priority(
     if ref.is_iscsi:
         return asyncio.run(
             url_priority(
-                ref, report, store, records, moment, max_age, timeout, probe_seconds, record
+                ref,
+                report,
+                store,
+                records,
+                moment,
+                max_age,
+                timeout,
+                probe_seconds,
+                record,
+                config,
             )
         )
     return block_priority(ref, report, sysfs, records, moment, max_age)

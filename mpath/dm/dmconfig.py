@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mpath import __version__
-from mpath.config import load_config
+from mpath.config import Config, load_config
 from mpath.dm.devices import DeviceRef, parse_device
 from mpath.dm.fragment import Fragment, FragmentPath, Match, Style, render
 from mpath.dm.prio import Health
@@ -180,7 +180,11 @@ def _block_measurement(
 
 
 def measure(
-    request: DmConfigRequest, targets: list[Target], sysfs: Sysfs, store: MeasurementStore
+    request: DmConfigRequest,
+    targets: list[Target],
+    sysfs: Sysfs,
+    store: MeasurementStore,
+    config: Config | None = None,
 ) -> tuple[str | None, str | None, str]:
     """Fill every target's measurement; return the INQUIRY vendor/product and how."""
     now = time.time()
@@ -196,6 +200,7 @@ def measure(
                 [t.ref.key for t in urls],
                 seconds=request.seconds,
                 login_timeout=request.login_timeout,
+                config=config,
             )
         )
         for target, measurement in zip(urls, measured.measurements, strict=True):
@@ -250,7 +255,7 @@ def build(
         raise UsageError("--step must be between 1 and 100")
     config = load_config(request.config_file)
     targets = resolve_targets(request.paths, request.kernel_names, sysfs)
-    vendor, product, how = measure(request, targets, sysfs, store)
+    vendor, product, how = measure(request, targets, sysfs, store, config)
     wwid = lun_identity(targets)
     entry = config.multipath_entry(wwid)
     alias = entry.alias if entry else None

@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mpath.dm.prio import Health
 from mpath.dm.store import Measurement
@@ -25,8 +26,12 @@ from mpath.errors import DeviceError, IdentityMismatchError, MpathError
 from mpath.filter.device import MultipathDevice
 from mpath.scsi.probe import LunInfo
 from mpath.settings import DeviceSettings
+from mpath.transports import open_transport
 from mpath.transports.base import Transport
 from mpath.workload.bench import BenchRun, BenchSpec
+
+if TYPE_CHECKING:
+    from mpath.config import Config
 
 #: Read size and depth: large sequential reads, enough in flight to fill a fast link.
 READ_BLOCK = 256 * 1024
@@ -40,11 +45,9 @@ MEASURE_SETTINGS = DeviceSettings(policy="round-robin", no_path_retry=0.0)
 TransportFactory = Callable[[str], Transport]
 
 
-def _transport_factory(login_timeout: float) -> TransportFactory:
-    from mpath.transports.iscsi import IscsiTransport
-
+def _transport_factory(login_timeout: float, config: Config | None = None) -> TransportFactory:
     def factory(url: str) -> Transport:
-        return IscsiTransport(url, login_timeout=login_timeout)
+        return open_transport(url, config=config, login_timeout=login_timeout)
 
     return factory
 
@@ -104,6 +107,7 @@ async def measure_urls(
     login_timeout: float = 5.0,
     source: str = "dm-config",
     transport_factory: TransportFactory | None = None,
+    config: Config | None = None,
 ) -> MeasuredLun:
     """Open every path, check they are one LUN, then read each alone for ``seconds``.
 
@@ -111,7 +115,7 @@ async def measure_urls(
     Raises :class:`IdentityMismatchError` when paths lead to different LUNs and
     :class:`DeviceError` when no path opens at all.
     """
-    factory = transport_factory or _transport_factory(login_timeout)
+    factory = transport_factory or _transport_factory(login_timeout, config)
     outcomes = await asyncio.gather(*(_open(url, factory) for url in urls), return_exceptions=True)
     devices: dict[str, MultipathDevice] = {}
     reasons: list[str] = []
@@ -150,13 +154,14 @@ async def probe_url(
     read_seconds: float,
     depth: int = 4,
     transport_factory: TransportFactory | None = None,
+    config: Config | None = None,
 ) -> tuple[Measurement, LunInfo | None]:
     """A short health-and-speed probe of one path, bounded by ``timeout`` as a whole.
 
     Login, identity, then ``read_seconds`` of reads. A path that does not answer in
     time, refuses the login or fails its reads is reported failed.
     """
-    factory = transport_factory or _transport_factory(max(0.1, timeout))
+    factory = transport_factory or _transport_factory(max(0.1, timeout), config)
     deadline = time.monotonic() + timeout
 
     async def run() -> tuple[Measurement, LunInfo | None]:

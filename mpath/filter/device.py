@@ -101,9 +101,9 @@ class DeviceStats:
 
 
 def _default_transport(url: str) -> Transport:
-    from mpath.transports.iscsi import IscsiTransport
+    from mpath.transports import open_transport
 
-    return IscsiTransport(url)
+    return open_transport(url)
 
 
 class MultipathDevice:
@@ -673,9 +673,15 @@ class MultipathDevice:
         takes last ends the other's session. That costs at most one more failure of
         the path, never data: the ended session's commands are fenced by that very
         reinstatement, and anything reissued waits for a fence of its own.
+
+        A fence that fails through a path makes the device check that path (one TEST
+        UNIT READY under the stall watchdog): a dead carrier is failed like any dead
+        path. When no path is left, ``no_path_retry`` applies as for any I/O: after it,
+        the write fails with :class:`NoPathError` (unacknowledged, outcome unknown).
         """
         transport = path.transport
         deadline = self._clock() + self.settings.fence_timeout
+        no_path_since: float | None = None
         reason = f"{type(transport).__name__} has no way to fence a path"
         if path.close_task is not None:
             with contextlib.suppress(Exception):
@@ -706,21 +712,42 @@ class MultipathDevice:
                         )
                     except FenceError as exc:
                         reason = exc.message
-                        continue
                     except TimeoutError:
                         via = "its own way" if through is None else f"through {through.url}"
                         reason = f"fencing {via} got no answer within {attempt:.1f} s"
-                        continue
-                    via = "itself" if through is None else f"reinstatement through {through.url}"
-                    self._mark_fenced(path, epoch, via)
-                    return
-            remaining = deadline - self._clock()
+                    else:
+                        how = "itself" if through is None else f"reinstatement via {through.url}"
+                        self._mark_fenced(path, epoch, how)
+                        return
+                    if through is not None:
+                        await self._probe(through)
+            now = self._clock()
+            if self._selector.valid_count == 0:
+                no_path_since = now if no_path_since is None else no_path_since
+                if now - no_path_since >= self.settings.no_path_retry:
+                    self.stats.errors += 1
+                    raise NoPathError(
+                        now - no_path_since,
+                        self.settings.no_path_retry,
+                        f"{self._last_failure}; a write in flight on {path.url} was not "
+                        f"fenced ({reason}), so its outcome is unknown",
+                    )
+            else:
+                no_path_since = None
+            remaining = deadline - now
             if remaining <= 0 or self._closed:
                 log.error("path %s could not be fenced: %s", path.url, reason)
                 raise FenceTimeoutError("write", path.url, self.settings.fence_timeout, reason)
             changed = self._paths_changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, FENCE_RETRY_INTERVAL))
+
+    async def _probe(self, path: Path) -> None:
+        """One TEST UNIT READY on ``path``: fails it (watchdog, transport) if it is dead."""
+        if path.state is not PathState.ACTIVE:
+            return
+        with contextlib.suppress(Exception):
+            await self._run_on(path, cdb.test_unit_ready(), 0, None, 0, slow=False)
 
     @property
     def path_objects(self) -> list[Path]:

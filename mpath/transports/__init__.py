@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mpath.config import Config
+    from mpath.config.chap import ChapCredentials
     from mpath.transports.base import Transport
+    from mpath.transports.urls import IscsiUrl
 
 
 def is_block_path(path: str) -> bool:
@@ -24,24 +26,42 @@ def is_block_path(path: str) -> bool:
     return path.startswith("/dev/")
 
 
-def open_transport(path: str, *, config: Config | None = None) -> Transport:
+def open_transport(
+    path: str | IscsiUrl,
+    *,
+    config: Config | None = None,
+    login_timeout: float | None = None,
+    initiator_name: str | None = None,
+    chap: ChapCredentials | None = None,
+) -> Transport:
     """The transport for ``path``: a block device node or an ``iscsi://`` URL.
 
+    The one place where mpath builds transports: the filter layer, the checkers,
+    ``dm-config``'s measurements, discovery and ``serve`` all come through here, so a
+    path gets the same credentials and settings whichever command uses it.
+
     ``config`` supplies CHAP credentials for iSCSI logins (its ``[[chap]]`` entry for
-    the URL's portal and target). Nothing is connected yet; a bad path raises
-    :class:`~mpath.errors.UsageError`.
+    the URL's portal and target) unless ``chap`` gives them directly.
+    ``login_timeout`` and ``initiator_name`` default to the iSCSI transport's. Nothing
+    is connected yet; a bad path raises :class:`~mpath.errors.UsageError`.
     """
-    if is_block_path(path):
+    if isinstance(path, str) and is_block_path(path):
         from mpath.transports.block import BlockTransport
 
         return BlockTransport(path)
-    from mpath.transports.iscsi import IscsiTransport
+    from mpath.transports.iscsi import (
+        DEFAULT_INITIATOR_NAME,
+        DEFAULT_LOGIN_TIMEOUT,
+        IscsiTransport,
+    )
+    from mpath.transports.urls import parse_iscsi_url
 
-    if config is not None:
-        from mpath.transports.urls import parse_iscsi_url
-
-        address = parse_iscsi_url(path)
+    address = path if not isinstance(path, str) else parse_iscsi_url(path)
+    if chap is None and config is not None:
         chap = config.chap.credentials_for(address.portal, address.target)
-        if chap is not None:
-            return IscsiTransport(path, chap=chap)
-    return IscsiTransport(path)
+    return IscsiTransport(
+        path,
+        initiator_name=initiator_name or DEFAULT_INITIATOR_NAME,
+        login_timeout=login_timeout if login_timeout is not None else DEFAULT_LOGIN_TIMEOUT,
+        chap=chap,
+    )

@@ -4,6 +4,9 @@
 libiscsi's asynchronous C API (through the cffi binding in
 :mod:`mpath.transports.libiscsi`). docs/transports.md explains the design; in short:
 
+* **The session core.** Context setup, the service loop and session-level steps
+  (login, NOP-Out, logout) come from :mod:`mpath.transports.session`, shared with the
+  discovery sessions; this module adds SCSI commands, teardown and fencing.
 * **Event loop integration.** libiscsi never blocks and owns no thread: it tells us
   which poll events its socket needs (``iscsi_which_events``) and does its work when
   we call ``iscsi_service`` with the events that happened. The transport registers the
@@ -33,13 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
 import os
 import socket
 import struct
 import sys
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mpath.errors import UsageError
@@ -55,7 +56,15 @@ from mpath.transports.base import (
     Transport,
     TransportError,
 )
-from mpath.transports.socket_watch import SocketWatch
+from mpath.transports.session import (
+    ContextError,
+    LibiscsiSession,
+    StepNotStartedError,
+    callback_error,
+    keys,
+    new_context,
+    session_event_cb,
+)
 from mpath.transports.urls import IscsiUrl, parse_iscsi_url
 
 if TYPE_CHECKING:
@@ -73,14 +82,6 @@ DEFAULT_LOGIN_TIMEOUT = 5.0
 #: (power on, reset, ...: normal right after a login), as libiscsi itself does.
 MAX_LOGIN_UNIT_ATTENTIONS = 10
 
-#: Login credentials for a target that has no CHAP account. libiscsi skips the
-#: security negotiation stage of a login when no CHAP user is set; with one, it offers
-#: "AuthMethod=CHAP,None" and a target without accounts answers None. Going through
-#: that stage matters: tgt reinstates an existing session (same initiator name and
-#: ISID, TSIH 0) only there, and reinstatement is how a failed path is fenced.
-_NO_CHAP_USER = b"mpath"
-_NO_CHAP_SECRET = b"mpath-offers-chap-or-none"
-
 _TEST_UNIT_READY = bytes(6)
 _ASC_LOGICAL_UNIT_NOT_SUPPORTED = 0x25
 ffi = li.ffi
@@ -90,20 +91,8 @@ ffi = li.ffi
 #: on CPython, where cffi's from_buffer() points into the object itself.
 _ZERO_COPY = sys.implementation.name == "cpython"
 
-_keys = itertools.count(1)
 #: Outstanding commands of every transport in this process, by private_data key.
 _COMMANDS: dict[int, _Command] = {}
-#: connect/NOP/logout waiters, by private_data key.
-_WAITERS: dict[int, tuple[IscsiTransport, asyncio.Future[tuple[int, str]]]] = {}
-
-
-def _callback_error(
-    exc_type: type[BaseException] | None,
-    exc: BaseException | None,
-    tb: TracebackType | None,
-) -> None:
-    """An exception escaped a libiscsi callback: log it (C cannot propagate it)."""
-    log.error("error in libiscsi callback", exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
 
 
 def _command_done(_ctx: Any, status: int, _task: Any, key: int) -> None:
@@ -122,26 +111,10 @@ def _command_done(_ctx: Any, status: int, _task: Any, key: int) -> None:
         raise
 
 
-def _session_event(_ctx: Any, status: int, _data: Any, key: int) -> None:
-    """libiscsi finished a connect+login, a NOP-Out or a logout."""
-    entry = _WAITERS.pop(key, None)
-    if entry is None:
-        return
-    transport, future = entry
-    if status == li.SCSI_STATUS_GOOD:
-        reason = ""
-    elif status == li.SCSI_STATUS_CANCELLED:
-        reason = transport._cancel_reason()
-    else:
-        reason = transport._error_text()
-    if not future.done():
-        future.set_result((status, reason))
-
-
-#: The two long-lived C callbacks (made once: a cffi callback per command would be slow
-#: and would leak executable memory).
-_command_done_cb = ffi.callback(li.CALLBACK_TYPE, _command_done, onerror=_callback_error)
-_session_event_cb = ffi.callback(li.CALLBACK_TYPE, _session_event, onerror=_callback_error)
+#: The long-lived C callback for commands (made once: a cffi callback per command would
+#: be slow and would leak executable memory). Session-level steps have theirs in
+#: mpath.transports.session.
+_command_done_cb = ffi.callback(li.CALLBACK_TYPE, _command_done, onerror=callback_error)
 
 
 class _Command:
@@ -189,7 +162,7 @@ def _new_data_in_buffer(size: int) -> bytes | bytearray:
     return bytearray(size)
 
 
-class IscsiTransport:
+class IscsiTransport(LibiscsiSession):
     """One iSCSI session to one LUN through one portal (one path).
 
     ``url`` is ``iscsi://HOST[:PORT]/TARGET-IQN/LUN`` (or a parsed
@@ -217,6 +190,7 @@ class IscsiTransport:
         chap: ChapCredentials | None = None,
         isid: bytes | None = None,
     ) -> None:
+        super().__init__()
         self._address = url if isinstance(url, IscsiUrl) else parse_iscsi_url(url)
         #: The session's ISID, kept for every login of this path: a re-login (or a
         #: fence login through another portal) then reinstates the old session.
@@ -239,10 +213,6 @@ class IscsiTransport:
         )
         self._login_timeout = login_timeout
         self._configured_loop = loop
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lib: Any = None
-        self._ctx: Any = None
-        self._socket = SocketWatch(self._service)
         self._logged_in = False
         self._connected = False
         self._max_commands: int | None = None
@@ -252,9 +222,7 @@ class IscsiTransport:
         self._ending: str | None = None
         #: Why the session is being torn down (set while iscsi_destroy_context runs).
         self._teardown_reason: str | None = None
-        self._last_reason = "not connected"
         self._pending: dict[int, _Command] = {}
-        self._waiter_keys: set[int] = set()
         #: One struct iscsi_data reused for every write (libiscsi copies its contents).
         self._data_out: Any = None
 
@@ -328,31 +296,27 @@ class IscsiTransport:
             ) from None
         deadline = loop.time() + self._login_timeout
         self._open_context(lib)
-        key = next(_keys)
-        future: asyncio.Future[tuple[int, str]] = loop.create_future()
-        _WAITERS[key] = (self, future)
-        self._waiter_keys.add(key)
+        portal = self._portal
         try:
-            if lib.iscsi_full_connect_async(self._ctx, self._portal, -1, _session_event_cb, key):
-                reason = self._error_text()
-                self._teardown(reason)
-                raise LoginError(self._url, f"cannot start the login: {reason}")
-            self._watch(lib.iscsi_which_events(self._ctx))
-            try:
-                status, reason = await asyncio.wait_for(future, self._login_timeout)
-            except TimeoutError:
-                self._teardown("login timed out")
-                raise LoginError(
-                    self._url,
-                    f"no login answer from portal {self._address.portal} within "
-                    f"{self._login_timeout:g} s (unreachable or not an iSCSI portal)",
-                ) from None
+            login = self.step(
+                lambda key: lib.iscsi_full_connect_async(
+                    self._ctx, portal, -1, session_event_cb, key
+                )
+            )
+            status, reason, _ = await asyncio.wait_for(login, self._login_timeout)
+        except StepNotStartedError as exc:
+            self._teardown(str(exc))
+            raise LoginError(self._url, f"cannot start the login: {exc}") from None
+        except TimeoutError:
+            self._teardown("login timed out")
+            raise LoginError(
+                self._url,
+                f"no login answer from portal {self._address.portal} within "
+                f"{self._login_timeout:g} s (unreachable or not an iSCSI portal)",
+            ) from None
         except BaseException:
             self._teardown("connect interrupted")
             raise
-        finally:
-            _WAITERS.pop(key, None)
-            self._waiter_keys.discard(key)
         if status != li.SCSI_STATUS_GOOD:
             self._teardown(reason or "login failed")
             raise LoginError(self._url, f"login failed: {reason or 'session closed'}")
@@ -448,20 +412,14 @@ class IscsiTransport:
         ctx = self._ctx
         if ctx is None or not self._connected or self._loop is None:
             raise PathDisconnectedError(self._url, self._last_reason)
-        key = next(_keys)
-        future: asyncio.Future[tuple[int, str]] = self._loop.create_future()
-        _WAITERS[key] = (self, future)
-        self._waiter_keys.add(key)
+        lib = self._lib
         try:
-            if self._lib.iscsi_nop_out_async(ctx, _session_event_cb, ffi.NULL, 0, key):
-                raise PathDisconnectedError(
-                    self._url, f"cannot send a NOP-Out: {self._error_text()}"
-                )
-            self._service(li.POLLOUT)
-            status, reason = await future
-        finally:
-            _WAITERS.pop(key, None)
-            self._waiter_keys.discard(key)
+            status, reason, _ = await self.step(
+                lambda key: lib.iscsi_nop_out_async(ctx, session_event_cb, ffi.NULL, 0, key),
+                write_now=True,
+            )
+        except StepNotStartedError as exc:
+            raise PathDisconnectedError(self._url, f"cannot send a NOP-Out: {exc}") from None
         if status != li.SCSI_STATUS_GOOD:
             raise PathDisconnectedError(self._url, reason or "NOP-Out failed")
 
@@ -474,22 +432,19 @@ class IscsiTransport:
         """
         ctx = self._ctx
         if ctx is not None and self._connected and not self._pending and self._loop:
-            key = next(_keys)
-            future: asyncio.Future[tuple[int, str]] = self._loop.create_future()
-            _WAITERS[key] = (self, future)
-            self._waiter_keys.add(key)
-            try:
-                if self._lib.iscsi_logout_async(ctx, _session_event_cb, key) == 0:
+            lib = self._lib
+
+            def start(key: int) -> int:
+                started: int = lib.iscsi_logout_async(ctx, session_event_cb, key)
+                if started == 0:
                     # No new commands; and the target closing the connection after its
                     # answer is the expected end, not a lost connection.
                     self._connected = False
                     self._last_reason = self._ending = "session logged out"
-                    self._service(li.POLLOUT)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(future, timeout)
-            finally:
-                _WAITERS.pop(key, None)
-                self._waiter_keys.discard(key)
+                return started
+
+            with contextlib.suppress(TimeoutError, StepNotStartedError):
+                await asyncio.wait_for(self.step(start, write_now=True), timeout)
         self._teardown("session logged out")
 
     # -- commands -------------------------------------------------------------------------
@@ -536,9 +491,9 @@ class IscsiTransport:
             task = lib.scsi_create_task(cdb_size, cdb, li.SCSI_XFER_NONE, 0)
         if task == ffi.NULL:
             raise TransportError(self._url, "out of memory creating a SCSI task")
-        key = next(_keys)
+        key = next(keys)
         if lib.iscsi_scsi_command_async(ctx, self._lun, task, _command_done_cb, data, key):
-            reason = self._error_text()
+            reason = self.error_text()
             lib.scsi_free_scsi_task(task)
             raise PathDisconnectedError(self._url, f"cannot queue the command: {reason}")
         future: asyncio.Future[ScsiResult] = self._loop.create_future()  # type: ignore[union-attr]
@@ -605,11 +560,11 @@ class IscsiTransport:
     def _status_error(self, status: int) -> TransportError:
         """The error for one of libiscsi's own (non-SCSI) outcomes of a command."""
         if status == li.SCSI_STATUS_CANCELLED:
-            return PathDisconnectedError(self._url, self._cancel_reason())
+            return PathDisconnectedError(self._url, self.cancel_reason())
         if status == li.SCSI_STATUS_TIMEOUT:
             return CommandTimeoutError(self._url, "libiscsi timed the command out")
         if status == li.SCSI_STATUS_ERROR:
-            return TransportError(self._url, f"command failed: {self._error_text()}")
+            return TransportError(self._url, f"command failed: {self.error_text()}")
         return TransportError(self._url, f"unexpected libiscsi status {status:#x}")
 
     # -- the socket and the event loop ----------------------------------------------------
@@ -626,41 +581,25 @@ class IscsiTransport:
         if events != self._socket.events:
             self._watch(events)
 
-    def _watch(self, events: int) -> None:
-        """Register the socket with the loop for exactly ``events`` (POLLIN/POLLOUT)."""
-        assert self._loop is not None
-        fd = self._lib.iscsi_get_fd(self._ctx)
-        if fd < 0:
-            self._teardown("libiscsi has no socket")
-            return
-        self._socket.update(self._loop, fd, events)
+    def _lost_socket(self) -> None:
+        self._teardown("libiscsi has no socket")
 
     # -- session life cycle ---------------------------------------------------------------
 
     def _open_context(self, lib: Any) -> None:
         """Create and configure a fresh libiscsi context (one per login)."""
-        ctx = lib.iscsi_create_context(self._initiator)
-        if ctx == ffi.NULL:
-            raise LoginError(self._url, "cannot create a libiscsi context (out of memory?)")
-        if (
-            lib.iscsi_set_targetname(ctx, self._target)
-            or lib.iscsi_set_session_type(ctx, li.ISCSI_SESSION_NORMAL)
-            or lib.iscsi_set_header_digest(ctx, self._digest)
-            or (self._chap is not None and li.set_chap(lib, ctx, self._chap))
-        ):
-            reason = li.error_text(lib, ctx)
-            lib.iscsi_destroy_context(ctx)
-            raise LoginError(self._url, f"cannot configure the session: {reason}")
-        lib.iscsi_set_noautoreconnect(ctx, 1)
-        rnd = int.from_bytes(self._isid[1:4], "big")
-        qualifier = int.from_bytes(self._isid[4:6], "big")
-        if lib.iscsi_set_isid_random(ctx, rnd, qualifier) or (
-            self._chap is None
-            and lib.iscsi_set_initiator_username_pwd(ctx, _NO_CHAP_USER, _NO_CHAP_SECRET)
-        ):
-            reason = li.error_text(lib, ctx)
-            lib.iscsi_destroy_context(ctx)
-            raise LoginError(self._url, f"cannot configure the session: {reason}")
+        try:
+            ctx = new_context(
+                lib,
+                initiator=self._initiator,
+                session_type=li.ISCSI_SESSION_NORMAL,
+                target=self._target,
+                digest=self._digest,
+                chap=self._chap,
+                isid=self._isid,
+            )
+        except ContextError as exc:
+            raise LoginError(self._url, str(exc)) from None
         self._ctx = ctx
         self._data_out = ffi.new("struct iscsi_data *")
         self._lost_reason = None
@@ -748,18 +687,14 @@ class IscsiTransport:
                 self._lib.scsi_free_scsi_task(cmd.task)
                 if not cmd.future.done():
                     cmd.future.set_exception(PathDisconnectedError(self._url, reason))
-            for key in list(self._waiter_keys):
-                entry = _WAITERS.pop(key, None)
-                if entry is not None and not entry[1].done():
-                    entry[1].set_result((li.SCSI_STATUS_CANCELLED, reason))
-            self._waiter_keys.clear()
+            self.fail_steps(reason)
             self._data_out = None
             self._teardown_reason = None
             self._lost_reason = None
         if reason not in ("session closed", "session logged out"):
             log.info("%s: session ended: %s", self._url, reason)
 
-    def _cancel_reason(self) -> str:
+    def cancel_reason(self) -> str:
         """Why libiscsi cancelled a command or request.
 
         Either we are tearing the session down, or (not asked for: with auto-reconnect
@@ -793,12 +728,7 @@ class IscsiTransport:
                         pass
             except OSError as exc:
                 return f"connection lost: {exc.strerror or exc}"
-        return f"connection lost: {self._error_text()}"
-
-    def _error_text(self) -> str:
-        if self._ctx is None or self._lib is None:
-            return self._last_reason
-        return li.error_text(self._lib, self._ctx)
+        return f"connection lost: {self.error_text()}"
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"

@@ -125,7 +125,7 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Measurement]:
     results: dict[str, Measurement] = {}
 
     async def fake_probe(
-        url: str, *, timeout: float, read_seconds: float
+        url: str, *, timeout: float, read_seconds: float, config: object = None
     ) -> tuple[Measurement, LunInfo | None]:
         result = results[url]
         return result, (INFO if result.health is Health.UP else None)
