@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from mpath.config import Config, Resolution, load_config
 from mpath.errors import DeviceError, IdentityMismatchError, UsageError
 from mpath.filter.device import MultipathDevice
-from mpath.filter.lun import LunInfo, probe_lun
 from mpath.filter.monitor import MonitorFactory
+from mpath.scsi.probe import LunInfo, probe_lun
 from mpath.transports import is_block_path, open_transport
 from mpath.transports.base import Transport, TransportError
 
@@ -76,7 +76,7 @@ class OpenedDevice:
 def _check_block_identities(paths: Sequence[str]) -> None:
     """Refuse block paths of different identities before opening any of them, naming
     both identities (the WWID alone says little about a loop device)."""
-    from mpath.discovery.block import identify
+    from mpath.sysfs.identity import identify
 
     block = [p for p in paths if is_block_path(p)]
     if len(block) < 2:

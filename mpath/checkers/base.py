@@ -3,7 +3,7 @@
 A checker is multipath-tools' ``libcheck_check`` in asyncio form: given a path's
 transport it sends one probe (TEST UNIT READY, a READ of block 0, a NOP-Out, an
 O_DIRECT read) and says what the path looks like *now*, as a
-:class:`~mpath.scsi.states.PathState` and a :class:`~mpath.scsi.states.CheckerMsg`
+:class:`~mpath.scsi.states.CheckerState` and a :class:`~mpath.scsi.states.CheckerMsg`
 code (the wording lives with the codes, so tests compare codes, not text).
 
 Every check is bounded by the checker's ``timeout``: a path that does not answer
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from mpath.errors import UsageError
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 from mpath.transports.base import Transport, TransportError
 
 DEFAULT_CHECK_TIMEOUT = 2.0
@@ -45,7 +45,7 @@ class CheckResult:
     timeout that expired); :attr:`message` joins it to the code's wording.
     """
 
-    state: PathState
+    state: CheckerState
     msgid: CheckerMsg
     latency_ms: float
     detail: str = ""
@@ -69,7 +69,7 @@ class CheckResult:
 class Probe(NamedTuple):
     """A probe's conclusion before timing is added: state, code, detail."""
 
-    state: PathState
+    state: CheckerState
     msgid: CheckerMsg
     detail: str = ""
 
@@ -98,12 +98,12 @@ class Checker(ABC):
                 probe = await self._probe(transport)
         except TimeoutError:
             probe = Probe(
-                PathState.TIMEOUT,
+                CheckerState.TIMEOUT,
                 self.timeout_msgid,
                 f"no answer within {self.timeout:g} s",
             )
         except TransportError as exc:
-            probe = Probe(PathState.DOWN, CheckerMsg.DOWN, str(exc))
+            probe = Probe(CheckerState.DOWN, CheckerMsg.DOWN, str(exc))
         latency_ms = (time.perf_counter() - started) * 1000.0
         return CheckResult(probe.state, probe.msgid, latency_ms, probe.detail)
 

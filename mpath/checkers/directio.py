@@ -32,7 +32,7 @@ import os
 from typing import Final
 
 from mpath.checkers.base import DEFAULT_CHECK_TIMEOUT, Checker, Probe
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 from mpath.transports.base import ScsiResult, Transport, TransportError
 
 READ_BYTES: Final = 4096
@@ -59,21 +59,21 @@ def read_block0(node: str, nbytes: int = READ_BYTES) -> Probe:
     try:
         fd = os.open(node, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
     except FileNotFoundError:
-        return Probe(PathState.REMOVED, CheckerMsg.NO_FD, f"{node} does not exist")
+        return Probe(CheckerState.REMOVED, CheckerMsg.NO_FD, f"{node} does not exist")
     except OSError as exc:
         if exc.errno == errno.EINVAL:
-            return Probe(PathState.UNCHECKED, CheckerMsg.NO_FD, f"{node}: O_DIRECT refused")
-        return Probe(PathState.DOWN, CheckerMsg.DOWN, f"open {node}: {exc.strerror}")
+            return Probe(CheckerState.UNCHECKED, CheckerMsg.NO_FD, f"{node}: O_DIRECT refused")
+        return Probe(CheckerState.DOWN, CheckerMsg.DOWN, f"open {node}: {exc.strerror}")
     try:
         with mmap.mmap(-1, nbytes) as buffer:  # page-aligned, as O_DIRECT needs
             got = os.preadv(fd, [buffer], 0)
     except OSError as exc:
-        return Probe(PathState.DOWN, CheckerMsg.DOWN, f"read {node}: {exc.strerror}")
+        return Probe(CheckerState.DOWN, CheckerMsg.DOWN, f"read {node}: {exc.strerror}")
     finally:
         os.close(fd)
     if got <= 0:
-        return Probe(PathState.DOWN, CheckerMsg.DOWN, f"read {node}: nothing returned")
-    return Probe(PathState.UP, CheckerMsg.UP)
+        return Probe(CheckerState.DOWN, CheckerMsg.DOWN, f"read {node}: nothing returned")
+    return Probe(CheckerState.UP, CheckerMsg.UP)
 
 
 class DirectioChecker(Checker):
@@ -91,13 +91,15 @@ class DirectioChecker(Checker):
         node = transport.url
         if not node.startswith("/dev/"):
             return Probe(
-                PathState.WILD,
+                CheckerState.WILD,
                 CheckerMsg.UNSUPPORTED,
                 f"directio reads block devices (/dev/...), not {node}",
             )
         read = self._reads.get(node)
         if read is not None and not read.done():
-            return Probe(PathState.TIMEOUT, CheckerMsg.NONE, "the previous read is still blocked")
+            return Probe(
+                CheckerState.TIMEOUT, CheckerMsg.NONE, "the previous read is still blocked"
+            )
         read = asyncio.get_running_loop().run_in_executor(_threads(), read_block0, node)
         self._reads[node] = read
         read.add_done_callback(lambda done: self._forget(node, done))

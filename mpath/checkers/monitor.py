@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from mpath.checkers import create_checker
 from mpath.checkers.base import CheckResult
@@ -50,12 +50,9 @@ from mpath.checkers.damping import Damping
 from mpath.checkers.failback import Failback
 from mpath.checkers.schedule import DueQueue, next_interval
 from mpath.checkers.settings import CheckerSettings
-from mpath.filter.path import Path
-from mpath.filter.path import PathState as DeviceState
-from mpath.scsi.states import CheckerMsg, PathState
-
-if TYPE_CHECKING:
-    from mpath.filter.device import MultipathDevice
+from mpath.filter.monitor import MonitoredDevice
+from mpath.filter.path import Path, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +63,26 @@ BATCH_SLACK: Final = 0.005
 #: Monitor events kept for inspection (oldest dropped first).
 EVENT_LOG_SIZE: Final = 1000
 #: Checker states that fail an active path.
-_FAILING: Final = frozenset({PathState.DOWN, PathState.TIMEOUT, PathState.REMOVED})
+_FAILING: Final = frozenset({CheckerState.DOWN, CheckerState.TIMEOUT, CheckerState.REMOVED})
 #: Checker states with no verdict on the path itself (wrong checker for it).
-_NO_VERDICT: Final = frozenset({PathState.WILD, PathState.UNCHECKED})
+_NO_VERDICT: Final = frozenset({CheckerState.WILD, CheckerState.UNCHECKED})
 #: Checker states of a group member that stop followover failback (multipathd: not
 #: down and not shaky).
 _NOT_BACK: Final = frozenset(
-    {PathState.DOWN, PathState.TIMEOUT, PathState.SHAKY, PathState.REMOVED, PathState.UNCHECKED}
+    {
+        CheckerState.DOWN,
+        CheckerState.TIMEOUT,
+        CheckerState.SHAKY,
+        CheckerState.REMOVED,
+        CheckerState.UNCHECKED,
+    }
 )
 
 
 class DeviceView(Protocol):
-    """What the monitor uses of a device (a :class:`MultipathDevice` provides it)."""
+    """What the checker monitor uses of a device: the part of
+    :class:`~mpath.filter.monitor.MonitoredDevice` it needs (a
+    :class:`MultipathDevice` provides it)."""
 
     @property
     def path_objects(self) -> list[Path]: ...
@@ -152,8 +157,7 @@ class PathWatch:
     path: Path
     damping: Damping
     interval: float
-    priority: int = 0
-    state: PathState = PathState.UNCHECKED
+    state: CheckerState = CheckerState.UNCHECKED
     result: CheckResult | None = None
     usable: bool = True
     hold: Hold | None = None
@@ -165,6 +169,11 @@ class PathWatch:
     last_down: float | None = None
     #: The current shaky period was announced (logged once, not at every re-check).
     shaky_announced: bool = False
+
+    @property
+    def priority(self) -> int:
+        """The path's priority group, as the device assigned it (:attr:`Path.priority`)."""
+        return self.path.priority
 
     def describe(self, now: float) -> dict[str, Any]:
         result = self.result
@@ -203,7 +212,7 @@ class CheckerMonitor:
         self._watches: dict[Path, PathWatch] = {}
         for path in device.path_objects:
             watch = PathWatch(path, Damping(settings.damping), settings.polling_interval)
-            watch.usable = path.state is DeviceState.ACTIVE
+            watch.usable = path.state is PathState.ACTIVE
             self._watches[path] = watch
         self._queue: DueQueue[PathWatch] = DueQueue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -218,20 +227,19 @@ class CheckerMonitor:
     @classmethod
     def factory(
         cls, settings: CheckerSettings | None = None, *, clock: Clock = time.monotonic
-    ) -> Callable[[MultipathDevice], CheckerMonitor]:
+    ) -> Callable[[MonitoredDevice], CheckerMonitor]:
         """A monitor factory for ``MultipathDevice.open(..., monitor=...)``."""
         return lambda device: cls(device, settings, clock=clock)
 
     # -- the PathMonitor protocol --------------------------------------------------------
 
     def start(self) -> None:
-        """Read the paths' priority groups and start checking (first checks spread out)."""
-        self._read_priorities()
+        """Start checking (first checks spread out)."""
         now = self._clock()
         count = len(self._watches)
         spread = self.settings.polling_interval
         for index, watch in enumerate(self._watches.values()):
-            if watch.recheck or watch.path.state is not DeviceState.ACTIVE:
+            if watch.recheck or watch.path.state is not PathState.ACTIVE:
                 watch.recheck = False
                 self._queue.schedule(watch, now)
             else:
@@ -250,7 +258,7 @@ class CheckerMonitor:
                 log.warning("path %s is shaky: failed too often", path.url)
         watch.damping.record_down()
         watch.hold = None
-        watch.state = PathState.DOWN
+        watch.state = CheckerState.DOWN
         watch.last_down = now
         watch.interval = self.settings.polling_interval
         self.failback_state.path_failed()
@@ -283,7 +291,7 @@ class CheckerMonitor:
                 self._queue.schedule(watch, now)
         self._wake()
 
-    def checker_state(self, path: Path) -> PathState:
+    def checker_state(self, path: Path) -> CheckerState:
         """What the monitor last concluded about ``path`` (``shaky`` while damped)."""
         return self._watches[path].state
 
@@ -360,7 +368,7 @@ class CheckerMonitor:
     async def _check(self, watch: PathWatch) -> None:
         before = watch.state
         try:
-            if watch.path.state is DeviceState.ACTIVE:
+            if watch.path.state is PathState.ACTIVE:
                 await self._check_active(watch)
             else:
                 await self._check_failed(watch)
@@ -374,7 +382,7 @@ class CheckerMonitor:
                 watch.state is before
                 and watch.state.usable
                 and watch.hold is None
-                and watch.path.state is DeviceState.ACTIVE
+                and watch.path.state is PathState.ACTIVE
             )
             if not self._closed:
                 self._reschedule(watch, settled)
@@ -384,11 +392,11 @@ class CheckerMonitor:
     async def _check_active(self, watch: PathWatch) -> None:
         path = watch.path
         result = await self.checker.check(path.transport)
-        if path.state is not DeviceState.ACTIVE:
+        if path.state is not PathState.ACTIVE:
             return  # the device failed it meanwhile; path_failed took over
         watch.result = result
         if result.state in _FAILING:
-            if result.state is PathState.TIMEOUT and path.in_flight:
+            if result.state is CheckerState.TIMEOUT and path.in_flight:
                 return  # queued behind data: the device's stall watchdog judges busy paths
             watch.state = result.state
             self._log(EventKind.DOWN, watch, result.message)
@@ -407,7 +415,7 @@ class CheckerMonitor:
             if reason is not None:
                 latency = (time.perf_counter() - started) * 1000.0
                 self._found_down(
-                    watch, CheckResult(PathState.DOWN, CheckerMsg.DOWN, latency, reason)
+                    watch, CheckResult(CheckerState.DOWN, CheckerMsg.DOWN, latency, reason)
                 )
                 return
             verified = True
@@ -416,14 +424,14 @@ class CheckerMonitor:
             # This checker cannot judge the path; the login and identity check did (now,
             # or when this held session was opened, and the session is still up).
             detail = "logged in, identity verified" if verified else "session still logged in"
-            result = CheckResult(PathState.UP, CheckerMsg.UP, result.latency_ms, detail)
-        if path.state is DeviceState.ACTIVE:
+            result = CheckResult(CheckerState.UP, CheckerMsg.UP, result.latency_ms, detail)
+        if path.state is PathState.ACTIVE:
             return
         if result.state.usable:
             watch.result = result
             watch.state = result.state
             self._found_up(watch)
-        elif result.state is PathState.PENDING:
+        elif result.state is CheckerState.PENDING:
             watch.result = result
             watch.state = result.state
         else:
@@ -456,9 +464,14 @@ class CheckerMonitor:
 
     def _found_up(self, watch: PathWatch) -> None:
         now = self._clock()
+        # The scheduler starts checks up to BATCH_SLACK before they are due, so a check
+        # run for a hold's release (damping, deferred failback) may come that early.
+        # Judging it by ``now`` would find the hold still on, schedule the check for
+        # the release time again - already due - and spin until the clock catches up.
+        on_time = now + BATCH_SLACK
         watch.usable = True
         watch.damping.record_up(now)
-        if not watch.damping.may_reinstate(now):
+        if not watch.damping.may_reinstate(on_time):
             if not self._any_active():
                 watch.damping.release()
                 self._reinstate(watch, EventKind.RESCUED, "no other usable path")
@@ -468,7 +481,7 @@ class CheckerMonitor:
                 failures = watch.damping.failures(now)
                 self._log(EventKind.HELD_SHAKY, watch, f"{failures} failures lately")
             watch.hold = Hold.SHAKY
-            watch.state = PathState.SHAKY
+            watch.state = CheckerState.SHAKY
             return
         active = self._active_priority()
         if active is None or watch.priority <= active:
@@ -479,7 +492,7 @@ class CheckerMonitor:
             other is not watch and other.priority == watch.priority and other.state not in _NOT_BACK
             for other in self._watches.values()
         )
-        if self.failback_state.decide(now, new_up=new_up, first_in_group=first_in_group):
+        if self.failback_state.decide(on_time, new_up=new_up, first_in_group=first_in_group):
             self._fail_back(watch)
         elif watch.hold is not Hold.FAILBACK:
             watch.hold = Hold.FAILBACK
@@ -501,7 +514,7 @@ class CheckerMonitor:
                 w
                 for w in self._watches.values()
                 if w.hold is hold and w.path.transport.connected
-                and w.path.state is not DeviceState.ACTIVE
+                and w.path.state is not PathState.ACTIVE
             ]  # fmt: skip
             for watch in held:
                 watch.damping.release()
@@ -514,29 +527,19 @@ class CheckerMonitor:
         watch.hold = None
         watch.shaky_announced = False
         watch.usable = True
-        if watch.state is PathState.SHAKY:
-            watch.state = watch.result.state if watch.result else PathState.UP
+        if watch.state is CheckerState.SHAKY:
+            watch.state = watch.result.state if watch.result else CheckerState.UP
         self._device.reinstate(watch.path)
         self._log(kind, watch, detail)
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _read_priorities(self) -> None:
-        """Each path's priority group, as the device's selector reports it (default 0)."""
-        status = self._device.selector_status()
-        by_url: dict[str, int] = {}
-        for entry in status.get("paths", ()):
-            if isinstance(entry, dict) and "priority" in entry:
-                by_url[str(entry.get("path"))] = int(entry["priority"])
-        for watch in self._watches.values():
-            watch.priority = by_url.get(watch.path.url, 0)
-
     def _any_active(self) -> bool:
-        return any(path.state is DeviceState.ACTIVE for path in self._watches)
+        return any(path.state is PathState.ACTIVE for path in self._watches)
 
     def _active_priority(self) -> int | None:
         """The priority group carrying I/O: the best one with an active path."""
-        active = [w.priority for w in self._watches.values() if w.path.state is DeviceState.ACTIVE]
+        active = [w.priority for w in self._watches.values() if w.path.state is PathState.ACTIVE]
         return max(active, default=None)
 
     def _log(self, kind: EventKind, watch: PathWatch, detail: str = "") -> None:

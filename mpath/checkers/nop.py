@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from mpath.checkers.base import Checker, Probe
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 from mpath.transports.base import Transport
 
 
@@ -33,9 +33,9 @@ class NopChecker(Checker):
     async def _probe(self, transport: Transport) -> Probe:
         if not isinstance(transport, SupportsNop):
             return Probe(
-                PathState.WILD,
+                CheckerState.WILD,
                 CheckerMsg.UNSUPPORTED,
                 f"{type(transport).__name__} has no nop() (iSCSI NOP-Out)",
             )
         await transport.nop()
-        return Probe(PathState.UP, CheckerMsg.UP)
+        return Probe(CheckerState.UP, CheckerMsg.UP)

@@ -21,7 +21,7 @@ from mpath.checkers.base import Checker, CheckResult
 from mpath.checkers.directio import DeviceNode
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT
 from mpath.errors import UsageError
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 from mpath.transports import open_transport
 from mpath.transports.base import Transport, TransportError
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mpath.config import Config
 
 #: States that mean the path answered; anything else makes ``mpath check`` exit 1.
-ANSWERED = frozenset({PathState.UP, PathState.GHOST, PathState.PENDING})
+ANSWERED = frozenset({CheckerState.UP, CheckerState.GHOST, CheckerState.PENDING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ async def _check_one(transport: Transport, checker: Checker) -> PathCheck:
         await transport.connect()
     except TransportError as exc:
         latency = (time.perf_counter() - started) * 1000.0
-        result = CheckResult(PathState.DOWN, CheckerMsg.DOWN, latency, str(exc))
+        result = CheckResult(CheckerState.DOWN, CheckerMsg.DOWN, latency, str(exc))
         return PathCheck(transport.url, checker.name, result)
     try:
         return PathCheck(transport.url, checker.name, await checker.check(transport))

@@ -8,8 +8,8 @@ from mpath.cli.common import emit_json, json_option
 from mpath.dm.dmconfig import DmConfigRequest, build
 from mpath.dm.fragment import Match, Style
 from mpath.dm.store import DEFAULT_MAX_AGE, MeasurementStore
-from mpath.dm.sysfs import Sysfs
 from mpath.errors import DeviceError
+from mpath.sysfs.tree import Sysfs
 
 
 @click.command("dm-config")

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from mpath.api import DeviceRequest, OpenedDevice, open_device
-from mpath.config import command_line_overrides
 from mpath.errors import UsageError
-from mpath.filter.settings import DEFAULT_NO_PATH_RETRY
 from mpath.rig.model import Rig
 from mpath.selectors import DEFAULT_POLICY, SELECTOR_NAMES
+from mpath.settings import DEFAULT_NO_PATH_RETRY
 from mpath.transports import is_block_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +61,7 @@ def device_nodes(paths: Sequence[str]) -> tuple[str, ...]:
     """The paths with kernel names made nodes: ``sdb`` and ``8:16`` (as ``mpath prio``
     and ``dm-config`` take them) become ``/dev/sdb``; URLs and ``/dev/...`` stay."""
     from mpath.dm.devices import parse_device
-    from mpath.dm.sysfs import Sysfs, parse_devnum, valid_block_name
+    from mpath.sysfs.tree import Sysfs, parse_devnum, valid_block_name
 
     nodes = []
     for path in paths:
@@ -95,7 +95,7 @@ def resolve_paths(paths: tuple[str, ...], rig: Rig | None, *, block: bool = Fals
                     f"{path}: block-device paths are not supported by this command; "
                     "give iscsi:// URLs"
                 )
-            from mpath.discovery.block import resolve_node
+            from mpath.sysfs.identity import resolve_node
 
             number = resolve_node(path)
             key: object = (number.major, number.minor)
@@ -115,6 +115,22 @@ def resolve_paths(paths: tuple[str, ...], rig: Rig | None, *, block: bool = Fals
     return list(paths)
 
 
+def command_line_overrides(ctx: click.Context, names: Sequence[str]) -> dict[str, object]:
+    """The settings the user gave on this command line (or via an envvar).
+
+    Options always have a value in click, so "given" must be asked of click itself;
+    defaults click filled in are left out, so the configuration file can supply them.
+    """
+    given: dict[str, object] = {}
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            value = ctx.params.get(name)
+            if value is not None:
+                given[name] = value
+    return given
+
+
 def request_from_context(
     ctx: click.Context, paths: list[str], config_file: str | None
 ) -> DeviceRequest:
@@ -127,6 +143,7 @@ def request_from_context(
 __all__ = [
     "DeviceRequest",
     "OpenedDevice",
+    "command_line_overrides",
     "device_nodes",
     "open_device",
     "open_settings_options",

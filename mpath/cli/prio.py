@@ -14,7 +14,7 @@ from mpath.cli.common import emit_json, json_option
 from mpath.dm.callout import DEFAULT_PROBE_SECONDS, DEFAULT_TIMEOUT, PrioReport, device_priority
 from mpath.dm.prio import PRIO_FAILED
 from mpath.dm.store import DEFAULT_MAX_AGE, MeasurementStore
-from mpath.dm.sysfs import Sysfs
+from mpath.sysfs.tree import Sysfs
 
 
 @click.command("prio")

@@ -34,7 +34,7 @@ from mpath.errors import UsageError
 from mpath.filter.path import PathState as DeviceState
 from mpath.rig.manager import RigManager
 from mpath.rig.model import Rig
-from mpath.scsi.states import PathState
+from mpath.scsi.states import CheckerState as PathState
 from mpath.units import format_size
 
 #: Interval of the checks while ``show`` waits for its round (seconds): the first

@@ -32,7 +32,7 @@ from mpath.config.model import (
     Resolution,
     ResolvedSetting,
 )
-from mpath.config.resolve import command_line_overrides, resolve_settings, settings_for
+from mpath.config.resolve import resolve_settings, settings_for
 from mpath.config.schema import SETTINGS, SettingSpec
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "RuleSet",
     "Secret",
     "SettingSpec",
-    "command_line_overrides",
     "config_path",
     "load_config",
     "parse_config",

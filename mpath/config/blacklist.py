@@ -7,7 +7,8 @@ carry over:
 * ``devnode``: regular expressions matched against the path's device name (``sdb``
   for ``/dev/sdb``) or, for an iSCSI path, its URL;
 * ``device``: tables with ``vendor`` and/or ``product`` expressions, matched against the
-  INQUIRY vendor and product (both given must match).
+  INQUIRY vendor and product (both given must match) by the same matcher as
+  ``[[devices]]`` entries (:class:`~mpath.config.match.VendorProduct`).
 
 Expressions are Python regular expressions searched anywhere in the text (like
 multipath-tools' ``regexec``): anchor them with ``^`` and ``$`` to match whole values.
@@ -21,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from mpath.config.match import VendorProduct
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,34 +41,12 @@ class PatternRule:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceRule:
-    """One ``device`` table: vendor and/or product expressions."""
-
-    vendor: re.Pattern[str] | None
-    product: re.Pattern[str] | None
-    line: int | None
-
-    def matches(self, vendor: str, product: str) -> bool:
-        if self.vendor is not None and self.vendor.search(vendor) is None:
-            return False
-        return self.product is None or self.product.search(product) is not None
-
-    def describe(self) -> str:
-        parts = []
-        if self.vendor is not None:
-            parts.append(f"vendor {self.vendor.pattern!r}")
-        if self.product is not None:
-            parts.append(f"product {self.product.pattern!r}")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
 class RuleSet:
     """The rules of one section (``[blacklist]`` or ``[blacklist_exceptions]``)."""
 
     wwid: tuple[PatternRule, ...] = ()
     devnode: tuple[PatternRule, ...] = ()
-    device: tuple[DeviceRule, ...] = ()
+    device: tuple[VendorProduct, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.wwid or self.devnode or self.device)
@@ -108,7 +89,7 @@ def blacklist_reason(
                     break
                 return (
                     f"vendor {vendor_text!r} product {product_text!r} matches blacklist "
-                    f"device {device_rule.describe()}" + _where(file, device_rule.line)
+                    f"device {device_rule.describe(quoted=True)}" + _where(file, device_rule.line)
                 )
     if wwid is not None:
         for rule in blacklist.wwid:

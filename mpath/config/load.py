@@ -24,9 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mpath.config.blacklist import DeviceRule, PatternRule, RuleSet
+from mpath.config.blacklist import PatternRule, RuleSet
 from mpath.config.chap import ChapEntry, ChapTable, Secret, SecretSource, parse_portal
 from mpath.config.errors import ConfigError
+from mpath.config.match import VendorProduct
 from mpath.config.model import Config, DeviceEntry, MultipathEntry, SettingsBlock
 from mpath.config.schema import SETTINGS, SettingValueError, type_name
 from mpath.config.source import KeyPath, SourceMap
@@ -186,6 +187,19 @@ class _Validator:
             raise self.error(path, f"{what} must be a string, not {type_name(value)}")
         return value
 
+    def vendor_product(self, item: dict[str, Any], path: KeyPath) -> VendorProduct:
+        """The ``vendor``/``product`` expressions of a ``[[devices]]`` entry or a
+        blacklist ``device`` rule (the caller checked that one is given)."""
+        vendor = (
+            self.regex(item["vendor"], (*path, "vendor"), "vendor") if "vendor" in item else None
+        )
+        product = (
+            self.regex(item["product"], (*path, "product"), "product")
+            if "product" in item
+            else None
+        )
+        return VendorProduct(vendor, product, self.line(path))
+
     def regex(self, value: object, path: KeyPath, what: str) -> re.Pattern[str]:
         text = self.string(value, path, what)
         if text == "":
@@ -283,16 +297,9 @@ class _Validator:
         where = f"[[devices]] entry {index + 1}"
         if "vendor" not in item and "product" not in item:
             raise self.error(path, f"{where} needs vendor and/or product (regular expressions)")
-        vendor = (
-            self.regex(item["vendor"], (*path, "vendor"), "vendor") if "vendor" in item else None
-        )
-        product = (
-            self.regex(item["product"], (*path, "product"), "product")
-            if "product" in item
-            else None
-        )
+        device = self.vendor_product(item, path)
         settings = self.settings_table(item, path, where, extra=("vendor", "product"))
-        return DeviceEntry(index, self.line(path), vendor, product, settings)
+        return DeviceEntry(index, device, settings)
 
     def multipaths(self, value: object) -> tuple[MultipathEntry, ...]:
         entries: list[MultipathEntry] = []
@@ -354,7 +361,7 @@ class _Validator:
                 PatternRule(self.regex(item, (*path, kind, i), kind), self.line((*path, kind, i)))
                 for i, item in enumerate(raw)
             )
-        devices: list[DeviceRule] = []
+        devices: list[VendorProduct] = []
         raw_devices = table.get("device", [])
         if isinstance(raw_devices, dict):
             raw_devices = [raw_devices]
@@ -370,17 +377,7 @@ class _Validator:
                     raise self.unknown(item_path, key, f"[{section}] device", ("vendor", "product"))
             if not rule:
                 raise self.error(item_path, "a device rule needs vendor and/or product")
-            devices.append(
-                DeviceRule(
-                    self.regex(rule["vendor"], (*item_path, "vendor"), "vendor")
-                    if "vendor" in rule
-                    else None,
-                    self.regex(rule["product"], (*item_path, "product"), "product")
-                    if "product" in rule
-                    else None,
-                    self.line(item_path),
-                )
-            )
+            devices.append(self.vendor_product(rule, item_path))
         return RuleSet(patterns["wwid"], patterns["devnode"], tuple(devices))
 
     def secret(

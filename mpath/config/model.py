@@ -11,7 +11,7 @@ user-issues.md, item 5). From most to least specific:
 4. ``[[devices]]``: entries whose ``vendor``/``product`` expressions match the LUN's
    INQUIRY vendor and product; when several match, later entries in the file win;
 5. ``[defaults]``;
-6. the built-in default (:class:`~mpath.filter.settings.DeviceSettings`).
+6. the built-in default (:class:`~mpath.settings.DeviceSettings`).
 
 ``policy_args`` belong to ``policy``: they are taken from the same place as the policy
 (a policy named on the command line runs with no arguments unless they are given there
@@ -20,7 +20,6 @@ too), so arguments written for one selector never reach another.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,11 @@ from typing import Any, Generic, TypeVar
 from mpath.config.blacklist import RuleSet, blacklist_reason
 from mpath.config.chap import ChapTable
 from mpath.config.errors import ConfigError
+from mpath.config.match import VendorProduct
 from mpath.config.schema import SETTINGS, SettingValueError
 from mpath.errors import UsageError
-from mpath.filter.settings import DeviceSettings
 from mpath.selectors import create_selector
+from mpath.settings import DeviceSettings
 
 T = TypeVar("T")
 
@@ -67,24 +67,18 @@ class DeviceEntry:
     """One ``[[devices]]`` table: vendor/product expressions plus settings."""
 
     index: int
-    line: int | None
-    vendor: re.Pattern[str] | None
-    product: re.Pattern[str] | None
+    device: VendorProduct
     settings: SettingsBlock
 
+    @property
+    def line(self) -> int | None:
+        return self.device.line
+
     def matches(self, vendor: str | None, product: str | None) -> bool:
-        """Both expressions given must be found (searched, not anchored)."""
-        if self.vendor is not None and (vendor is None or not self.vendor.search(vendor)):
-            return False
-        return self.product is None or (product is not None and bool(self.product.search(product)))
+        return self.device.matches(vendor, product)
 
     def describe(self) -> str:
-        parts = []
-        if self.vendor is not None:
-            parts.append(f"vendor {self.vendor.pattern}")
-        if self.product is not None:
-            parts.append(f"product {self.product.pattern}")
-        return " ".join(parts)
+        return self.device.describe()
 
 
 @dataclass(frozen=True, slots=True)

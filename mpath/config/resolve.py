@@ -1,45 +1,20 @@
 """Settings for a command that opens a device: file, command line, origins.
 
-The device-opening commands (``bench``, ``show``, ...) take ``--policy``,
-``--max-commands`` and ``--no-path-retry`` (mpath/cli/paths.py). Those options always
-have a value in click, so "given on the command line" must be asked of click itself
-(:func:`command_line_overrides`); only options the user actually typed (or set through
-their environment variable) override the configuration file.
+``command_line`` holds only the settings the user actually gave (the CLI asks click
+which options were typed, mpath/cli/paths.py); they override the configuration file.
+Nothing here knows the CLI: every mistake is a :class:`~mpath.config.errors.ConfigError`
+(an :class:`~mpath.errors.MpathError`), which the CLI turns into one line and exit 2
+at its one boundary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mpath.config.load import load_config
 from mpath.config.model import Resolution
-from mpath.filter.settings import DeviceSettings
-
-
-def command_line_overrides(ctx: Any, names: Iterable[str] | None = None) -> dict[str, object]:
-    """The settings the user gave on this click command line (or via an envvar).
-
-    ``ctx`` is the ``click.Context``; ``names`` limits the check to these parameters
-    (default: every setting name the command has). Defaults click filled in are left
-    out, so the configuration file can supply them.
-    """
-    import click
-    from click.core import ParameterSource
-
-    from mpath.config.schema import SETTINGS
-
-    assert isinstance(ctx, click.Context)
-    wanted = list(names) if names is not None else [n for n in SETTINGS if n in ctx.params]
-    given: dict[str, object] = {}
-    for name in wanted:
-        source = ctx.get_parameter_source(name)
-        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-            value = ctx.params.get(name)
-            if value is not None:
-                given[name] = value
-    return given
+from mpath.settings import DeviceSettings
 
 
 def resolve_settings(

@@ -1,6 +1,6 @@
 """The device settings a configuration file may set: names, types, ranges, defaults.
 
-One :class:`SettingSpec` per field of :class:`~mpath.filter.settings.DeviceSettings`.
+One :class:`SettingSpec` per field of :class:`~mpath.settings.DeviceSettings`.
 The built-in defaults are read from ``DeviceSettings`` itself, so the file, the
 documentation (docs/config.md, checked by a test) and the filter layer cannot drift
 apart. Every converter is strict: a TOML boolean is not a number, a float is not an
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpath.errors import UsageError
-from mpath.filter.settings import DeviceSettings
 from mpath.selectors import SELECTOR_NAMES
+from mpath.settings import DeviceSettings
 from mpath.units import parse_size
 
 

@@ -7,8 +7,8 @@ identities differ are two LUNs, and using them as one would corrupt data.
 
 * :mod:`mpath.discovery.iscsi` — SendTargets on each portal, a login to every
   target portal found, REPORT LUNS, then each LUN's identity (``mpath discover``).
-* :mod:`mpath.discovery.block` — block devices from udev/sysfs (pyudev): their
-  identity (``ID_WWN``/``ID_SERIAL``, ``device/wwid``, a loop device's backing file),
-  enumeration and hot-plug watching. The block transport
-  (:mod:`mpath.transports.block`) answers INQUIRY from that identity.
+* :mod:`mpath.discovery.block` — block devices from udev/sysfs (pyudev): enumeration
+  with their identities (:mod:`mpath.sysfs.identity`: ``ID_WWN``/``ID_SERIAL``,
+  ``device/wwid``, a loop device's backing file), grouping and hot-plug watching. The
+  block transport (:mod:`mpath.transports.block`) answers INQUIRY from that identity.
 """

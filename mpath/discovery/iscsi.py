@@ -11,7 +11,7 @@
    REPORT LUNS; tgt and LIO always have a LUN 0), which lists the target's LUNs.
 3. **Identity.** Each LUN gets its own session: standard INQUIRY (only disks are kept;
    tgt's LUN 0, a storage-array controller, is not), then
-   :func:`~mpath.filter.lun.probe_lun`: WWID, vendor, product, size, block size; the
+   :func:`~mpath.scsi.probe.probe_lun`: WWID, vendor, product, size, block size; the
    session's command window is the path's ``max_commands``.
 4. **Grouping.** Paths are grouped into multipath devices by WWID only.
 
@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from mpath.errors import DeviceError, MpathError, UsageError
-from mpath.filter.lun import STANDARD_INQUIRY_LEN, LunInfo, probe_lun
-from mpath.filter.settings import DEFAULT_MAX_COMMANDS
 from mpath.scsi import cdb
 from mpath.scsi.errors import ScsiError
 from mpath.scsi.inquiry import parse_standard_inquiry
 from mpath.scsi.luns import parse_report_luns
+from mpath.scsi.probe import STANDARD_INQUIRY_LEN, LunInfo, probe_lun
+from mpath.settings import DEFAULT_MAX_COMMANDS
 from mpath.transports import open_transport
 from mpath.transports.base import Transport, TransportError
 from mpath.transports.iscsi import DEFAULT_INITIATOR_NAME

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from mpath.dm.devices import DeviceRef, parse_device
 from mpath.dm.prio import Health, PrioInput, get_prio
 from mpath.dm.store import DEFAULT_MAX_AGE, Measurement, MeasurementStore
-from mpath.dm.sysfs import Sysfs
 from mpath.errors import MpathError
+from mpath.sysfs.tree import Sysfs
 
 if TYPE_CHECKING:
     from mpath.config import Config

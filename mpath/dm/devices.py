@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpath.dm.sysfs import Sysfs, parse_devnum, valid_block_name
 from mpath.errors import UsageError
+from mpath.sysfs.tree import Sysfs, parse_devnum, valid_block_name
 from mpath.transports.urls import IscsiUrl, parse_iscsi_url
 
 MAX_DEVICE_TEXT = 4096

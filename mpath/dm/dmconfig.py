@@ -37,8 +37,8 @@ from mpath.dm.fragment import (
 )
 from mpath.dm.prio import Health
 from mpath.dm.store import DEFAULT_MAX_AGE, Measurement, MeasurementStore
-from mpath.dm.sysfs import Sysfs, valid_block_name
 from mpath.errors import IdentityMismatchError, UsageError
+from mpath.sysfs.tree import Sysfs, valid_block_name
 
 _HBTL = re.compile(r"\d+:\d+:\d+:\d+")
 

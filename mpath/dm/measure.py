@@ -25,8 +25,8 @@ from mpath.dm.prio import Health
 from mpath.dm.store import Measurement
 from mpath.errors import DeviceError, IdentityMismatchError, MpathError
 from mpath.filter.device import MultipathDevice
-from mpath.filter.lun import LunInfo
-from mpath.filter.settings import DeviceSettings
+from mpath.scsi.probe import LunInfo
+from mpath.settings import DeviceSettings
 from mpath.transports import open_transport
 from mpath.transports.base import Transport
 from mpath.workload.bench import BenchRun, BenchSpec

@@ -7,6 +7,6 @@ brings paths back when they log in again. See docs/filter.md.
 """
 
 from mpath.filter.device import MultipathDevice
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 
 __all__ = ["DeviceSettings", "MultipathDevice"]

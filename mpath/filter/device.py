@@ -30,15 +30,15 @@ from mpath.errors import (
     TargetIOError,
     UsageError,
 )
-from mpath.filter.lun import LunInfo, probe_lun
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
-from mpath.filter.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
 from mpath.scsi import cdb
 from mpath.scsi.classify import Disposition, classify
+from mpath.scsi.probe import LunInfo, probe_lun
 from mpath.selectors import create_selector
 from mpath.selectors.base import PathSelector
 from mpath.selectors.groups import PriorityGroups
+from mpath.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
 from mpath.transports.base import (
     Fenceable,
     FenceError,

@@ -16,11 +16,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from mpath.filter.device import MultipathDevice
     from mpath.filter.path import Path
+    from mpath.settings import DeviceSettings
+
+
+class MonitoredDevice(Protocol):
+    """What a monitor uses of its device (a :class:`~mpath.filter.device.MultipathDevice`
+    provides it). A protocol, not the class, so this seam does not import the device
+    that imports it."""
+
+    @property
+    def settings(self) -> DeviceSettings: ...
+
+    @property
+    def path_objects(self) -> list[Path]: ...
+
+    async def fail(self, path: Path, reason: str) -> None: ...
+
+    async def verify_identity(self, path: Path) -> str | None: ...
+
+    def reinstate(self, path: Path) -> None: ...
+
+    def selector_status(self) -> dict[str, Any]:
+        """The selector's state (the checker monitor logs its plan at debug level)."""
+        ...
 
 
 class PathMonitor(Protocol):
@@ -36,13 +58,13 @@ class PathMonitor(Protocol):
         """Stop every task; the device is closing."""
 
 
-MonitorFactory = Callable[["MultipathDevice"], PathMonitor]
+MonitorFactory = Callable[[MonitoredDevice], PathMonitor]
 
 
 class ReconnectMonitor:
     """Reinstate a failed path as soon as it logs in again and shows the same LUN."""
 
-    def __init__(self, device: MultipathDevice) -> None:
+    def __init__(self, device: MonitoredDevice) -> None:
         self._device = device
         self._tasks: dict[Path, asyncio.Task[None]] = {}
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 from mpath.transports.base import Transport
 
 #: Weight of the newest sample in the smoothed command latency.
@@ -15,7 +15,12 @@ LATENCY_EWMA_WEIGHT = 0.1
 
 
 class PathState(StrEnum):
-    """``active``: carries I/O. ``failed``: out of use until it logs in again."""
+    """``active``: carries I/O. ``failed``: out of use until it logs in again.
+
+    The filter layer's decision about a path, not a checker's verdict
+    (:class:`mpath.scsi.states.CheckerState`: up, down, ghost, ...), which the monitor
+    turns into this one.
+    """
 
     ACTIVE = "active"
     FAILED = "failed"

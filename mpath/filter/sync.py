@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from mpath.filter.device import MultipathDevice
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 from mpath.transports.base import ScsiResult, Transport
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@
 * :mod:`~mpath.scsi.classify`: the one table deciding path error / target error /
   retry for a status and sense data.
 * :mod:`~mpath.scsi.checker_table`: the TUR checker's reading of a TEST UNIT READY.
-* :mod:`~mpath.scsi.states`: :class:`PathState` and checker message codes.
+* :mod:`~mpath.scsi.states`: :class:`CheckerState` and checker message codes.
 * :mod:`~mpath.scsi.inquiry`, :mod:`~mpath.scsi.vpd`, :mod:`~mpath.scsi.identity`,
   :mod:`~mpath.scsi.capacity`, :mod:`~mpath.scsi.luns`, :mod:`~mpath.scsi.alua`:
   data-in parsers, the WWID, and ALUA states.
@@ -55,7 +55,7 @@ from mpath.scsi.identity import Identity, lun_identity
 from mpath.scsi.inquiry import StandardInquiry, Tpgs, parse_standard_inquiry
 from mpath.scsi.luns import decode_lun, encode_lun, parse_report_luns
 from mpath.scsi.sense import Sense, SenseKey, decode_sense, encode_sense
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 from mpath.scsi.status import ScsiStatus
 from mpath.scsi.vpd import (
     BlockLimits,
@@ -75,6 +75,7 @@ __all__ = [
     "Capacity",
     "CdbFieldError",
     "CheckerMsg",
+    "CheckerState",
     "CheckerVerdict",
     "Designator",
     "DesignatorType",
@@ -82,7 +83,6 @@ __all__ = [
     "Identity",
     "NoIdentityError",
     "Opcode",
-    "PathState",
     "Recheck",
     "RwCommand",
     "ScsiDataError",

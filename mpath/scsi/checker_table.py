@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from mpath.scsi.sense import Sense, SenseKey, decode_sense
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 from mpath.scsi.status import ScsiStatus
 
 TUR_ATTEMPTS: Final = 5
@@ -42,7 +42,7 @@ TUR_ATTEMPTS: Final = 5
 class CheckerVerdict(NamedTuple):
     """A checker's conclusion: the path state and the message code explaining it."""
 
-    state: PathState
+    state: CheckerState
     msgid: CheckerMsg
 
     @property
@@ -62,9 +62,9 @@ class TurRule:
     why: str
 
 
-UP: Final = CheckerVerdict(PathState.UP, CheckerMsg.UP)
-DOWN: Final = CheckerVerdict(PathState.DOWN, CheckerMsg.DOWN)
-RETRY: Final = CheckerVerdict(PathState.PENDING, CheckerMsg.TUR_UNIT_ATTENTION)
+UP: Final = CheckerVerdict(CheckerState.UP, CheckerMsg.UP)
+DOWN: Final = CheckerVerdict(CheckerState.DOWN, CheckerMsg.DOWN)
+RETRY: Final = CheckerVerdict(CheckerState.PENDING, CheckerMsg.TUR_UNIT_ATTENTION)
 
 TUR_SENSE_TABLE: Final[tuple[TurRule, ...]] = (
     TurRule(
@@ -78,21 +78,21 @@ TUR_SENSE_TABLE: Final[tuple[TurRule, ...]] = (
         SenseKey.NOT_READY,
         0x04,
         0x0B,
-        CheckerVerdict(PathState.GHOST, CheckerMsg.GHOST),
+        CheckerVerdict(CheckerState.GHOST, CheckerMsg.GHOST),
         "LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE",
     ),
     TurRule(
         SenseKey.NOT_READY,
         0x04,
         0x0A,
-        CheckerVerdict(PathState.PENDING, CheckerMsg.TUR_TRANSITIONING),
+        CheckerVerdict(CheckerState.PENDING, CheckerMsg.TUR_TRANSITIONING),
         "LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION",
     ),
     TurRule(
         SenseKey.ILLEGAL_REQUEST,
         0x25,
         0x00,
-        CheckerVerdict(PathState.DOWN, CheckerMsg.DISCONNECTED),
+        CheckerVerdict(CheckerState.DOWN, CheckerMsg.DISCONNECTED),
         "LOGICAL UNIT NOT SUPPORTED: the LUN is not mapped on this path",
     ),
 )

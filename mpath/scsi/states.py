@@ -13,8 +13,12 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 
 
-class PathState(StrEnum):
+class CheckerState(StrEnum):
     """What a path checker concluded about one path.
+
+    Not to be confused with the filter layer's :class:`mpath.filter.path.PathState`
+    (``active``/``failed``: whether the device sends I/O down the path): the monitor
+    turns these verdicts, after damping and failback, into that decision.
 
     UP
         The path carries I/O. Every checker reports it; the TUR checker also reports it
@@ -71,7 +75,7 @@ class PathState(StrEnum):
         GHOST paths count so that a standby group is not mistaken for a dead one; the
         filter layer still sends I/O only to the paths of the group it selected.
         """
-        return self in (PathState.UP, PathState.GHOST)
+        return self in (CheckerState.UP, CheckerState.GHOST)
 
 
 class CheckerMsg(IntEnum):

@@ -69,14 +69,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from mpath.discovery.block import (
-    BlockIdentity,
-    LoopBacking,
-    identify,
-    read_loop_backing,
-    resolve_node,
-    sysfs_reader,
-)
 from mpath.errors import MpathError
 from mpath.scsi.cdb import (
     DEFAULT_INQUIRY_ALLOC_LEN,
@@ -87,6 +79,14 @@ from mpath.scsi.cdb import (
 )
 from mpath.scsi.sense import SenseKey, encode_sense
 from mpath.scsi.vpd import VpdPage
+from mpath.sysfs.identity import (
+    BlockIdentity,
+    LoopBacking,
+    identify,
+    read_loop_backing,
+    resolve_node,
+)
+from mpath.sysfs.tree import sysfs_reader
 from mpath.transports.base import (
     FenceError,
     LoginError,

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mpath.filter.device import MultipathDevice
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 from mpath.transports.base import Transport
 
 

@@ -1,25 +1,28 @@
-"""CheckerMonitor over fake paths: detection, recovery, damping, failback, isolation."""
+"""CheckerMonitor over fake paths: detection, recovery, damping, failback, isolation.
+
+Every test runs in virtual time (tests/vtime.py): the device and the monitor share the
+loop's clock, so polling intervals, checker timeouts, damping and failback delays
+happen at their exact virtual times and the spans between events are asserted exactly.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable
 
 import pytest
 
 from mpath.checkers.damping import DampingSettings
-from mpath.checkers.monitor import CheckerMonitor, EventKind, Hold, MonitorEvent
+from mpath.checkers.monitor import BATCH_SLACK, CheckerMonitor, EventKind, Hold, MonitorEvent
 from mpath.checkers.settings import CheckerSettings
 from mpath.errors import UsageError
 from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.filter.monitor import MonitoredDevice
 from mpath.filter.path import Path, PathState
-from mpath.scsi.states import PathState as CheckState
+from mpath.scsi.states import CheckerState
+from tests import vtime
 from tests.checkers.grouped import grouped_device
 from tests.filter.fakes import FakeLun, FakeTransport
-
-T = TypeVar("T")
+from tests.vtime import bounded, clock, elapse, run
 
 DEVICE = DeviceSettings(policy="round-robin", io_timeout_min=0.05, no_path_retry=2.0)
 FAST = CheckerSettings(
@@ -29,14 +32,6 @@ FAST = CheckerSettings(
     login_timeout=0.2,
     damping=DampingSettings(flap_threshold=3, flap_window=10.0, recovery_time=0.3),
 )
-
-
-def bounded(awaitable: Awaitable[T], seconds: float = 5.0) -> Awaitable[T]:
-    return asyncio.wait_for(awaitable, seconds)
-
-
-def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(body(), 30))
 
 
 def fakes(count: int = 2) -> list[FakeTransport]:
@@ -61,12 +56,13 @@ async def open_device(
     device_class: type[MultipathDevice] = MultipathDevice,
 ) -> tuple[MultipathDevice, CheckerMonitor]:
     monitors: list[CheckerMonitor] = []
+    now = vtime.loop().time
 
-    def factory(device: MultipathDevice) -> CheckerMonitor:
-        monitors.append(CheckerMonitor(device, settings))
+    def factory(device: MonitoredDevice) -> CheckerMonitor:
+        monitors.append(CheckerMonitor(device, settings, clock=now))
         return monitors[0]
 
-    device = await device_class.open(transports, DEVICE, monitor=factory)
+    device = await device_class.open(transports, DEVICE, monitor=factory, clock=now)
     return device, monitors[0]
 
 
@@ -75,14 +71,20 @@ def path(device: MultipathDevice, index: int) -> Path:
 
 
 async def event(
-    monitor: CheckerMonitor, url: str, kind: EventKind, after: float = 0.0
+    monitor: CheckerMonitor, url: str, kind: EventKind, after: MonitorEvent | None = None
 ) -> MonitorEvent:
-    """The first event of ``kind`` for ``url`` at or after ``after`` (waits, bounded)."""
+    """The first event of ``kind`` for ``url`` logged after ``after`` (waits, bounded).
+
+    "After" is by position in the log, not by time: in virtual time several events
+    happen at the same instant.
+    """
 
     def found() -> MonitorEvent | None:
-        return next(
-            (e for e in monitor.events if e.url == url and e.kind is kind and e.at >= after), None
-        )
+        events = list(monitor.events)
+        start = 0
+        if after is not None:
+            start = next(i for i, e in enumerate(events) if e is after) + 1
+        return next((e for e in events[start:] if e.url == url and e.kind is kind), None)
 
     await bounded(monitor.wait_until(lambda: found() is not None))
     result = found()
@@ -109,7 +111,7 @@ def test_an_idle_path_that_stops_answering_is_failed_within_two_intervals() -> N
         try:
             await bounded(monitor.wait_until(lambda: monitor.watch(path(device, 1)).checks >= 2))
             interval = monitor.watch(path(device, 1)).interval
-            cut_at = time.monotonic()
+            cut_at = clock()
             cut(transports[0])
             down = await event(monitor, "fake://p1", EventKind.DOWN)
             assert "TUR timed out" in down.detail
@@ -131,13 +133,16 @@ def test_a_recovered_path_is_logged_in_again_and_reinstated() -> None:
         try:
             cut(transports[0])
             await event(monitor, "fake://p1", EventKind.FAILED)
-            assert monitor.checker_state(path(device, 1)) in (CheckState.DOWN, CheckState.TIMEOUT)
-            mended_at = time.monotonic()
+            assert monitor.checker_state(path(device, 1)) in (
+                CheckerState.DOWN,
+                CheckerState.TIMEOUT,
+            )
+            mended_at = clock()
             mend(transports[0])
             back = await event(monitor, "fake://p1", EventKind.REINSTATED)
-            assert back.at - mended_at < 3 * FAST.polling_interval + 0.2
+            assert back.at - mended_at <= FAST.polling_interval  # its next check
             assert path(device, 1).state is PathState.ACTIVE
-            assert monitor.checker_state(path(device, 1)) is CheckState.UP
+            assert monitor.checker_state(path(device, 1)) is CheckerState.UP
         finally:
             await device.close()
 
@@ -149,10 +154,10 @@ def test_a_device_failure_is_rechecked_at_once_not_at_the_next_interval() -> Non
         slow = CheckerSettings(polling_interval=30.0, max_polling_interval=30.0, timeout=0.2)
         device, monitor = await open_device(fakes(), slow)
         try:
-            failed_at = time.monotonic()
+            failed_at = clock()
             await device.fail(path(device, 1), "read: CHECK CONDITION (test)")
             back = await event(monitor, "fake://p1", EventKind.REINSTATED)
-            assert back.at - failed_at < 1.0  # not 30 s later
+            assert back.at - failed_at < slow.timeout  # one check, not 30 s later
             kinds = [e.kind for e in monitor.events if e.url == "fake://p1"]
             assert kinds == [EventKind.FAILED, EventKind.REINSTATED]
         finally:
@@ -193,11 +198,11 @@ def test_a_flapping_path_is_held_shaky_then_reinstated_after_the_recovery_time()
             await _flap_until_held(device, monitor)
             p1 = path(device, 1)
             watch = monitor.watch(p1)
-            assert watch.hold is Hold.SHAKY and monitor.checker_state(p1) is CheckState.SHAKY
+            assert watch.hold is Hold.SHAKY and monitor.checker_state(p1) is CheckerState.SHAKY
             assert p1.state is PathState.FAILED
             held = next(e for e in monitor.events if e.kind is EventKind.HELD_SHAKY)
-            back = await event(monitor, "fake://p1", EventKind.REINSTATED, after=held.at)
-            assert back.at - held.at >= FAST.damping.recovery_time - FAST.polling_interval
+            back = await event(monitor, "fake://p1", EventKind.REINSTATED, after=held)
+            assert back.at - held.at >= FAST.damping.recovery_time - BATCH_SLACK
             assert path(device, 1).state is PathState.ACTIVE and watch.hold is None
             reinstated = [e for e in monitor.events if e.kind is EventKind.REINSTATED]
             assert len(reinstated) == 3  # twice during the flapping, once when stable
@@ -241,9 +246,9 @@ def test_a_hung_path_never_delays_the_checks_of_the_others() -> None:
             transports[0].hang = True  # its checks each take the whole 0.5 s timeout
             others = [monitor.watch(path(device, i)) for i in (2, 3)]
             before = [w.checks for w in others]
-            await asyncio.sleep(0.5)  # the span measured, not a synchronisation
+            await elapse(0.5)  # the span over which checks are counted
             gained = [w.checks - b for w, b in zip(others, before, strict=True)]
-            assert min(gained) >= 5  # ~10 expected at 0.05 s
+            assert min(gained) >= 9  # 10 intervals of 0.05 s in 0.5 s
         finally:
             await device.close()
 
@@ -300,7 +305,7 @@ async def fail_preferred(
     await event(monitor, "fake://p1", EventKind.FAILED)
     assert await traffic_split(device) == (0, 8)
     mend(transports[0])
-    return time.monotonic()
+    return clock()
 
 
 def open_grouped(
@@ -328,7 +333,7 @@ def test_immediate_failback_returns_traffic_as_soon_as_the_path_is_up() -> None:
         try:
             mended = await fail_preferred(transports, monitor, device)
             back = await event(monitor, "fake://p1", EventKind.FAILBACK)
-            assert back.at - mended < 0.5
+            assert back.at - mended <= groups_settings("immediate").polling_interval
             assert await traffic_split(device) == (8, 0)
         finally:
             await device.close()
@@ -348,7 +353,7 @@ def test_manual_failback_holds_the_path_ready_until_asked() -> None:
             await bounded(monitor.wait_until(lambda: watch.checks >= seen + 3))  # still held
             assert (
                 watch.hold is Hold.FAILBACK
-                and monitor.checker_state(path(device, 1)) is CheckState.UP
+                and monitor.checker_state(path(device, 1)) is CheckerState.UP
             )
             assert await traffic_split(device) == (0, 8)
             monitor.failback()
@@ -368,7 +373,8 @@ def test_deferred_failback_waits_its_delay() -> None:
             await fail_preferred(transports, monitor, device)
             held = await event(monitor, "fake://p1", EventKind.HELD_FAILBACK)
             back = await event(monitor, "fake://p1", EventKind.FAILBACK)
-            assert 0.4 - 0.01 <= back.at - held.at < 0.4 + 0.2
+            interval = groups_settings("0.4").polling_interval
+            assert 0.4 - BATCH_SLACK <= back.at - held.at <= 0.4 + interval
             assert await traffic_split(device) == (8, 0)
         finally:
             await device.close()

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from mpath.checkers.monitor import EventKind
-from tests.checkers.test_monitor import cut, event, fakes, mend, open_device, run
+from tests.checkers.test_monitor import cut, event, fakes, mend, open_device
+from tests.vtime import run
 
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int, *words: str) -> list[str]:

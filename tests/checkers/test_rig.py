@@ -25,6 +25,7 @@ from mpath.checkers.damping import DampingSettings
 from mpath.checkers.monitor import CheckerMonitor, EventKind, MonitorEvent
 from mpath.checkers.settings import CheckerSettings
 from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.filter.monitor import MonitoredDevice
 from mpath.filter.path import PathState
 from mpath.rig import Rig, RigManager, firewall, network
 from mpath.workload.bench import BenchRun, BenchSpec, FaultStep
@@ -83,7 +84,7 @@ async def open_watched(
 ) -> tuple[MultipathDevice, CheckerMonitor]:
     monitors: list[CheckerMonitor] = []
 
-    def factory(device: MultipathDevice) -> CheckerMonitor:
+    def factory(device: MonitoredDevice) -> CheckerMonitor:
         monitors.append(CheckerMonitor(device, settings))
         return monitors[0]
 

@@ -16,8 +16,8 @@ from mpath.dm.store import Measurement, MeasurementStore
 from mpath.rig import Rig
 from mpath.units import parse_rate
 from tests.conftest import RigFactory
-from tests.dm.fakesys import FakeSysfs
 from tests.dm.test_callout import busy
+from tests.sysfs.fakesys import FakeSysfs
 
 PARSER = unavailable_reason()
 needs_parser = pytest.mark.skipif(PARSER is not None, reason=f"multipath -t: {PARSER}")

@@ -18,8 +18,8 @@ from mpath.cli import main
 from mpath.rig import Rig
 from mpath.units import parse_rate
 from tests.conftest import RigFactory
-from tests.dm.fakesys import FakeSysfs
 from tests.dm.test_callout import busy
+from tests.sysfs.fakesys import FakeSysfs
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mpath.cli import main
 from mpath.cli.show import contract_checker_state
 from mpath.rig import Rig, RigManager
-from mpath.scsi.states import PathState
+from mpath.scsi.states import CheckerState
 from tests.discovery.loops import LoopFactory, attach_loops, make_image
 
 loop_devices = pytest.fixture(name="loop_devices")(attach_loops)
@@ -49,12 +49,12 @@ def check_contract(document: dict[str, Any], urls: list[str]) -> list[dict[str, 
 
 
 def test_checker_states_outside_the_contract_are_mapped_into_it() -> None:
-    assert contract_checker_state(PathState.UP) == "up"
-    assert contract_checker_state(PathState.SHAKY) == "shaky"
-    assert contract_checker_state(PathState.TIMEOUT) == "down"
-    assert contract_checker_state(PathState.REMOVED) == "down"
-    assert contract_checker_state(PathState.UNCHECKED) == "pending"
-    assert contract_checker_state(PathState.WILD) == "pending"
+    assert contract_checker_state(CheckerState.UP) == "up"
+    assert contract_checker_state(CheckerState.SHAKY) == "shaky"
+    assert contract_checker_state(CheckerState.TIMEOUT) == "down"
+    assert contract_checker_state(CheckerState.REMOVED) == "down"
+    assert contract_checker_state(CheckerState.UNCHECKED) == "pending"
+    assert contract_checker_state(CheckerState.WILD) == "pending"
 
 
 @pytest.mark.parametrize(

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 
 from mpath.config import (
     BUILT_IN,
     COMMAND_LINE,
     Config,
     ConfigError,
-    command_line_overrides,
     parse_config,
     settings_for,
 )
 from mpath.errors import UsageError
-from mpath.filter.settings import DeviceSettings
+from mpath.settings import DeviceSettings
 
 FILE = "/etc/mpath.toml"
 TEXT = """\
@@ -160,21 +157,3 @@ def test_settings_for_reads_the_file_and_returns_origins(tmp_path: Path) -> None
     assert origins["policy"] == COMMAND_LINE
     assert origins["max_commands"] == "multipaths section (wwid 36001405aaaa)"
     assert origins["io_timeout_min"] == BUILT_IN
-
-
-def test_command_line_overrides_only_reports_what_was_typed() -> None:
-    seen: dict[str, object] = {}
-
-    @click.command()
-    @click.option("--policy", default="share")
-    @click.option("--max-commands", type=int, default=None)
-    @click.option("--no-path-retry", type=float, default=5.0, envvar="T_NPR")
-    def command(**_: object) -> None:
-        seen.update(command_line_overrides(click.get_current_context()))
-
-    runner = CliRunner()
-    assert runner.invoke(command, ["--max-commands", "8"]).exit_code == 0
-    assert seen == {"max_commands": 8}
-    seen.clear()
-    assert runner.invoke(command, ["--policy", "share"], env={"T_NPR": "2"}).exit_code == 0
-    assert seen == {"policy": "share", "no_path_retry": 2.0}

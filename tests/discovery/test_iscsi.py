@@ -19,7 +19,7 @@ from mpath.discovery.iscsi import (
     portal_text,
 )
 from mpath.errors import UsageError
-from mpath.filter.lun import LunInfo
+from mpath.scsi.probe import LunInfo
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Fixtures for the dm tests: a fake sysfs and a measurement store in tmp_path."""
+"""Fixtures for the dm tests: the fake sysfs of tests/sysfs, and a measurement store."""
 
 from __future__ import annotations
 
@@ -7,18 +7,9 @@ from pathlib import Path
 import pytest
 
 from mpath.dm.store import MeasurementStore
-from mpath.dm.sysfs import Sysfs
-from tests.dm.fakesys import FakeSysfs
+from tests.sysfs.conftest import fake_sysfs, sysfs
 
-
-@pytest.fixture
-def fake_sysfs(tmp_path: Path) -> FakeSysfs:
-    return FakeSysfs(tmp_path / "sys")
-
-
-@pytest.fixture
-def sysfs(fake_sysfs: FakeSysfs) -> Sysfs:
-    return Sysfs(fake_sysfs.root)
+__all__ = ["fake_sysfs", "store", "sysfs"]
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from mpath.dm import callout
 from mpath.dm.callout import device_priority
 from mpath.dm.prio import Health
 from mpath.dm.store import Measurement, MeasurementStore
-from mpath.dm.sysfs import Sysfs
-from mpath.filter.lun import LunInfo
-from tests.dm.fakesys import FakeSysfs, stat_line
+from mpath.scsi.probe import LunInfo
+from mpath.sysfs.tree import Sysfs
+from tests.sysfs.fakesys import FakeSysfs, stat_line
 
 NOW = 1_000_000.0
 MB = 1_000_000 // 512  # sectors per MB

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mpath.dm.devices import DeviceRef, parse_device
-from mpath.dm.sysfs import Sysfs
 from mpath.errors import UsageError
-from tests.dm.fakesys import FakeSysfs
+from mpath.sysfs.tree import Sysfs
+from tests.sysfs.fakesys import FakeSysfs
 
 IQN = "iqn.2026-11.org.mpath:rig.a"
 

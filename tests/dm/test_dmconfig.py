@@ -11,10 +11,10 @@ from mpath.dm.dmconfig import DmConfigRequest, build, resolve_targets
 from mpath.dm.fragment import Match, Style
 from mpath.dm.prio import Health
 from mpath.dm.store import Measurement, MeasurementStore
-from mpath.dm.sysfs import Sysfs
 from mpath.errors import IdentityMismatchError, UsageError
-from tests.dm.fakesys import FakeSysfs
+from mpath.sysfs.tree import Sysfs
 from tests.dm.test_callout import busy
+from tests.sysfs.fakesys import FakeSysfs
 
 IQN = "iqn.2026-11.org.mpath:rig.a"
 URL1 = f"iscsi://198.18.1.2/{IQN}/1"

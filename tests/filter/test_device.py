@@ -1,38 +1,39 @@
-"""The filter layer's logic over fake paths (real-rig behaviour: test_device_rig.py)."""
+"""The filter layer's logic over fake paths (real-rig behaviour: test_device_rig.py).
+
+Every test runs in virtual time (tests/vtime.py): the device's clock is the loop's,
+timers fire at their exact virtual times, and spans such as "failed within one I/O
+timeout" are asserted exactly, whatever the machine's load.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Sequence
 
 import pytest
 
 from mpath.errors import DeviceError, IdentityMismatchError, NoPathError, TargetIOError, UsageError
 from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.filter.device import WATCHDOG_TICK
 from mpath.filter.path import PathState
+from mpath.transports.base import Transport
+from tests import vtime
 from tests.filter.fakes import BLOCK, FakeLun, FakeTransport, check_condition
+from tests.vtime import bounded, elapse, run
 
-T = TypeVar("T")
 FAST = DeviceSettings(policy="round-robin", io_timeout_min=0.05, reconnect_interval=0.02)
-
-
-def bounded(awaitable: Awaitable[T], seconds: float = 5.0) -> Awaitable[T]:
-    """Every wait in these tests is bounded, so a bug fails the test instead of hanging it."""
-    return asyncio.wait_for(awaitable, seconds)
 
 
 def paths(lun: FakeLun, count: int = 2, **kwargs: int | None) -> list[FakeTransport]:
     return [FakeTransport(f"fake://path{i + 1}", lun, **kwargs) for i in range(count)]
 
 
-def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
-    async def bounded_body() -> None:
-        await bounded(coro_fn(), 20)
-
-    asyncio.run(bounded_body())
+async def open_device(
+    transports: Sequence[Transport], settings: DeviceSettings | None = None
+) -> MultipathDevice:
+    """``MultipathDevice.open`` on the virtual clock."""
+    return await MultipathDevice.open(transports, settings, clock=vtime.loop().time)
 
 
 async def reinstated(device: MultipathDevice, index: int) -> None:
@@ -53,7 +54,7 @@ async def reinstated(device: MultipathDevice, index: int) -> None:
 def test_write_then_read_round_trips_and_reports_the_lun() -> None:
     async def body() -> None:
         lun = FakeLun()
-        async with await MultipathDevice.open(paths(lun), FAST) as device:
+        async with await open_device(paths(lun), FAST) as device:
             assert device.lun is not None and device.lun.wwid == lun.wwid
             assert device.block_size == BLOCK and device.size_bytes == len(lun.data)
             await device.write(4096, b"abcd" * 1024)
@@ -69,7 +70,7 @@ def test_large_requests_are_split_at_the_transfer_limit() -> None:
         lun = FakeLun()
         transports = paths(lun)
         settings = DeviceSettings(policy="round-robin", max_io_bytes=8192)
-        async with await MultipathDevice.open(transports, settings) as device:
+        async with await open_device(transports, settings) as device:
             before = sum(t.executed for t in transports)
             payload = bytes(range(256)) * 256  # 64 KiB
             await device.write(0, payload)
@@ -81,7 +82,7 @@ def test_large_requests_are_split_at_the_transfer_limit() -> None:
 
 def test_misaligned_or_out_of_range_requests_are_usage_errors() -> None:
     async def body() -> None:
-        async with await MultipathDevice.open(paths(FakeLun()), FAST) as device:
+        async with await open_device(paths(FakeLun()), FAST) as device:
             with pytest.raises(UsageError, match="multiples"):
                 await device.read(100, 512)
             with pytest.raises(UsageError, match="beyond the end"):
@@ -94,7 +95,7 @@ def test_commands_in_flight_never_exceed_the_lun_cap() -> None:
     async def body() -> None:
         lun = FakeLun()
         settings = DeviceSettings(policy="round-robin", max_commands=4)
-        async with await MultipathDevice.open(paths(lun, 3), settings) as device:
+        async with await open_device(paths(lun, 3), settings) as device:
             await asyncio.gather(*(device.write(i * BLOCK, b"x" * BLOCK) for i in range(64)))
         assert lun.max_in_flight == 4
 
@@ -103,7 +104,7 @@ def test_commands_in_flight_never_exceed_the_lun_cap() -> None:
 
 def test_lun_cap_comes_from_the_transport_window_when_not_configured() -> None:
     async def body() -> None:
-        async with await MultipathDevice.open(paths(FakeLun(), window=7), FAST) as device:
+        async with await open_device(paths(FakeLun(), window=7), FAST) as device:
             assert device.max_commands == 7
 
     run(body)
@@ -113,12 +114,12 @@ def test_connection_loss_fails_the_path_and_reissues_after_close() -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             first.hang = True
             writes = [
                 asyncio.ensure_future(device.write(i * BLOCK, b"w" * BLOCK)) for i in range(4)
             ]
-            await asyncio.sleep(0)  # let the writes reach the paths
+            await elapse(0.001)  # the writes reach the paths (well before any timeout)
             first.disconnect()
             for w in writes:
                 await bounded(w)
@@ -137,13 +138,14 @@ def test_a_stalled_path_is_failed_by_the_watchdog_and_its_writes_reissued() -> N
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             first.hang = True
-            started = time.monotonic()
+            started = vtime.clock()
             await bounded(
                 asyncio.gather(*(device.write(i * BLOCK, b"s" * BLOCK) for i in range(8)))
             )
-            assert time.monotonic() - started < 2.0
+            # Noticed at the first watchdog tick after the I/O timeout, then reissued.
+            assert vtime.clock() - started <= FAST.io_timeout_min + WATCHDOG_TICK
             assert device.paths[0]["state"] == "failed"
             assert "no answer" in str(device.paths[0]["last_failure"])
             assert first.closes >= 1
@@ -156,7 +158,7 @@ def test_path_error_sense_fails_over_and_target_error_is_returned() -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             # 05/25/00: LU not supported on this path (unmapped): a path error.
             first.injected.append(check_condition(0x05, 0x25, 0x00))
             second.injected.append(check_condition(0x05, 0x25, 0x00))
@@ -178,7 +180,7 @@ def test_unit_attention_is_retried_on_the_same_path() -> None:
     async def body() -> None:
         lun = FakeLun()
         transports = paths(lun, 1)
-        async with await MultipathDevice.open(transports, FAST) as device:
+        async with await open_device(transports, FAST) as device:
             transports[0].injected.extend([check_condition(0x06, 0x29, 0x00)] * 2)
             await device.write(0, b"u" * BLOCK)
             assert lun.data[:BLOCK] == b"u" * BLOCK
@@ -192,7 +194,7 @@ def test_no_path_retry_zero_fails_at_once_with_a_clear_error() -> None:
         lun = FakeLun()
         transports = paths(lun)
         settings = DeviceSettings(policy="round-robin", no_path_retry=0, reconnect_interval=10)
-        async with await MultipathDevice.open(transports, settings) as device:
+        async with await open_device(transports, settings) as device:
             for t in transports:
                 t.refuse_login = True
                 t.disconnect()
@@ -207,12 +209,12 @@ def test_io_waits_for_a_path_that_comes_back_within_no_path_retry() -> None:
         lun = FakeLun()
         transports = paths(lun)
         settings = DeviceSettings(policy="round-robin", no_path_retry=5, reconnect_interval=0.05)
-        async with await MultipathDevice.open(transports, settings) as device:
+        async with await open_device(transports, settings) as device:
             for t in transports:
                 t.refuse_login = True
                 t.disconnect()
             write = asyncio.ensure_future(device.write(0, b"b" * BLOCK))
-            await asyncio.sleep(0.2)  # every path is failed and login refused for a while
+            await elapse(0.2)  # every path failed and logins refused for 0.2 s
             assert not write.done()
             transports[1].refuse_login = False
             await bounded(write)
@@ -225,7 +227,7 @@ def test_failed_path_is_reinstated_after_it_logs_in_again() -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             first.disconnect()
             await device.write(0, b"r" * BLOCK)
             await device.write(0, b"r" * BLOCK)
@@ -240,15 +242,12 @@ def test_a_path_whose_identity_changed_is_not_reinstated() -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             first.lun = FakeLun(designator=bytes.fromhex("6" + "2" * 31))
             first.disconnect()
             await device.write(0, b"i" * BLOCK)
             await device.write(0, b"i" * BLOCK)
-            for _ in range(20):
-                await asyncio.sleep(FAST.reconnect_interval)  # give recovery time to try
-                if "identity changed" in str(device.paths[0]["last_failure"]):
-                    break
+            await elapse(5 * FAST.reconnect_interval)  # recovery tries, and gives up
             assert device.paths[0]["state"] == "failed"
             assert "identity changed" in str(device.paths[0]["last_failure"])
 
@@ -260,7 +259,7 @@ def test_paths_to_different_luns_are_refused_before_any_write() -> None:
         one, other = FakeLun(), FakeLun(designator=bytes.fromhex("6" + "3" * 31))
         transports = [FakeTransport("fake://a", one), FakeTransport("fake://b", other)]
         with pytest.raises(IdentityMismatchError) as caught:
-            await MultipathDevice.open(transports, FAST)
+            await open_device(transports, FAST)
         message = str(caught.value)
         assert one.wwid in message and other.wwid in message
         assert "fake://a" in message and "fake://b" in message
@@ -276,7 +275,7 @@ def test_open_fails_clearly_when_no_path_logs_in() -> None:
         for t in transports:
             t.refuse_login = True
         with pytest.raises(DeviceError, match="no path could be opened"):
-            await MultipathDevice.open(transports, FAST)
+            await open_device(transports, FAST)
 
     run(body)
 
@@ -286,7 +285,7 @@ def test_a_path_that_cannot_log_in_at_open_starts_failed() -> None:
         lun = FakeLun()
         first, second = paths(lun)
         first.refuse_login = True
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             assert [p["state"] for p in device.paths] == ["failed", "active"]
             await device.write(0, b"o" * BLOCK)
             first.refuse_login = False
@@ -315,7 +314,7 @@ def test_alua_transition_goes_to_another_path_without_failing_this_one(policy: s
         lun = FakeLun()
         first, second = paths(lun)
         settings = dataclasses.replace(FAST, policy=policy)
-        async with await MultipathDevice.open([first, second], settings) as device:
+        async with await open_device([first, second], settings) as device:
             # NOT READY 04/0a (asymmetric access state transition) on path 1 only.
             first.injected.append(check_condition(0x02, 0x04, 0x0A))
             for i in range(4):
@@ -336,7 +335,7 @@ def test_priority_groups_use_the_highest_group_with_a_usable_path() -> None:
         lun = FakeLun()
         low, high = paths(lun)
         settings = DeviceSettings(policy="round-robin", priorities=(1, 50), reconnect_interval=10)
-        async with await MultipathDevice.open([low, high], settings) as device:
+        async with await open_device([low, high], settings) as device:
             for i in range(4):
                 await device.write(i * BLOCK, b"g" * BLOCK)
             assert [p["priority"] for p in device.paths] == [1, 50]
@@ -357,18 +356,18 @@ def test_time_the_event_loop_was_blocked_does_not_count_as_a_stall() -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             first.hang = True
             second.hang = True
             writes = asyncio.gather(*(device.write(i * BLOCK, b"l" * BLOCK) for i in range(2)))
-            await asyncio.sleep(0.01)  # both commands are out, on both paths
+            await elapse(0.01)  # both commands are out, on both paths
             # The answers arrive after the watchdog's next tick is due, and the loop
             # does not run for 6x io_timeout_min (like a CPU stall) meanwhile: the tick
             # runs first and sees no progress for 0.3 s.
-            loop = asyncio.get_running_loop()
+            loop = vtime.loop()
             loop.call_later(0.08, first.release)
             loop.call_later(0.08, second.release)
-            time.sleep(0.3)
+            loop.stall(0.3)
             await bounded(writes)
             assert [p["state"] for p in device.paths] == ["active", "active"]
             assert device.stats.failovers == 0
@@ -380,10 +379,10 @@ def test_a_long_cache_flush_is_not_taken_for_a_dead_path() -> None:
     async def body() -> None:
         lun = FakeLun()
         first, second = paths(lun)
-        async with await MultipathDevice.open([first, second], FAST) as device:
+        async with await open_device([first, second], FAST) as device:
             first.hang = second.hang = True
             flush = asyncio.ensure_future(device.flush())
-            await asyncio.sleep(0.3)  # the flush runs 6x io_timeout_min (the scenario)
+            await elapse(0.3)  # the flush runs 6x io_timeout_min (the scenario)
             assert not flush.done()
             first.release()
             second.release()

@@ -1,4 +1,10 @@
-"""The filter layer over real iSCSI paths: failover with no data lost (real rig)."""
+"""The filter layer over real iSCSI paths: failover with no data lost (real rig).
+
+Failover is checked under every balancing policy that spreads I/O over both paths
+(round-robin, share, quota): each keeps its own path state (shares from measured speeds,
+quotas of bytes), and a path failing and coming back must not lose or corrupt a write
+under any of them.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +40,10 @@ async def _apply(rig: Rig, step: FaultStep) -> None:
     await asyncio.to_thread(RigManager().fault, rig.name, step.index, step.action, None)
 
 
-async def _write_verify_with_fault(rig: Rig, cut: str, restore: str) -> dict[str, object]:
-    device = await MultipathDevice.open(rig.urls, DeviceSettings(policy="round-robin"))
+async def _write_verify_with_fault(
+    rig: Rig, policy: str, cut: str, restore: str
+) -> dict[str, object]:
+    device = await MultipathDevice.open(rig.urls, DeviceSettings(policy=policy))
     try:
         spec = BenchSpec(
             rw="randwrite",
@@ -59,11 +67,12 @@ async def _write_verify_with_fault(rig: Rig, cut: str, restore: str) -> dict[str
         await device.close()
 
 
+@pytest.mark.parametrize("policy", ["round-robin", "share", "quota"])
 @pytest.mark.parametrize(("cut", "restore"), [("down", "up"), ("drop", "clear")])
 def test_write_verify_survives_a_path_cut_with_nothing_lost(
-    rig: Rig, cut: str, restore: str
+    rig: Rig, policy: str, cut: str, restore: str
 ) -> None:
-    result = asyncio.run(_write_verify_with_fault(rig, cut, restore))
+    result = asyncio.run(_write_verify_with_fault(rig, policy, cut, restore))
     assert result["errors"] == 0, result["first_error"]
     assert result["verify_mismatches"] == 0, result["mismatch_examples"]
     assert int(str(result["failovers"])) >= 1, f"the cut path was never failed: {result['paths']}"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mpath.filter import DeviceSettings, MultipathDevice
-from mpath.nbd import server as nbd
-from mpath.nbd.server import ListenAddress, NbdServer, ServeSettings
+from mpath.nbd import ListenAddress, NbdServer, ServeSettings
+from mpath.nbd import protocol as nbd
 from tests.filter.fakes import FakeLun, FakeTransport
 
 T = TypeVar("T")

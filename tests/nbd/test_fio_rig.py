@@ -23,7 +23,7 @@ import pytest
 from mpath.filter import DeviceSettings, MultipathDevice
 from mpath.filter.monitor import ReconnectMonitor
 from mpath.filter.path import Path as DevicePath
-from mpath.nbd.server import ListenAddress, NbdServer
+from mpath.nbd import ListenAddress, NbdServer
 from mpath.rig import Rig, RigManager
 from tests.conftest import unique_rig_name
 from tests.nbd.client import bounded

@@ -18,13 +18,9 @@ from pathlib import Path
 import pytest
 
 from mpath.errors import DeviceError, UsageError
-from mpath.nbd import server as nbd
-from mpath.nbd.server import (
-    BlockLocks,
-    ListenAddress,
-    ServeSettings,
-    check_listen_policy,
-)
+from mpath.nbd import ListenAddress, NbdServer, ServeSettings, check_listen_policy
+from mpath.nbd import protocol as nbd
+from mpath.nbd.limits import BlockLocks
 from mpath.transports.base import ScsiResult
 from tests.filter.fakes import BLOCK, check_condition
 from tests.nbd.client import OptionRefusedError, RawClient, RequestFailedError, bounded, fake_server
@@ -686,7 +682,7 @@ def test_network_addresses_are_refused_without_tls(allow_remote: bool) -> None:
 def test_tcp_port_zero_picks_a_free_loopback_port(sock: str) -> None:
     async def body() -> None:
         async with fake_server(sock) as (server, _device, _lun):
-            tcp = nbd.NbdServer(server.device)
+            tcp = NbdServer(server.device)
             await tcp.start(ListenAddress.parse("tcp:127.0.0.1:0"))
             try:
                 assert tcp.port and tcp.uri == f"nbd://127.0.0.1:{tcp.port}"
@@ -709,12 +705,12 @@ def test_stale_socket_is_replaced_but_a_live_one_or_a_file_is_refused(
         stale.close()
         async with fake_server(sock) as (server, _device, _lun):
             with pytest.raises(DeviceError, match="another server"):
-                await nbd.NbdServer(server.device).start(ListenAddress.parse(f"unix:{sock}"))
+                await NbdServer(server.device).start(ListenAddress.parse(f"unix:{sock}"))
             assert os.path.exists(sock)  # the live server's socket is left alone
             plain = sock_dir / "file"
             plain.write_text("not a socket")
             with pytest.raises(UsageError, match="not a socket"):
-                await nbd.NbdServer(server.device).start(ListenAddress.parse(f"unix:{plain}"))
+                await NbdServer(server.device).start(ListenAddress.parse(f"unix:{plain}"))
             assert plain.read_text() == "not a socket"
 
     run(body)

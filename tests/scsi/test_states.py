@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from mpath.scsi.states import CheckerMsg, PathState
+from mpath.scsi.states import CheckerMsg, CheckerState
 
 
 def test_states_are_multipath_tools_names_in_lower_case() -> None:
-    assert [state.value for state in PathState] == [
+    assert [state.value for state in CheckerState] == [
         "up",
         "down",
         "ghost",
@@ -20,17 +20,20 @@ def test_states_are_multipath_tools_names_in_lower_case() -> None:
         "removed",
         "delayed",
     ]
-    assert json.dumps({"state": PathState.GHOST}) == '{"state": "ghost"}'
+    assert json.dumps({"state": CheckerState.GHOST}) == '{"state": "ghost"}'
 
 
 def test_every_state_is_documented_at_the_enum() -> None:
-    doc = PathState.__doc__ or ""
-    for state in PathState:
+    doc = CheckerState.__doc__ or ""
+    for state in CheckerState:
         assert f"\n    {state.name}\n" in doc, state
 
 
 def test_usable_means_up_or_ghost() -> None:
-    assert {state for state in PathState if state.usable} == {PathState.UP, PathState.GHOST}
+    assert {state for state in CheckerState if state.usable} == {
+        CheckerState.UP,
+        CheckerState.GHOST,
+    }
 
 
 def test_message_codes_follow_multipath_tools_numbering() -> None:

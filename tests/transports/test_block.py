@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from mpath.cli import main
-from mpath.filter.lun import probe_lun
 from mpath.scsi import cdb
 from mpath.scsi.capacity import parse_read_capacity16
 from mpath.scsi.identity import lun_identity
 from mpath.scsi.inquiry import parse_standard_inquiry
 from mpath.scsi.luns import parse_report_luns
+from mpath.scsi.probe import probe_lun
 from mpath.scsi.sense import decode_sense
 from mpath.scsi.vpd import (
     VpdPage,

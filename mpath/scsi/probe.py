@@ -1,12 +1,19 @@
 """What a path says about its LUN: identity, geometry and limits.
 
 Run on every path at open and again before a failed path is reinstated, so a path
-that now leads to a different LUN (a remap on the array) is never put back in use.
+that now leads to a different LUN (a remap on the array) is never put back in use;
+discovery runs it on every LUN it finds.
+
+It needs nothing of a transport but "run this CDB, give me status, sense and data"
+(:class:`CommandPath`), so it lives with the rest of the SCSI command set, below the
+transports: a transport, the filter layer and discovery all use it without importing
+each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from mpath.errors import DeviceError
 from mpath.scsi import cdb
@@ -16,7 +23,29 @@ from mpath.scsi.errors import ScsiError
 from mpath.scsi.identity import lun_identity
 from mpath.scsi.inquiry import DeviceType, StandardInquiry, parse_standard_inquiry
 from mpath.scsi.vpd import VpdPage, parse_block_limits, parse_designators, parse_unit_serial
-from mpath.transports.base import ScsiResult, Transport
+
+
+class CommandResult(Protocol):
+    """How a command ended (``mpath.transports.base.ScsiResult`` is one)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def sense(self) -> bytes: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def good(self) -> bool: ...
+
+
+class CommandPath(Protocol):
+    """What the probe needs of a path (every ``mpath.transports.base.Transport`` is one)."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def execute(self, cdb: bytes, *, data_in_length: int = 0) -> CommandResult: ...
+
 
 #: Unit attentions (e.g. "power on, reset" after login) are retried this often.
 PROBE_RETRIES = 4
@@ -39,7 +68,7 @@ class LunInfo:
     optimal_transfer_bytes: int | None
 
 
-async def _command(transport: Transport, command: bytes, length: int) -> ScsiResult | None:
+async def _command(transport: CommandPath, command: bytes, length: int) -> CommandResult | None:
     """Run a probe command; None when the target does not support it."""
     for _ in range(PROBE_RETRIES):
         result = await transport.execute(command, data_in_length=length)
@@ -77,7 +106,7 @@ def not_a_disk(inquiry: StandardInquiry) -> str | None:
     )
 
 
-async def probe_lun(transport: Transport) -> LunInfo:
+async def probe_lun(transport: CommandPath) -> LunInfo:
     """Ask the LUN behind ``transport`` who it is and how big it is."""
     try:
         standard = await _command(

@@ -1,14 +1,20 @@
-"""What the kernel's sysfs says about block devices and iSCSI sessions.
+"""What the kernel's sysfs says about block devices and iSCSI sessions: the one reader.
 
-Used by ``mpath prio`` for block-device paths (health from ``device/state``, speed
-from the I/O counters in ``stat``, peers by ``device/wwid``) and by ``mpath
-dm-config`` to name an iSCSI path the way multipath.conf can (its ``sdX`` name and
-SCSI ``H:C:T:L``, found through ``/sys/class/iscsi_session``).
+Every sysfs attribute mpath reads goes through :func:`sysfs_reader` (bounded, tolerant:
+a missing or odd attribute reads as None), whether for ``mpath prio`` (health from
+``device/state``, speed from the I/O counters in ``stat``, peers by ``device/wwid``),
+``mpath dm-config`` (a path's ``sdX`` name and SCSI ``H:C:T:L``, found through
+``/sys/class/iscsi_session``), block identity (:mod:`mpath.sysfs.identity`) or the block
+transport's queue limits. Where a pyudev ``Device`` is already in hand,
+:func:`udev_reader` reads the same attributes through it instead.
 
 The root is a parameter (default ``$MPATH_SYSFS_ROOT``, else ``/sys``) so all of this
 is tested against a fake tree: the build machines' kernel has no SCSI layer. Only
-names already checked by :func:`valid_block_name` are ever joined to the root, and
-every read is bounded and tolerant: a missing or odd attribute reads as None.
+names already checked by :func:`valid_block_name` are ever joined to the root.
+
+This sits below the transports (which read queue limits and identities through it),
+so it knows nothing of them: an iSCSI path is anything with a host, port, target and
+LUN (:class:`IscsiAddress`).
 
 The layout relied upon (as on any Linux host with open-iscsi)::
 
@@ -25,13 +31,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from mpath.transports.urls import IscsiUrl
+from typing import Any, Protocol
 
 SYSFS_ENV = "MPATH_SYSFS_ROOT"
+#: Where the kernel mounts sysfs.
+DEFAULT_ROOT = Path("/sys")
 SECTOR = 512
 #: Below this many bytes moved, the counters say too little about a path's speed.
 MIN_STAT_BYTES = 1024 * 1024
@@ -39,6 +46,65 @@ _BLOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,63}")
 _HBTL = re.compile(r"\d+:\d+:\d+:\d+")
 _DEVNUM = re.compile(r"(\d{1,5}):(\d{1,8})")
 _MAX_ATTRIBUTE = 4096
+
+#: Reads one attribute relative to a device's sysfs folder; None when absent or empty.
+AttributeReader = Callable[[str], str | None]
+
+
+class IscsiAddress(Protocol):
+    """Where an iSCSI path goes (``mpath.transports.urls.IscsiUrl`` is one)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def lun(self) -> int: ...
+
+
+def read_attribute(path: Path) -> str | None:
+    """One sysfs attribute, stripped: at most a page, undecodable bytes replaced, None
+    when it is missing, unreadable or empty (sysfs reads fail in odd ways: EIO from a
+    gone device, EINVAL from a write-only attribute)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(_MAX_ATTRIBUTE).strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def sysfs_reader(folder: Path) -> AttributeReader:
+    """Attributes of one device, by name relative to its sysfs ``folder``."""
+
+    def read(name: str) -> str | None:
+        return read_attribute(folder / name)
+
+    return read
+
+
+def udev_reader(device: Any) -> AttributeReader:
+    """Attributes of a pyudev ``Device`` already in hand (enumeration, uevents).
+
+    libudev reads the same files, relative to the device's own sysfs path, and caches
+    them for the device's lifetime; going through it avoids a second path to the same
+    attribute and keeps the value the rest of that device's record was read with.
+    """
+    attributes = device.attributes
+
+    def read(name: str) -> str | None:
+        try:
+            raw = attributes.get(name)
+        except (OSError, KeyError, ValueError):
+            return None
+        if raw is None:
+            return None
+        text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+        return text[:_MAX_ATTRIBUTE] or None
+
+    return read
 
 
 def valid_block_name(name: str) -> bool:
@@ -111,14 +177,7 @@ class Sysfs:
         self, root: Path | str | None = None, environ: Mapping[str, str] | None = None
     ) -> None:
         env = os.environ if environ is None else environ
-        self.root = Path(root if root is not None else env.get(SYSFS_ENV) or "/sys")
-
-    def _read(self, path: Path) -> str | None:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read(_MAX_ATTRIBUTE).strip()
-        except OSError:
-            return None
+        self.root = Path(root if root is not None else env.get(SYSFS_ENV) or DEFAULT_ROOT)
 
     def _block(self, name: str) -> Path:
         if not valid_block_name(name):
@@ -147,24 +206,24 @@ class Sysfs:
         return name if name and self.exists(name) else None
 
     def devnum(self, name: str) -> str | None:
-        text = self._read(self._block(name) / "dev")
+        text = read_attribute(self._block(name) / "dev")
         return text if text and parse_devnum(text) else None
 
     def state(self, name: str) -> str | None:
         """The SCSI device state (``running``, ``offline``, ``blocked``...), if SCSI."""
-        return self._read(self._block(name) / "device" / "state")
+        return read_attribute(self._block(name) / "device" / "state")
 
     def wwid(self, name: str) -> str | None:
-        text = self._read(self._block(name) / "device" / "wwid")
+        text = read_attribute(self._block(name) / "device" / "wwid")
         return multipath_wwid(text) if text else None
 
     def inquiry(self, name: str) -> tuple[str | None, str | None]:
         """INQUIRY vendor and model as the kernel cached them."""
         device = self._block(name) / "device"
-        return self._read(device / "vendor"), self._read(device / "model")
+        return read_attribute(device / "vendor"), read_attribute(device / "model")
 
     def stat(self, name: str) -> BlockStat | None:
-        text = self._read(self._block(name) / "stat")
+        text = read_attribute(self._block(name) / "stat")
         return parse_stat(text) if text else None
 
     def io_error_ratio(self, name: str) -> float | None:
@@ -173,7 +232,7 @@ class Sysfs:
         device = self._block(name) / "device"
         counts = []
         for attribute in ("ioerr_cnt", "iorequest_cnt"):
-            text = self._read(device / attribute)
+            text = read_attribute(device / attribute)
             try:
                 counts.append(int(text, 0) if text else None)
             except ValueError:
@@ -202,7 +261,7 @@ class Sysfs:
 
     # -- iSCSI sessions ------------------------------------------------------------------
 
-    def iscsi_disk(self, url: IscsiUrl) -> str | None:
+    def iscsi_disk(self, url: IscsiAddress) -> str | None:
         """The kernel's block device for ``url`` when open-iscsi is logged in to it.
 
         A session matches when its target name equals the URL's and one of its
@@ -218,7 +277,7 @@ class Sysfs:
             number = session.removeprefix("session")
             if not number.isdigit():
                 continue
-            if self._read(sessions / session / "targetname") != url.target:
+            if read_attribute(sessions / session / "targetname") != url.target:
                 continue
             if not self._session_has_portal(number, url):
                 continue
@@ -227,7 +286,7 @@ class Sysfs:
                 return disk
         return None
 
-    def _session_has_portal(self, number: str, url: IscsiUrl) -> bool:
+    def _session_has_portal(self, number: str, url: IscsiAddress) -> bool:
         connections = self.root / "class" / "iscsi_connection"
         try:
             names = os.listdir(connections)
@@ -240,8 +299,8 @@ class Sysfs:
                 ("persistent_address", "persistent_port"),
                 ("address", "port"),
             ):
-                address = self._read(connections / connection / address_attr)
-                port = self._read(connections / connection / port_attr)
+                address = read_attribute(connections / connection / address_attr)
+                port = read_attribute(connections / connection / port_attr)
                 if address and port and _same_host(address, url.host) and port == str(url.port):
                     return True
         return False

@@ -3,6 +3,11 @@
 The defaults aim at the storage administrator's two complaints about the usual
 stack (see docs/filter.md): failover that takes tens of seconds, and I/O that hangs for
 ever when every path is down.
+
+They live here, beside :mod:`mpath.errors` and :mod:`mpath.units`, not in the filter
+layer that obeys them: the configuration file (:mod:`mpath.config`) builds them and the
+transports read their CHAP credentials from that configuration, so keeping them in
+:mod:`mpath.filter` made the packages import each other in a circle.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mpath.dm.sysfs import (
+from mpath.sysfs.tree import (
     SYSFS_ENV,
     BlockStat,
     Sysfs,
@@ -15,7 +15,7 @@ from mpath.dm.sysfs import (
     valid_block_name,
 )
 from mpath.transports.urls import parse_iscsi_url
-from tests.dm.fakesys import FakeSysfs, stat_line
+from tests.sysfs.fakesys import FakeSysfs, stat_line
 
 IQN = "iqn.2026-11.org.mpath:rig.a"
 

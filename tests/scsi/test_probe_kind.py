@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mpath.filter.lun import not_a_disk
 from mpath.scsi.inquiry import parse_standard_inquiry
+from mpath.scsi.probe import not_a_disk
 
 VENDOR, PRODUCT = b"IET     ", b"Controller      "
 

@@ -1,0 +1,95 @@
+"""The byte-addressed view of a block device: read-modify-write at unaligned edges.
+
+NBD clients may read and write at any byte offset; the device takes whole blocks.
+Unaligned writes read their edge blocks, merge and write back under the block-range
+locks of :mod:`mpath.nbd.limits`, so concurrent writes into one block never tear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mpath.nbd.limits import BlockLocks
+from mpath.nbd.settings import BlockDevice, ServeStats
+
+#: Piece size for WRITE_ZEROES and for discarding oversized payloads.
+ZERO_CHUNK = 1024 * 1024
+ZEROES = bytes(ZERO_CHUNK)
+#: WRITE_ZEROES pieces written concurrently.
+ZERO_PARALLEL = 8
+
+
+class ByteIO:
+    """Byte-granular reads and writes over a block device (read-modify-write at edges)."""
+
+    def __init__(self, device: BlockDevice, stats: ServeStats) -> None:
+        self.device = device
+        self.block = device.block_size
+        self.size = device.size_bytes
+        self.locks = BlockLocks()
+        self.stats = stats
+        self.dirty = False  # a write completed since the last flush began
+
+    def _span(self, offset: int, length: int) -> tuple[int, int]:
+        block = self.block
+        return offset // block * block, -(-(offset + length) // block) * block
+
+    async def read(self, offset: int, length: int) -> bytes | memoryview:
+        if length == 0:
+            return b""
+        start, end = self._span(offset, length)
+        data = await self.device.read(start, end - start)
+        if start == offset and end == offset + length:
+            return data
+        self.stats.unaligned += 1
+        return memoryview(data)[offset - start : offset - start + length]
+
+    async def write(self, offset: int, data: bytes | memoryview, *, fua: bool) -> None:
+        length = len(data)
+        if length == 0:
+            return
+        block = self.block
+        start, end = self._span(offset, length)
+        head = start // block if offset != start else None
+        tail = end // block - 1 if offset + length != end else None
+        edges = tuple(sorted({e for e in (head, tail) if e is not None}))
+        claim = await self.locks.acquire(start // block, end // block, edges)
+        try:
+            if not edges:
+                await self.device.write(offset, data, fua=fua)
+            else:
+                self.stats.unaligned += 1
+                merged = bytearray(end - start)
+                reads = [self.device.read(e * block, block) for e in edges]
+                for edge, content in zip(edges, await asyncio.gather(*reads), strict=True):
+                    at = edge * block - start
+                    merged[at : at + block] = content
+                merged[offset - start : offset - start + length] = data
+                await self.device.write(start, merged, fua=fua)
+            # Set once the write is done, not before: a flush that started while it was
+            # in flight may not cover it, so it must leave the export dirty.
+            self.dirty = True
+        finally:
+            self.locks.release(claim)
+
+    async def write_zeroes(self, offset: int, length: int, *, fua: bool) -> None:
+        """Zero a range of any size in bounded pieces (at most ``ZERO_PARALLEL`` at once)."""
+        pieces: list[tuple[int, int]] = []
+        position, end = offset, offset + length
+        while position < end:
+            piece_end = min(end, (position // ZERO_CHUNK + 1) * ZERO_CHUNK)
+            pieces.append((position, piece_end - position))
+            position = piece_end
+        view = memoryview(ZEROES)
+        for first in range(0, len(pieces), ZERO_PARALLEL):
+            batch = pieces[first : first + ZERO_PARALLEL]
+            await asyncio.gather(*(self.write(p, view[:n], fua=fua) for p, n in batch))
+
+    async def flush(self) -> None:
+        self.dirty = False
+        try:
+            await self.device.flush()
+        except BaseException:
+            self.dirty = True
+            raise
+        self.stats.flushes += 1
