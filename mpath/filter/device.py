@@ -524,15 +524,10 @@ class MultipathDevice:
     async def _choose(self, nbytes: int, avoid: Path | None = None) -> Path:
         """A path for the next command; waits while all are busy or (bounded) all failed.
 
-        With ``avoid``, another path is preferred when the selector offers one.
+        With ``avoid``, the selector chooses another path by its own rule (budgets and
+        shares hold), and offers ``avoid`` only when it is the only usable path.
         """
-        path = self._selector.select(nbytes)
-        if avoid is not None and path is avoid:
-            # Selectors that choose by speed or quota offer the same path again; a
-            # retry that must go elsewhere takes the next active path in order.
-            others = [p for p in self._paths if p.state is PathState.ACTIVE and p is not avoid]
-            if others:
-                return min(others, key=lambda p: (p.in_flight, (p.index - avoid.index) % 999))
+        path = self._selector.select(nbytes, avoid)
         if path is not None:
             return path
         no_path_since: float | None = None
@@ -560,7 +555,7 @@ class MultipathDevice:
                     self._completion_waiters -= 1
                     if not self._completion_waiters:
                         self._completed.clear()
-            path = self._selector.select(nbytes)
+            path = self._selector.select(nbytes, avoid)
         return path
 
     # -- failing and reinstating paths -------------------------------------------------------

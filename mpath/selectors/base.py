@@ -101,8 +101,14 @@ class PathSelector(ABC, Generic[P]):
         """Make a failed path usable again."""
 
     @abstractmethod
-    def select(self, nbytes: int) -> P | None:
-        """The path for the next I/O of ``nbytes``, or None when none may take it now."""
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
+        """The path for the next I/O of ``nbytes``, or None when none may take it now.
+
+        ``avoid`` is a path that should not carry this I/O (it answered "ALUA state
+        transition"): another valid path is chosen by the policy's own rule, with its
+        budgets and counters as for any I/O; ``avoid`` itself only when it is the only
+        valid path.
+        """
 
     @abstractmethod
     def start_io(self, path: P, nbytes: int) -> None:

@@ -57,8 +57,16 @@ class FailoverSelector(TrackedSelector[P, _FailoverInfo[P]]):
     def _on_reinstate(self, info: _FailoverInfo[P]) -> None:
         self._choose_active()
 
-    def select(self, nbytes: int) -> P | None:
-        return None if self._active is None else self._active.path
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
+        active = self._active
+        if active is not None and active.path is avoid and len(self._valid) > 1:
+            # This one I/O goes to the next preferred path; the active one stays.
+            standby = min(
+                (i for i in self._valid.values() if i is not active),
+                key=lambda info: (-info.priority, info.added),
+            )
+            return standby.path
+        return None if active is None else active.path
 
     def share(self, path: P) -> float:
         return 1.0 if self._info(path) is self._active else 0.0

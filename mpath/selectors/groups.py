@@ -100,9 +100,9 @@ class PriorityGroups(PathSelector[P]):
         self._group(path).reinstate_path(path)
         self._choose_group()
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         active = self._active
-        return None if active is None else active.select(nbytes)
+        return None if active is None else active.select(nbytes, avoid)
 
     def start_io(self, path: P, nbytes: int) -> None:
         self._groups[self._group_of[path]].start_io(path, nbytes)

@@ -95,10 +95,12 @@ class HistoricalServiceTimeSelector(TrackedSelector[P, _HistoryInfo[P]]):
             return out_a - out_b if b.stale_after < now else 1
         return out_a - out_b if a.stale_after < now else -1
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         now = self._clock()
         best: _HistoryInfo[P] | None = None
         for info in self._valid.values():
+            if info.path is avoid and len(self._valid) > 1:
+                continue
             if best is None or self._compare(info, best, now) < 0:
                 best = info
         if best is None:

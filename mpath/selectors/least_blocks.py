@@ -23,9 +23,11 @@ class LeastBlocksSelector(TrackedSelector[P, PathInfo[P]]):
         check_arg_count(self.name, "path", args, 0)
         return PathInfo(path)
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         best: PathInfo[P] | None = None
         for info in self._valid.values():
+            if info.path is avoid and len(self._valid) > 1:
+                continue
             if best is None or info.in_flight_bytes < best.in_flight_bytes:
                 best = info
                 if info.in_flight_bytes == 0:

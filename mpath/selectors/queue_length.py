@@ -45,9 +45,11 @@ class QueueLengthSelector(TrackedSelector[P, PathInfo[P]]):
         parse_repeat_count(self.name, args, 1)
         return PathInfo(path)
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         best: PathInfo[P] | None = None
         for info in self._valid.values():
+            if info.path is avoid and len(self._valid) > 1:
+                continue
             if best is None or info.in_flight < best.in_flight:
                 best = info
                 if info.in_flight == 0:

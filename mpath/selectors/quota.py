@@ -170,14 +170,21 @@ class QuotaSelector(TrackedSelector[P, _QuotaInfo[P]]):
             info.standing = _PARKED
             self._parked += 1
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         if self._total_in_flight >= self._cap:
             return None
         ring = self._ring
+        if avoid is not None and self.valid_count > 1:
+            # Another path's budget must take it: the first one in the ring that has room.
+            for info in ring:
+                if info.path is not avoid and info.in_flight < info.budget:
+                    return info.path
         while True:
             while ring:
                 info = ring[0]
                 if info.in_flight < info.budget:
+                    if info.path is avoid and self.valid_count > 1:
+                        return None  # wait for another path's room
                     return info.path
                 ring.popleft()
                 info.standing = _PARKED

@@ -58,16 +58,19 @@ class RoundRobinSelector(TrackedSelector[P, _RoundRobinInfo[P]]):
         # repeat count runs out, rather than after every other path again.
         self._ring.appendleft(info)
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         if self._current is not None:
             self._repeats_left -= 1
-            if self._repeats_left > 0:
+            if self._repeats_left > 0 and (self._current.path is not avoid or len(self._ring) < 2):
                 return self._current.path
         ring = self._ring
         if not ring:
             return None
         info = ring.popleft()
         ring.append(info)
+        if info.path is avoid and len(ring) > 1:
+            info = ring.popleft()
+            ring.append(info)
         self._current = info
         self._repeats_left = info.repeat_count
         return info.path

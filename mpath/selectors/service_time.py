@@ -76,9 +76,11 @@ class ServiceTimeSelector(TrackedSelector[P, _ServiceTimeInfo[P]]):
             )
         return _ServiceTimeInfo(path, relative_throughput=throughput)
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         best: _ServiceTimeInfo[P] | None = None
         for info in self._valid.values():
+            if info.path is avoid and len(self._valid) > 1:
+                continue
             if best is None or compare_load(info, best, nbytes) < 0:
                 best = info
         if best is None:

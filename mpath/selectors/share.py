@@ -137,7 +137,15 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
 
     # -- the per-I/O path ------------------------------------------------------------
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
+        chosen = self._select(nbytes)
+        if chosen is None or chosen is not avoid or self.valid_count < 2:
+            return chosen
+        # Rare (an ALUA transition on the best path): the next best path by share.
+        live = [e for e in self._heap if e[1] == e[2].stamp and e[2].path is not avoid]
+        return min(live, key=lambda e: (e[0], e[1]))[2].path if live else None
+
+    def _select(self, nbytes: int) -> P | None:
         now = self._clock()
         if now >= self._next_period:
             self._new_period(now, nbytes)

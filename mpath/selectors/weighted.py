@@ -43,9 +43,11 @@ class WeightedSelector(TrackedSelector[P, _WeightedInfo[P]]):
         weight = parse_uint(self.name, "weight", args[0]) if args else DEFAULT_WEIGHT
         return _WeightedInfo(path, weight=weight)
 
-    def select(self, nbytes: int) -> P | None:
+    def select(self, nbytes: int, avoid: P | None = None) -> P | None:
         best: _WeightedInfo[P] | None = None
         for info in self._valid.values():
+            if info.path is avoid and len(self._valid) > 1:
+                continue
             if best is None or info.weight < best.weight:
                 best = info
         if best is None:

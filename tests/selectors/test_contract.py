@@ -161,3 +161,41 @@ def test_selector_arguments_are_strict(policy: str) -> None:
 def test_bad_max_commands_is_refused(policy: str) -> None:
     with pytest.raises(SelectorArgError, match=f"^{policy} ps: invalid max_commands"):
         create_selector(policy, max_commands=0)
+
+
+@ALL
+@settings(max_examples=40, deadline=None)
+@given(ops=operations)
+def test_an_avoided_path_is_not_chosen_while_another_can_take_the_io(
+    policy: str, ops: list[tuple[str, int]]
+) -> None:
+    driver = make_driver(policy, 3, max_commands=12)
+    driver.apply(ops)
+    for avoid in range(3):
+        if avoid in driver.failed:
+            continue
+        chosen = driver.selector.select(4096, avoid)
+        others = 3 - len(driver.failed) - 1
+        if others:
+            assert chosen != avoid, (policy, avoid, driver.failed)
+        elif chosen is not None:
+            assert chosen == avoid  # the only usable path is still offered
+    driver.drain()
+    driver.check_counters_zero()
+
+
+def test_quota_budgets_hold_when_a_path_is_avoided() -> None:
+    driver = make_driver("quota", 2, max_commands=4, path_args=[["1"], ["1"]])
+    first = driver.selector.select(4096, 0)
+    assert first == 1
+    driver.selector.start_io(1, 4096)
+    # Path 1's budget (half the cap) is spent: the avoided path 0 is not offered.
+    for _ in range(3):
+        chosen = driver.selector.select(4096, 0)
+        if chosen is None:
+            break
+        assert chosen == 1
+        driver.selector.start_io(1, 4096)
+    status = {p["path"]: p for p in driver.selector.status()["paths"]}
+    assert status["1"]["in_flight"] == status["1"]["budget"] == 2, status
+    assert status["0"]["in_flight"] == 0, status
