@@ -64,22 +64,23 @@ from mpath.selectors.base import (
     parse_uint,
 )
 
-DEFAULT_PERIOD_MS = 200
+DEFAULT_PERIOD_MS = 50
 DEFAULT_PROBE_MS = 1000
-DEFAULT_SMOOTHING_PERCENT = 50
+DEFAULT_WINDOW_MS = 20
 DEFAULT_PROBE_SHARE_PERCENT = 5
 _STALE = -1  # the stamp of a path with no live heap entry
 
 
 @dataclass(slots=True, eq=False)
 class _ShareInfo(PathInfo[P]):
-    speed: float = 0.0  # bytes/s; 0.0 = not measured yet
-    share: float = 0.0
-    inverse_share: float = 1.0
+    speed: float = 0.0  # measured bytes/s; 0.0 = not measured yet
+    inverse: float = 1.0  # 1 / the speed the choice assumes (measured, else the mean)
+    sample_bytes: int = 0  # bytes completed since the last speed sample
+    sample_time: float = 0.0  # busy time since the last speed sample
+    sampled_at: float = 0.0  # when the last speed sample was taken
     stamp: int = _STALE  # the stamp of the path's live heap entry
-    busy_since: float = 0.0
-    busy_time: float = 0.0  # seconds busy in this period, up to busy_since
-    done_bytes: int = 0  # bytes completed in this period
+    busy_since: float = 0.0  # when its in-flight count last rose from 0
+    last_finish: float = -math.inf  # when its last I/O ended
     idle_since: float = 0.0  # last time it was seen busy or completed anything
     probe_pending: bool = False
 
@@ -88,13 +89,13 @@ _Entry = tuple[float, int, _ShareInfo[Any]]
 
 
 class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
-    """Paths chosen by shares recomputed from measured transfer speeds."""
+    """Paths chosen by shares from transfer speeds measured at every completion."""
 
     name = "share"
-    version = "1.0.0"
+    version = "2.0.0"
 
     def _configure(self, args: tuple[str, ...]) -> None:
-        known = ("period_ms", "probe_ms", "smoothing", "probe_share")
+        known = ("period_ms", "probe_ms", "window_ms", "probe_share")
         options = parse_options(self.name, args, known)
 
         def option(key: str, default: int, high: int | None = None) -> int:
@@ -104,7 +105,8 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
 
         self._period = option("period_ms", DEFAULT_PERIOD_MS) / 1000
         self._probe_after = option("probe_ms", DEFAULT_PROBE_MS) / 1000
-        self._smoothing = option("smoothing", DEFAULT_SMOOTHING_PERCENT, 100) / 100
+        self._window = option("window_ms", DEFAULT_WINDOW_MS) / 1000
+        self._sample_after = self._window / 4
         self._probe_share = option("probe_share", DEFAULT_PROBE_SHARE_PERCENT, 100) / 100
         self._heap: list[_Entry] = []
         self._heap_limit = 64
@@ -132,7 +134,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     def _on_reinstate(self, info: _ShareInfo[P]) -> None:
         known = [other.speed for other in self._valid.values() if other.speed and other is not info]
         info.speed = self._probe_share * sum(known) / len(known) if known else 0.0
-        info.idle_since = self._clock()
+        info.idle_since = info.sampled_at = self._clock()
         self._reshare()
 
     # -- the per-I/O path ------------------------------------------------------------
@@ -167,8 +169,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
             info.stamp = self._stamp
             heap = self._heap
             heappush(
-                heap,
-                ((info.in_flight_bytes + self._avg_io) * info.inverse_share, self._stamp, info),
+                heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, self._stamp, info)
             )
             if len(heap) > self._heap_limit:
                 self._rebuild_heap()
@@ -177,12 +178,35 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         info = self._infos[path]
         info.in_flight -= 1
         info.in_flight_bytes -= nbytes
-        info.done_bytes += nbytes
         self._period_bytes += nbytes
         self._period_ios += 1
+        now = self._clock()
+        # The I/O's serial time: since it started or since the path's previous
+        # completion, whichever is later, so queueing on the path is not counted.
+        busy = info.sample_time + now - max(started, info.last_finish)
+        info.last_finish = now
+        done = info.sample_bytes + nbytes
+        if busy < self._sample_after and (info.in_flight or busy <= 0.0):
+            # Completions come in bursts (several in one network read): gather them
+            # until the sample spans enough busy time to be a speed, or the path idles.
+            info.sample_bytes = done
+            info.sample_time = busy
+        else:
+            info.sample_bytes = 0
+            info.sample_time = 0.0
+            speed = info.speed
+            age = now - info.sampled_at
+            info.sampled_at = now
+            if speed:
+                # Exponential average, time constant ``window``: the older the estimate
+                # (an idle path's), the more a new sample counts.
+                speed += (done / busy - speed) * age / (self._window + age)
+                info.speed = speed
+                info.inverse = 1.0 / speed
+            else:
+                info.speed = done / busy
+                self._reshare()
         if info.in_flight == 0:
-            now = self._clock()
-            info.busy_time += now - info.busy_since
             info.idle_since = now
             if info.removed:
                 del self._infos[path]
@@ -192,8 +216,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
             info.stamp = self._stamp
             heap = self._heap
             heappush(
-                heap,
-                ((info.in_flight_bytes + self._avg_io) * info.inverse_share, self._stamp, info),
+                heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, self._stamp, info)
             )
             if len(heap) > self._heap_limit:
                 self._rebuild_heap()
@@ -201,25 +224,17 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     # -- the periodic part -----------------------------------------------------------
 
     def _new_period(self, now: float, nbytes: int) -> None:
-        """Fold the period's measurements into the speeds, then recompute shares."""
-        smoothing = self._smoothing
+        """Probe long-idle paths, pull down stalled ones, refresh the mean I/O size."""
         for info in self._valid.values():
             if info.in_flight:
-                info.busy_time += now - info.busy_since
-                info.busy_since = info.idle_since = now
-            if info.done_bytes and info.busy_time > 0:
-                sample = info.done_bytes / info.busy_time
-                speed = info.speed
-                info.speed = speed + smoothing * (sample - speed) if speed else sample
-                info.busy_time = 0.0
-                info.done_bytes = 0
-            elif info.in_flight and info.busy_time > 0:
-                # Busy all along and nothing finished (a stalled or crawling path):
+                info.idle_since = now
+                # Busy and nothing finished for a while (a stalled or crawling path):
                 # it cannot be faster than what it holds over the time it has held it.
-                ceiling = info.in_flight_bytes / info.busy_time
-                if info.speed > ceiling:
-                    info.speed += smoothing * (ceiling - info.speed)
-            elif now - info.idle_since >= self._probe_after:
+                waited = now - max(info.busy_since, info.last_finish)
+                if waited > 0 and info.speed * waited > info.in_flight_bytes:
+                    info.speed = info.in_flight_bytes / waited
+                    info.inverse = 1.0 / info.speed
+            if not info.in_flight and now - info.idle_since >= self._probe_after:
                 if not info.probe_pending:
                     info.probe_pending = True
                     self._probes.append(info)
@@ -233,17 +248,12 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         self._reshare()
 
     def _reshare(self) -> None:
-        """Shares from speeds over the usable paths (unmeasured ones count as the mean)."""
+        """Refresh the speeds the choice assumes (unmeasured paths count as the mean)."""
         valid = self._valid.values()
         measured = [info.speed for info in valid if info.speed]
         default = sum(measured) / len(measured) if measured else 1.0
-        total = sum(info.speed or default for info in valid)
         for info in valid:
-            info.share = (info.speed or default) / total
-            info.inverse_share = 1.0 / info.share
-        for info in self._infos.values():
-            if info.failed:
-                info.share = 0.0
+            info.inverse = 1.0 / (info.speed or default)
         self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:
@@ -252,7 +262,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         for info in self._valid.values():
             self._stamp += 1
             info.stamp = self._stamp
-            heap.append(((info.in_flight_bytes + avg_io) * info.inverse_share, self._stamp, info))
+            heap.append(((info.in_flight_bytes + avg_io) * info.inverse, self._stamp, info))
         heapify(heap)
         self._heap = heap
         self._heap_limit = 4 * len(heap) + 64
@@ -260,14 +270,21 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     # -- reporting -------------------------------------------------------------------
 
     def share(self, path: P) -> float:
-        return self._info(path).share
+        info = self._info(path)
+        if info.failed:
+            return 0.0
+        return (1.0 / info.inverse) / sum(1.0 / other.inverse for other in self._valid.values())
 
     def speed(self, path: P) -> float:
         """The path's measured transfer speed in bytes/s (0.0 until measured)."""
         return self._info(path).speed
 
     def _selector_status(self) -> dict[str, Any]:
-        return {"period_ms": self._period * 1000, "probe_ms": self._probe_after * 1000}
+        return {
+            "period_ms": self._period * 1000,
+            "probe_ms": self._probe_after * 1000,
+            "window_ms": self._window * 1000,
+        }
 
     def _path_status(self, info: _ShareInfo[P]) -> dict[str, Any]:
         return {"speed_mbps": info.speed / 1e6}
