@@ -66,7 +66,7 @@ from mpath.selectors.base import (
 
 DEFAULT_PERIOD_MS = 50
 DEFAULT_PROBE_MS = 1000
-DEFAULT_WINDOW_MS = 20
+DEFAULT_WINDOW_MS = 50
 DEFAULT_PROBE_SHARE_PERCENT = 5
 _STALE = -1  # the stamp of a path with no live heap entry
 

@@ -128,7 +128,7 @@ def test_a_failed_paths_share_goes_to_the_others_at_once() -> None:
 
 
 def test_a_reinstated_path_starts_small_and_earns_its_share_back() -> None:
-    selector, clock = make("a", "b")
+    selector, clock = make("a", "b", args=("window_ms=20",))
     transfer(selector, clock, {"a": 0.010, "b": 0.010})
     next_period(selector, clock)
     selector.fail_path("b")
@@ -185,4 +185,4 @@ def test_bad_selector_arguments(args: tuple[str, ...], message: str) -> None:
 def test_status_names_the_period() -> None:
     selector, _ = make("a", args=("period_ms=100", "probe_ms=500"))
     status = selector.status()
-    assert (status["period_ms"], status["probe_ms"], status["window_ms"]) == (100, 500, 20)
+    assert (status["period_ms"], status["probe_ms"], status["window_ms"]) == (100, 500, 50)
