@@ -8,7 +8,8 @@ Scenarios (speeds in mbit/s as on the rig; 400 mbit/s = 50 MB/s):
 * ``mixed``: 2 paths of 400 and 1600 mbit/s, two workers at once, 4 KiB random reads
   (queue depth 16) and 1 MiB sequential reads (queue depth 16), p99 per size;
 * ``latency``: 2 paths of 800 mbit/s, path 2 with 5 ms more latency, 64 KiB random
-  reads, queue depth 32;
+  reads, queue depth 32; ``latency-qd8`` the same at queue depth 8 (too few I/Os to keep
+  the far path busy: where ``share`` trades throughput for latency, docs/selectors.md);
 * ``flip``: 2 paths, 800 mbit/s and one that flips between 1600 and 200 mbit/s every
   2 s, 256 KiB sequential reads, queue depth 32.
 
@@ -16,13 +17,15 @@ Each row gives MB/s, the percentage of the sum of the paths alone (for ``flip`` 
 time-weighted mean), p50/p99/max latency and the split of bytes per path. The
 simulator has no reads and writes (a path is a server either way), so ``2p-write`` is a
 rig-only row. The rig cannot add delay to one path (its only shaping is tbf, with the
-same queue on every path), so ``latency`` is simulation-only.
+same queue on every path), so ``latency`` and ``latency-qd8`` are simulation-only.
 
 On the rig, each scenario brings one rig up and runs every policy on it in turn, in
 ``ROUNDS`` rounds with the order rotated each round (so no policy always runs first or
 last), and pools each policy's latencies over its rounds. Each run opens the device,
 warms it up for ``WARMUP`` seconds unmeasured (the session's first I/Os and the
-selector's first estimates are not what an administrator lives with), then measures::
+selector's first estimates are not what an administrator lives with), then measures.
+Before the write scenario the whole LUN is written once, so the backing file's first
+writes (allocation) fall on no policy's measurement::
 
     .venv/bin/python -m benchmarks.policies_matrix              # sim + rig (root)
     .venv/bin/python -m benchmarks.policies_matrix --sim-only   # no root needed
@@ -52,6 +55,8 @@ MIB = 1024 * KIB
 TOLERANCE = 0.03  # "within 3 % of first"
 ROUNDS = 2
 WARMUP = 1.0  # seconds of unmeasured I/O on each newly opened device (rig)
+LUN_SIZE = 256 * MIB  # the rig's LUN: small enough to be written whole before writes
+FILL_SECONDS = 3.0  # sequential 1 MiB writes sweep the 256 MiB LUN twice at 240 MB/s
 FLIP_EVERY = 2.0
 SIM_SECONDS = 16.0  # simulated seconds of load per run (I/O count derived from it)
 
@@ -109,6 +114,9 @@ CASES: tuple[Case, ...] = (
     Case("latency", "2 paths 800 mbit/s, path 2 with 5 ms more latency, 64 KiB random "
          "reads, qd 32",
          (800, 800), (Stream("randread", 64 * KIB, 32),), latency_ms=(0.1, 5.1), rig=False),
+    Case("latency-qd8", "2 paths 800 mbit/s, path 2 with 5 ms more latency, 64 KiB random "
+         "reads, qd 8",
+         (800, 800), (Stream("randread", 64 * KIB, 8),), latency_ms=(0.1, 5.1), rig=False),
     Case("flip", "2 paths: 800 mbit/s, and 1600 <-> 200 mbit/s every 2 s; 256 KiB "
          "sequential reads, qd 32",
          (800, 1600), (Stream("read", 256 * KIB, 32),), flip=(1, 1600, 200)),
@@ -316,6 +324,19 @@ async def _rig_run(
     )
 
 
+async def _fill(urls: list[str]) -> None:
+    """Write the whole LUN once, so no policy pays for the backing file's first writes."""
+    from mpath.filter import DeviceSettings, MultipathDevice
+    from mpath.workload.bench import BenchRun, BenchSpec
+
+    device = await MultipathDevice.open(urls, DeviceSettings(policy="share"))
+    try:
+        spec = BenchSpec(rw="write", block_size=MIB, queue_depth=16, seconds=FILL_SECONDS)
+        await BenchRun(device, spec).run()
+    finally:
+        await device.close()
+
+
 def rig_rows(case: Case, seconds: float, policies: Sequence[str] = SELECTOR_NAMES) -> list[Row]:
     """Bring one rig up for ``case`` and run every policy on it, alternating."""
     from mpath.rig import RigManager
@@ -325,7 +346,7 @@ def rig_rows(case: Case, seconds: float, policies: Sequence[str] = SELECTOR_NAME
     name = f"matrix-{case.name}"
     manager.down(name)
     rates = parse_rates(",".join(f"{rate}mbit" for rate in case.mbit), len(case.mbit))
-    rig = manager.up(name=name, paths=len(case.mbit), size=1024 * MIB, rates=rates)
+    rig = manager.up(name=name, paths=len(case.mbit), size=LUN_SIZE, rates=rates)
     moved: dict[str, int] = {policy: 0 for policy in policies}
     split: dict[str, list[int]] = {policy: [0] * len(case.mbit) for policy in policies}
     pooled: dict[str, dict[str, array[float]]] = {
@@ -334,6 +355,8 @@ def rig_rows(case: Case, seconds: float, policies: Sequence[str] = SELECTOR_NAME
     # A flipping path spends as long at each speed: two flip intervals per run.
     length = 2 * FLIP_EVERY if case.flip is not None else seconds
     try:
+        if any(stream.rw in ("write", "randwrite") for stream in case.streams):
+            asyncio.run(_fill(rig.urls))
         for round_number in range(ROUNDS):
             shift = round_number * len(policies) // ROUNDS
             order = list(policies[shift:]) + list(policies[:shift])
@@ -432,7 +455,7 @@ def summary_line(case: Case, where: str, rows: Sequence[Row]) -> str:
         )
     return (
         f"| {case.name} | {where} | {share.mb_per_s:.1f} vs {best_mbps:.1f} ({best_policy}, "
-        f"{-judged.throughput_gap:+.1%}) | {'; '.join(p99_cells)} | "
+        f"{0.0 - judged.throughput_gap:+.1%}) | {'; '.join(p99_cells)} | "
         f"{'yes' if judged.leads else '**no**'} |"
     )
 

@@ -114,8 +114,6 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         self._probes: deque[_ShareInfo[P]] = deque()
         self._next_period = -math.inf
         self._avg_io = 0.0
-        self._period_bytes = 0
-        self._period_ios = 0
 
     def _new_info(self, path: P, args: Sequence[str]) -> _ShareInfo[P]:
         check_arg_count(self.name, "path", args, 0)
@@ -161,37 +159,36 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     def start_io(self, path: P, nbytes: int) -> None:
         info = self._infos[path]
         info.in_flight += 1
-        info.in_flight_bytes += nbytes
+        held = info.in_flight_bytes + nbytes
+        info.in_flight_bytes = held
         if info.in_flight == 1:
             info.busy_since = self._clock()
         if not info.failed:
-            self._stamp += 1
-            info.stamp = self._stamp
+            stamp = self._stamp = self._stamp + 1
+            info.stamp = stamp
             heap = self._heap
-            heappush(
-                heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, self._stamp, info)
-            )
+            heappush(heap, ((held + self._avg_io) * info.inverse, stamp, info))
             if len(heap) > self._heap_limit:
                 self._rebuild_heap()
 
     def end_io(self, path: P, nbytes: int, started: float) -> None:
         info = self._infos[path]
         info.in_flight -= 1
-        info.in_flight_bytes -= nbytes
-        self._period_bytes += nbytes
-        self._period_ios += 1
+        held = info.in_flight_bytes - nbytes
+        info.in_flight_bytes = held
         now = self._clock()
         # The I/O's serial time: since it started or since the path's previous
         # completion, whichever is later, so queueing on the path is not counted.
-        busy = info.sample_time + now - max(started, info.last_finish)
+        last = info.last_finish
+        busy = info.sample_time + now - (started if started > last else last)
         info.last_finish = now
-        done = info.sample_bytes + nbytes
         if busy < self._sample_after and (info.in_flight or busy <= 0.0):
             # Completions come in bursts (several in one network read): gather them
             # until the sample spans enough busy time to be a speed, or the path idles.
-            info.sample_bytes = done
+            info.sample_bytes += nbytes
             info.sample_time = busy
         else:
+            done = info.sample_bytes + nbytes
             info.sample_bytes = 0
             info.sample_time = 0.0
             speed = info.speed
@@ -212,12 +209,10 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 del self._infos[path]
                 return
         if not info.failed:
-            self._stamp += 1
-            info.stamp = self._stamp
+            stamp = self._stamp = self._stamp + 1
+            info.stamp = stamp
             heap = self._heap
-            heappush(
-                heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, self._stamp, info)
-            )
+            heappush(heap, ((held + self._avg_io) * info.inverse, stamp, info))
             if len(heap) > self._heap_limit:
                 self._rebuild_heap()
 
@@ -239,11 +234,12 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                     info.probe_pending = True
                     self._probes.append(info)
                 info.idle_since = now
-        if self._period_ios:
-            self._avg_io = self._period_bytes / self._period_ios
+        # The mean size of the I/Os in flight (of the one asked for, when none is).
+        count = sum(info.in_flight for info in self._valid.values())
+        if count:
+            self._avg_io = sum(info.in_flight_bytes for info in self._valid.values()) / count
         elif not self._avg_io:
             self._avg_io = float(nbytes)
-        self._period_bytes = self._period_ios = 0
         self._next_period = now + self._period
         self._reshare()
 
