@@ -3,47 +3,48 @@
 This is the patent's claim 4: the filter measures each path's data transfer speed,
 derives each path's load-balancing *share* from those speeds, and picks paths by share.
 
-**Measuring speed.** A path's speed is the bytes it completed divided by the time it
-was *busy* (had at least one I/O in flight) during a measurement period. Using busy
-time rather than each I/O's own service time matters: an I/O that waited behind seven
-others on the path took eight transfer times, so "bytes over service time" per I/O
-would report an eighth of the real speed, and worse the deeper the queue. Busy time
-counts each instant once. Samples are smoothed into the estimate with an exponentially
-weighted moving average: ``speed += smoothing * (sample - speed)``. When a busy path
-completes nothing in a period, busy time keeps accumulating into the next sample, and
-its estimate is pulled down towards ``in_flight_bytes / busy_time`` (it cannot be
-faster than that), so a stalled path loses its share without waiting for a completion.
-A period in which the path was idle leaves its estimate alone.
+**Measuring speed, at every completion.** An I/O's *serial time* runs from its start,
+or from the path's previous completion if that came later: an I/O that waited behind
+seven others took eight transfer times, and only its own counts. Serial times and
+bytes are gathered into one sample until it spans ``window_ms / 4`` of busy time (or
+the path has nothing left in flight), because completions come in bursts (one network
+read ends several commands at once, with serial times of 0). Each sample,
+``bytes / busy time``, moves the estimate by ``age / (window + age)`` of the gap, where
+``age`` is the time since the path's previous sample: an exponential average with a
+time constant of ``window_ms`` of wall-clock time. A path kept busy follows a new speed
+within about one window; a path sampled after an idle spell (a probe) replaces its
+stale estimate almost outright. Every ``period_ms`` a path that has held I/O for ``w``
+seconds without completing any is capped at ``in_flight_bytes / w`` (it cannot be
+faster), so a stalled path loses its share before anything completes.
 
-**Shares.** Every ``period_ms`` (of the injected clock) the shares are recomputed:
-``share_i = speed_i / sum(speed_j)`` over the usable paths. A path not yet measured
-counts as the mean of the measured ones (all equal at first). When a path fails its
-share is zero at once and the others' shares are rescaled to sum to 1. A reinstated
-path restarts from ``probe_share`` of the mean speed and earns its share back as its
-completions are measured (the average closes half the gap per period with the default
-smoothing).
+**Shares.** ``share_i = speed_i / sum(speed_j)`` over the usable paths. A path not yet
+measured counts as the mean of the measured ones (all equal at first). When a path
+fails its share is zero at once and the others' shares are rescaled to sum to 1. A
+reinstated path restarts from ``probe_share`` of the mean speed and earns its share
+back as its completions are measured.
 
-**Choosing a path.** The I/O goes to the path with the smallest expected drain time
-``(in_flight_bytes_i + avg_io) / share_i``: the service-time formula with measured
-shares as relative throughputs, ``avg_io`` being the mean I/O size. This keeps every
-path's queue in proportion to its speed, so a slow path is never handed a queue that
-dwarfs its speed (the failure of round-robin) and, with enough I/O in flight, every
-path stays busy: queue depth 32 over 50 and 200 MB/s paths settles near 6 and 26 I/Os
-in flight and carries close to the full 250 MB/s.
+**Choosing a path.** The I/O goes to the path with the smallest
+``(in_flight_bytes_i + avg_io) / speed_i`` (the same order as ``/ share_i``): the time
+that path needs to move what it holds plus one more I/O, i.e. when this I/O would
+complete there. ``avg_io`` is the mean size of the I/Os in flight at the last period.
+Each I/O going where it completes first keeps every path's queue in proportion to its
+speed, so all queues drain in the same time and the tail latency is that common time,
+not the slowest path's; with enough I/O in flight every path stays busy.
 
 **Probing.** A usable path that has had nothing in flight for ``probe_ms`` gets the
 next I/O, whatever its share, so a path that was slow (or idle because the load is
 light) is measured again and a path that became fast again is noticed.
 
-**Cost.** The paths are kept in a binary heap keyed by drain time, with lazy deletion:
-``start_io``/``end_io`` push the path's new key (O(log n)) and ``select`` pops stale
-entries off the top. The heap is rebuilt, O(n), when stale entries pile up and at each
-period, so per-I/O cost is O(log n) and in practice flat.
+**Cost.** The paths are kept in a binary heap keyed by completion time, with lazy
+updates: ``end_io`` (the key fell) pushes the path's new key; ``start_io`` (the key
+grew) only marks the path, and ``select`` re-keys a marked path when it reaches the
+top (a key that only grew cannot be chosen too late by waiting), dropping superseded
+entries as it goes. The heap is rebuilt, O(n), at each period and when stale entries
+pile up, so per-I/O cost is O(log n) and in practice flat.
 
-Selector arguments (``name=value``): ``period_ms`` (default 200), ``probe_ms``
-(default 1000), ``smoothing`` (percent weight of a new sample, 1..100, default 50),
-``probe_share`` (percent of the mean speed a reinstated path restarts from, 1..100,
-default 5). No per-path arguments.
+Selector arguments (``name=value``): ``window_ms`` (default 50), ``period_ms``
+(default 50), ``probe_ms`` (default 1000), ``probe_share`` (percent of the mean speed
+a reinstated path restarts from, 1..100, default 5). No per-path arguments.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any
 
 from mpath.selectors.base import (
@@ -79,6 +80,7 @@ class _ShareInfo(PathInfo[P]):
     sample_time: float = 0.0  # busy time since the last speed sample
     sampled_at: float = 0.0  # when the last speed sample was taken
     stamp: int = _STALE  # the stamp of the path's live heap entry
+    dirty: bool = False  # its load grew since that entry was pushed: the key is low
     busy_since: float = 0.0  # when its in-flight count last rose from 0
     last_finish: float = -math.inf  # when its last I/O ended
     idle_since: float = 0.0  # last time it was seen busy or completed anything
@@ -151,25 +153,30 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         while heap:
             entry = heap[0]
             info = entry[2]
-            if entry[1] == info.stamp:
+            if entry[1] != info.stamp:
+                heappop(heap)  # superseded by a newer entry, or the path failed
+            elif info.dirty:
+                # I/O was started on it since: its key only grew, so put it back
+                # with the true key and look again.
+                info.dirty = False
+                stamp = self._stamp = self._stamp + 1
+                info.stamp = stamp
+                heapreplace(
+                    heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, stamp, info)
+                )
+            else:
                 return info.path
-            heappop(heap)
         return None
 
     def start_io(self, path: P, nbytes: int) -> None:
         info = self._infos[path]
         info.in_flight += 1
-        held = info.in_flight_bytes + nbytes
-        info.in_flight_bytes = held
+        info.in_flight_bytes += nbytes
         if info.in_flight == 1:
             info.busy_since = self._clock()
-        if not info.failed:
-            stamp = self._stamp = self._stamp + 1
-            info.stamp = stamp
-            heap = self._heap
-            heappush(heap, ((held + self._avg_io) * info.inverse, stamp, info))
-            if len(heap) > self._heap_limit:
-                self._rebuild_heap()
+        # Its key grew: select re-keys its entry when that reaches the top (a key
+        # that only grows can wait; pushing here would double the heap traffic).
+        info.dirty = True
 
     def end_io(self, path: P, nbytes: int, started: float) -> None:
         info = self._infos[path]
@@ -209,6 +216,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 del self._infos[path]
                 return
         if not info.failed:
+            info.dirty = False
             stamp = self._stamp = self._stamp + 1
             info.stamp = stamp
             heap = self._heap
@@ -258,6 +266,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         for info in self._valid.values():
             self._stamp += 1
             info.stamp = self._stamp
+            info.dirty = False
             heap.append(((info.in_flight_bytes + avg_io) * info.inverse, self._stamp, info))
         heapify(heap)
         self._heap = heap
