@@ -482,6 +482,22 @@ def render(results: list[tuple[Case, str, list[Row]]], seconds: float) -> str:
     ]
     for case, where, rows in results:
         lines.append(summary_line(case, where, rows))
+    misses = [f"{case.name} ({where})" for case, where, rows in results if not verdict(rows).leads]
+    lines += [
+        "",
+        "The simulator does not tell reads from writes (a path is a server either way), so",
+        "`2p-write` is a rig row only; the rig cannot add latency to one path (its only",
+        "shaping is one tbf per path, with the same queue on every path), so `latency` and",
+        "`latency-qd8` are simulation rows only. The rig rows start each run on a freshly",
+        f"opened device after {WARMUP:g} s of unmeasured warm-up.",
+    ]
+    if misses:
+        lines += [
+            "",
+            f"Not first or within 3 %: {', '.join(misses)}. Why: "
+            "[selectors.md](selectors.md#share-dynamic-balancing-by-measured-speed-default)"
+            " (*Where it does not lead*).",
+        ]
     lines += ["", "### Every row", ""]
     for case, where, rows in results:
         lines += table(case, where, rows)
