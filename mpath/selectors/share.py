@@ -67,7 +67,8 @@ from mpath.selectors.base import (
 
 DEFAULT_PERIOD_MS = 50
 DEFAULT_PROBE_MS = 1000
-DEFAULT_WINDOW_MS = 50
+DEFAULT_WINDOW_MS = 100
+JUMP = 1.5  # a speed sample this many times above or below the estimate is a change
 DEFAULT_PROBE_SHARE_PERCENT = 5
 _STALE = -1  # the stamp of a path with no live heap entry
 
@@ -108,7 +109,8 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         self._period = option("period_ms", DEFAULT_PERIOD_MS) / 1000
         self._probe_after = option("probe_ms", DEFAULT_PROBE_MS) / 1000
         self._window = option("window_ms", DEFAULT_WINDOW_MS) / 1000
-        self._sample_after = self._window / 4
+        self._sample_after = self._window / 8
+        self._jump_window = self._window / 4
         self._probe_share = option("probe_share", DEFAULT_PROBE_SHARE_PERCENT, 100) / 100
         self._heap: list[_Entry] = []
         self._heap_limit = 64
@@ -203,8 +205,13 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
             info.sampled_at = now
             if speed:
                 # Exponential average, time constant ``window``: the older the estimate
-                # (an idle path's), the more a new sample counts.
-                speed += (done / busy - speed) * age / (self._window + age)
+                # (an idle path's), the more a new sample counts. A sample off by more
+                # than half is a change, not noise: it is followed four times faster.
+                sample = done / busy
+                window = self._window
+                if sample > JUMP * speed or speed > JUMP * sample:
+                    window = self._jump_window
+                speed += (sample - speed) * age / (window + age)
                 info.speed = speed
                 info.inverse = 1.0 / speed
             else:
