@@ -6,16 +6,18 @@ derives each path's load-balancing *share* from those speeds, and picks paths by
 **Measuring speed, at every completion.** An I/O's *serial time* runs from its start,
 or from the path's previous completion if that came later: an I/O that waited behind
 seven others took eight transfer times, and only its own counts. Serial times and
-bytes are gathered into one sample until it spans ``window_ms / 4`` of busy time (or
+bytes are gathered into one sample until it spans ``window_ms / 8`` of busy time (or
 the path has nothing left in flight), because completions come in bursts (one network
 read ends several commands at once, with serial times of 0). Each sample,
-``bytes / busy time``, moves the estimate by ``age / (window + age)`` of the gap, where
-``age`` is the time since the path's previous sample: an exponential average with a
-time constant of ``window_ms`` of wall-clock time. A path kept busy follows a new speed
-within about one window; a path sampled after an idle spell (a probe) replaces its
-stale estimate almost outright. Every ``period_ms`` a path that has held I/O for ``w``
-seconds without completing any is capped at ``in_flight_bytes / w`` (it cannot be
-faster), so a stalled path loses its share before anything completes.
+``bytes / busy time``, moves the estimate by ``age / (W + age)`` of the gap, where
+``age`` is the time since the path's previous sample and ``W`` is ``window_ms``, or a
+quarter of it for a sample more than 1.5 times above or below the estimate: an
+exponential average over wall-clock time that holds steady through a real link's
+jitter and follows a real change within a few tens of milliseconds. A path sampled
+after an idle spell (a probe) replaces its stale estimate almost outright. Every
+``period_ms`` a path that has held I/O for ``w`` seconds without completing any is
+capped at ``in_flight_bytes / w`` (it cannot be faster), so a stalled path loses its
+share before anything completes.
 
 **Shares.** ``share_i = speed_i / sum(speed_j)`` over the usable paths. A path not yet
 measured counts as the mean of the measured ones (all equal at first). When a path
@@ -42,7 +44,7 @@ top (a key that only grew cannot be chosen too late by waiting), dropping supers
 entries as it goes. The heap is rebuilt, O(n), at each period and when stale entries
 pile up, so per-I/O cost is O(log n) and in practice flat.
 
-Selector arguments (``name=value``): ``window_ms`` (default 50), ``period_ms``
+Selector arguments (``name=value``): ``window_ms`` (default 100), ``period_ms``
 (default 50), ``probe_ms`` (default 1000), ``probe_share`` (percent of the mean speed
 a reinstated path restarts from, 1..100, default 5). No per-path arguments.
 """
