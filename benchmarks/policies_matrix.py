@@ -25,7 +25,8 @@ last), and pools each policy's latencies over its rounds. Each run opens the dev
 warms it up for ``WARMUP`` seconds unmeasured (the session's first I/Os and the
 selector's first estimates are not what an administrator lives with), then measures.
 Before the write scenario the whole LUN is written once, so the backing file's first
-writes (allocation) fall on no policy's measurement::
+writes (allocation) fall on no policy's measurement, and before each write run the
+host's dirty pages are flushed (``sync``), so no run pays for the previous one's::
 
     .venv/bin/python -m benchmarks.policies_matrix              # sim + rig (root)
     .venv/bin/python -m benchmarks.policies_matrix --sim-only   # no root needed
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 from array import array
 from collections.abc import Sequence
@@ -324,6 +326,18 @@ async def _rig_run(
     )
 
 
+def run_order(policies: Sequence[str], round_number: int) -> list[str]:
+    """The policies' order in one round: rotated each round, and reversed every other.
+
+    Rotation keeps any policy from always running first; reversal gives each policy
+    other neighbours, so what one run leaves behind (a target still writing back the
+    previous run's data) does not always fall on the same policy.
+    """
+    shift = round_number * len(policies) // ROUNDS
+    order = list(policies[shift:]) + list(policies[:shift])
+    return order[::-1] if round_number % 2 else order
+
+
 async def _fill(urls: list[str]) -> None:
     """Write the whole LUN once, so no policy pays for the backing file's first writes."""
     from mpath.filter import DeviceSettings, MultipathDevice
@@ -354,13 +368,14 @@ def rig_rows(case: Case, seconds: float, policies: Sequence[str] = SELECTOR_NAME
     }
     # A flipping path spends as long at each speed: two flip intervals per run.
     length = 2 * FLIP_EVERY if case.flip is not None else seconds
+    writes = any(stream.rw in ("write", "randwrite") for stream in case.streams)
     try:
-        if any(stream.rw in ("write", "randwrite") for stream in case.streams):
+        if writes:
             asyncio.run(_fill(rig.urls))
         for round_number in range(ROUNDS):
-            shift = round_number * len(policies) // ROUNDS
-            order = list(policies[shift:]) + list(policies[:shift])
-            for policy in order:
+            for policy in run_order(policies, round_number):
+                if writes:
+                    os.sync()  # the previous run's writes reach the disk before this one
                 nbytes, per_path, latencies = asyncio.run(
                     _rig_run(rig.urls, name, policy, case, length)
                 )
@@ -520,8 +535,6 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--policy", action="append", help="only these policies (docs left alone)")
     options = parser.parse_args(argv)
-    import os
-
     cases = [case for case in CASES if not options.scenario or case.name in options.scenario]
     policies = tuple(options.policy or SELECTOR_NAMES)
     if "share" not in policies:

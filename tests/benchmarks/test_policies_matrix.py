@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from benchmarks.policies_matrix import (
@@ -11,6 +13,7 @@ from benchmarks.policies_matrix import (
     flip_events,
     percentiles,
     render,
+    run_order,
     sim_rows,
     sim_scenario,
     verdict,
@@ -93,3 +96,13 @@ def test_the_report_has_the_summary_and_every_row() -> None:
     assert "| 2p-read | sim | 250.0 vs 250.0 (share, +0.0%)" in text
     assert "| **share** | **250.0** | 100.0% |" in text
     assert "| round-robin | 100.0 | 40.0% |" in text
+
+
+def test_each_round_runs_every_policy_once_with_other_neighbours() -> None:
+    policies = ["a", "b", "c", "d"]
+    first, second = run_order(policies, 0), run_order(policies, 1)
+    assert first == policies
+    assert sorted(second) == policies
+    assert second == ["b", "a", "d", "c"]  # rotated by half, then reversed
+    follows = {b: a for a, b in itertools.pairwise(first)}
+    assert all(follows.get(b) != a for a, b in itertools.pairwise(second))
