@@ -55,7 +55,7 @@ from mpath.sim import EventKind, PathEvent, Scenario, SimPath, Worker, simulate
 KIB = 1024
 MIB = 1024 * KIB
 TOLERANCE = 0.03  # "within 3 % of first"
-ROUNDS = 2
+ROUNDS = 3
 WARMUP = 1.0  # seconds of unmeasured I/O on each newly opened device (rig)
 LUN_SIZE = 256 * MIB  # the rig's LUN: small enough to be written whole before writes
 FILL_SECONDS = 3.0  # sequential 1 MiB writes sweep the 256 MiB LUN twice at 240 MB/s

@@ -103,6 +103,5 @@ def test_each_round_runs_every_policy_once_with_other_neighbours() -> None:
     first, second = run_order(policies, 0), run_order(policies, 1)
     assert first == policies
     assert sorted(second) == policies
-    assert second == ["b", "a", "d", "c"]  # rotated by half, then reversed
     follows = {b: a for a, b in itertools.pairwise(first)}
     assert all(follows.get(b) != a for a, b in itertools.pairwise(second))
