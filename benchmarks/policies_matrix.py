@@ -271,7 +271,7 @@ async def _rig_run(
     faults: tuple[FaultStep, ...] = ()
     if case.flip is not None:
         index, high, low = case.flip
-        steps = int(seconds / FLIP_EVERY)
+        steps = math.ceil(seconds / FLIP_EVERY) - 1  # flips inside the run, not at its end
         await asyncio.to_thread(manager.fault, rig, index + 1, "rate", parse_rate(f"{high}mbit"))
         faults = tuple(
             FaultStep(FLIP_EVERY * (n + 1), index + 1, "rate", f"{(low, high)[n % 2]}mbit")
