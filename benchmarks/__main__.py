@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks            # all (real-rig ones need root)
     .venv/bin/python -m benchmarks NAME...    # some: selector_cost, simulate_policies,
                                               # checker_scale, transport_vs_iscsi_perf,
-                                              # policies_rig, nbd_fio
+                                              # policies_rig, policies_matrix, nbd_fio
 
 Speed targets live here, never in timed unit tests: the machines are shared and noisy,
 so each benchmark compares ratios measured within one run.
@@ -24,6 +24,7 @@ BENCHMARKS = (
     ("checker_scale", False),
     ("transport_vs_iscsi_perf", True),
     ("policies_rig", True),
+    ("policies_matrix", True),
     ("nbd_fio", True),
     ("fencing_stall", True),
 )

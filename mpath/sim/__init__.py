@@ -22,6 +22,8 @@ from mpath.sim.model import (
     SimPath,
     SimResult,
     TracePoint,
+    Worker,
+    WorkerResult,
 )
 
 __all__ = [
@@ -33,5 +35,7 @@ __all__ = [
     "SimPath",
     "SimResult",
     "TracePoint",
+    "Worker",
+    "WorkerResult",
     "simulate",
 ]

@@ -28,6 +28,7 @@ from mpath.sim.model import (
     Scenario,
     SimResult,
     TracePoint,
+    WorkerResult,
 )
 
 _TRACE = -1  # heap index of the periodic trace event; scripted events are -2, -3, ...
@@ -58,8 +59,8 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
         return now
 
     count = len(scenario.paths)
-    bs = scenario.bs
-    cap = scenario.max_commands if scenario.max_commands is not None else scenario.qd
+    streams = scenario.streams
+    cap = scenario.max_commands if scenario.max_commands is not None else scenario.total_qd
     selector: PathSelector[int] = create_selector(
         scenario.policy, scenario.policy_args, clock=clock, max_commands=cap
     )
@@ -67,14 +68,16 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
         selector.add_path(number, path.args)
     select, start_io, end_io = selector.select, selector.start_io, selector.end_io
 
-    transfer = [bs / (path.mbps * MB) for path in scenario.paths]
+    seconds_per_byte = [1.0 / (path.mbps * MB) for path in scenario.paths]
     latency = [path.latency_ms / 1e3 for path in scenario.paths]
     free_at = [0.0] * count
     epoch = [0] * count
     failed = [False] * count
     done_ios = [0] * count
-    traced_ios = [0] * count
-    queues: list[deque[tuple[float, float, float]]] = [deque() for _ in range(count)]
+    done_bytes = [0] * count
+    traced_bytes = [0] * count
+    # Per path, its commands in order: (done at, submitted, started, size, worker).
+    queues: list[deque[tuple[float, float, float, int, int]]] = [deque() for _ in range(count)]
     heap: list[tuple[float, int, int, int]] = []
     seq = 0
     for number, event in enumerate(scenario.events):
@@ -89,29 +92,36 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
     spread = 2.0 * scenario.jitter
     low = 1.0 - scenario.jitter
     total = scenario.ios
-    issued = min(scenario.qd, total)
-    waiting: deque[float] = deque([0.0] * issued)  # submit times of I/Os not yet sent
-    latencies = array("d")
-    record = latencies.append
+    sizes = [worker.bs for worker in streams]
+    # I/Os not yet sent, in submission order: (submitted, worker).
+    waiting: deque[tuple[float, int]] = deque()
+    issued = 0
+    for number, worker in enumerate(streams):
+        take = min(worker.qd, total - issued)
+        waiting.extend([(0.0, number)] * take)
+        issued += take
+    latencies = [array("d") for _ in streams]
+    worker_ios = [0] * len(streams)
     completed = retries = 0
     last_completion = 0.0
 
     while True:
         # Send every waiting I/O the selector will take now.
         while waiting:
-            chosen = select(bs)
+            nbytes = sizes[waiting[0][1]]
+            chosen = select(nbytes)
             if chosen is None:
                 break
             index = chosen
-            submitted = waiting.popleft()
-            start_io(index, bs)
+            submitted, worker_number = waiting.popleft()
+            start_io(index, nbytes)
             finish = free_at[index]
             finish = max(finish, now)
-            finish += transfer[index] * (low + spread * rand())
+            finish += nbytes * seconds_per_byte[index] * (low + spread * rand())
             free_at[index] = finish
             done_at = finish + latency[index]
             queue = queues[index]
-            queue.append((done_at, submitted, now))
+            queue.append((done_at, submitted, now, nbytes, worker_number))
             if len(queue) == 1:  # only the path's oldest command has a heap entry
                 seq += 1
                 heappush(heap, (done_at, seq, index, epoch[index]))
@@ -123,10 +133,12 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
             if stamp != epoch[index]:
                 continue  # the path failed after this completion was scheduled
             queue = queues[index]
-            _, submitted, started = queue.popleft()
-            end_io(index, bs, started)
-            record(now - submitted)
+            _, submitted, started, nbytes, worker_number = queue.popleft()
+            end_io(index, nbytes, started)
+            latencies[worker_number].append(now - submitted)
+            worker_ios[worker_number] += 1
             done_ios[index] += 1
+            done_bytes[index] += nbytes
             completed += 1
             last_completion = now
             if queue:
@@ -134,7 +146,7 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
                 heappush(heap, (queue[0][0], seq, index, stamp))
             if issued < total:
                 issued += 1
-                waiting.append(now)
+                waiting.append((now, worker_number))
         elif index == _TRACE:
             if completed == total:
                 continue  # the run ended inside this interval: nothing whole to report
@@ -143,13 +155,13 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
                 TracePoint(
                     time=now,
                     mbps=tuple(
-                        (done - before) * bs / interval / MB
-                        for done, before in zip(done_ios, traced_ios, strict=True)
+                        (done - before) / interval / MB
+                        for done, before in zip(done_bytes, traced_bytes, strict=True)
                     ),
                     shares=tuple(selector.share(i) for i in range(count)),
                 )
             )
-            traced_ios[:] = done_ios
+            traced_bytes[:] = done_bytes
             if heap:  # something can still happen (else the run is over or stalled)
                 seq += 1
                 heappush(heap, (now + interval, seq, _TRACE, 0))
@@ -161,9 +173,12 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
                 epoch[target] += 1
                 selector.fail_path(target)
                 stranded = queues[target]
-                for _, _submitted, started in stranded:
-                    end_io(target, bs, started)
-                waiting.extendleft(submitted for _, submitted, _ in reversed(stranded))
+                for _, _submitted, started, nbytes, _worker in stranded:
+                    end_io(target, nbytes, started)
+                waiting.extendleft(
+                    (submitted, worker_number)
+                    for _, submitted, _, _, worker_number in reversed(stranded)
+                )
                 retries += len(stranded)
                 stranded.clear()
                 free_at[target] = now
@@ -171,10 +186,13 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
                 failed[target] = False
                 selector.reinstate_path(target)
             elif event.kind is EventKind.RATE and event.mbps is not None:
-                transfer[target] = bs / (event.mbps * MB)
+                seconds_per_byte[target] = 1.0 / (event.mbps * MB)
 
-    moved = completed * bs
+    moved = sum(done_bytes)
     elapsed = last_completion
+    everything = array("d")
+    for recorded in latencies:
+        everything.extend(recorded)
     return SimResult(
         policy=scenario.policy,
         ios=completed,
@@ -183,17 +201,27 @@ def simulate(scenario: Scenario) -> SimResult:  # noqa: PLR0915 - one lean event
         elapsed=elapsed,
         bytes=moved,
         sum_mbps=scenario.sum_mbps,
-        latency_ms=_summarise(latencies),
+        latency_ms=_summarise(everything),
         paths=tuple(
             PathResult(
                 mbps=path.mbps,
-                bytes=done_ios[i] * bs,
+                bytes=done_bytes[i],
                 ios=done_ios[i],
-                share=done_ios[i] * bs / moved if moved else 0.0,
+                share=done_bytes[i] / moved if moved else 0.0,
                 selector_share=selector.share(i),
                 state="failed" if failed[i] else "active",
             )
             for i, path in enumerate(scenario.paths)
         ),
         trace=tuple(trace),
+        workers=tuple(
+            WorkerResult(
+                label=worker.label,
+                bs=worker.bs,
+                ios=worker_ios[number],
+                bytes=worker_ios[number] * worker.bs,
+                latency_ms=_summarise(latencies[number]),
+            )
+            for number, worker in enumerate(streams)
+        ),
     )

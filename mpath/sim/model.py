@@ -16,6 +16,9 @@ A simulated path is a *server* with a bandwidth and a fixed per-command latency:
   *recovers*.
 * A *rate change* applies to commands sent after it; the few already queued on the
   path keep the times they were given (at most a queue's worth of skew).
+* The load comes from one or more *workers* (:class:`Worker`), each keeping its own
+  number of I/Os of its own size outstanding, so small and large I/Os can share the
+  paths at once; latency is reported overall and per worker.
 """
 
 from __future__ import annotations
@@ -69,11 +72,28 @@ class PathEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Worker:
+    """One stream of I/Os: ``qd`` outstanding I/Os of ``bs`` bytes (a label for reports)."""
+
+    bs: int
+    qd: int
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.qd < 1:
+            raise UsageError(f"bad queue depth {self.qd}: must be at least 1")
+        if self.bs < 1:
+            raise UsageError(f"bad block size {self.bs}: must be at least 1 byte")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole run: paths, workload, policy and events.
 
     ``qd`` I/Os of ``bs`` bytes are kept outstanding (a new one is issued as each
-    completes) until ``ios`` have completed. ``max_commands`` is the LUN's cap handed to
+    completes) until ``ios`` have completed. ``workers``, when given, replaces that one
+    stream by several (``bs`` and ``qd`` are then unused): each keeps its own I/Os
+    outstanding until ``ios`` have completed in all. ``max_commands`` is the LUN's cap handed to
     the selector (quota divides it into budgets); it defaults to ``qd``. ``jitter``
     varies each transfer time uniformly within +-jitter (so runs differ by ``seed``,
     and are identical for one seed). ``trace_interval`` (seconds) records each path's
@@ -91,6 +111,7 @@ class Scenario:
     jitter: float = DEFAULT_JITTER
     events: tuple[PathEvent, ...] = ()
     trace_interval: float | None = None
+    workers: tuple[Worker, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -116,6 +137,15 @@ class Scenario:
     @property
     def sum_mbps(self) -> float:
         return sum(path.mbps for path in self.paths)
+
+    @property
+    def streams(self) -> tuple[Worker, ...]:
+        """The workers that make the load (one of ``bs`` x ``qd`` unless given)."""
+        return self.workers or (Worker(self.bs, self.qd),)
+
+    @property
+    def total_qd(self) -> int:
+        return sum(worker.qd for worker in self.streams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +178,17 @@ class LatencySummary:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What one worker got: its I/O size, completions, bytes and latency."""
+
+    label: str
+    bs: int
+    ios: int
+    bytes: int
+    latency_ms: LatencySummary
+
+
+@dataclass(frozen=True, slots=True)
 class SimResult:
     """The outcome of one run (times in seconds, latencies in ms, MB = 10**6 bytes)."""
 
@@ -161,6 +202,7 @@ class SimResult:
     latency_ms: LatencySummary
     paths: tuple[PathResult, ...]
     trace: tuple[TracePoint, ...] = field(default=())
+    workers: tuple[WorkerResult, ...] = field(default=())
 
     @property
     def mb_per_s(self) -> float:
@@ -194,6 +236,21 @@ class SimResult:
                     "state": path.state,
                 }
                 for path in self.paths
+            ],
+            "workers": [
+                {
+                    "label": worker.label,
+                    "bs": worker.bs,
+                    "ios": worker.ios,
+                    "bytes": worker.bytes,
+                    "latency_ms": {
+                        "p50": round(worker.latency_ms.p50, 4),
+                        "p99": round(worker.latency_ms.p99, 4),
+                        "max": round(worker.latency_ms.max, 4),
+                        "mean": round(worker.latency_ms.mean, 4),
+                    },
+                }
+                for worker in self.workers
             ],
             "ios": self.ios,
             "unfinished": self.unfinished,

@@ -1,4 +1,4 @@
-"""share: shares from measured transfer speeds, recomputed on a period (the default)."""
+"""share: shares from transfer speeds measured at every completion (the default)."""
 
 from __future__ import annotations
 
@@ -69,24 +69,42 @@ def test_queueing_on_a_path_does_not_understate_its_speed() -> None:
     assert selector.share("a") == pytest.approx(0.8)
 
 
-def test_shares_change_only_at_the_period() -> None:
+def test_speeds_follow_each_completion_without_waiting_for_the_period() -> None:
     selector, clock = make("a", "b", args=("period_ms=500",))
     transfer(selector, clock, {"a": 0.010, "b": 0.040})
-    clock.now = 0.3
-    selector.select(4096)
-    assert selector.share("a") == 0.5
-    clock.now = 0.5
-    selector.select(4096)
+    clock.now = 0.3  # well inside the first period
     assert selector.share("a") == pytest.approx(0.8)
+    assert selector.select(4096) == "a"
 
 
-def test_new_samples_are_smoothed() -> None:
-    selector, clock = make("a", "b")
+def test_new_samples_are_averaged_over_the_window_and_jumps_followed_faster() -> None:
+    selector, clock = make("a", "b", args=("window_ms=20",))
     transfer(selector, clock, {"a": 0.010, "b": 0.010})
-    next_period(selector, clock)
-    transfer(selector, clock, {"a": 0.040, "b": 0.010})  # a drops to 25 MB/s
-    next_period(selector, clock)
-    assert selector.speed("a") == pytest.approx((100 + 25) / 2 * MB)
+    assert selector.speed("a") == pytest.approx(100 * MB)
+    # 80 MB/s is noise-sized (within 1.5x): weight age / (window + age), age 12.5 ms.
+    transfer(selector, clock, {"a": 0.0125, "b": 0.010})
+    expected = 100 + (80 - 100) * 0.0125 / (0.020 + 0.0125)
+    assert selector.speed("a") == pytest.approx(expected * MB)
+    # 25 MB/s is a change (over 1.5x off): a quarter of the window, age 40 ms.
+    transfer(selector, clock, {"a": 0.040, "b": 0.010})
+    expected += (25 - expected) * 0.040 / (0.005 + 0.040)
+    assert selector.speed("a") == pytest.approx(expected * MB)
+    for _ in range(8):
+        transfer(selector, clock, {"a": 0.040, "b": 0.010})
+    assert selector.speed("a") == pytest.approx(25 * MB, rel=0.01)
+
+
+def test_back_to_back_completions_average_to_bytes_over_busy_time() -> None:
+    selector, clock = make("a", args=("window_ms=20",))
+    transfer(selector, clock, {"a": 0.010})
+    for burst in range(50):  # completions in bursts of 4 every 40 ms: still 100 MB/s
+        start = clock()
+        for _ in range(4):
+            selector.start_io("a", MB)
+        clock.now = start + 0.040
+        for _ in range(4):
+            selector.end_io("a", MB, start)
+        assert burst < 10 or selector.speed("a") == pytest.approx(100 * MB, rel=0.05)
 
 
 def test_ios_are_spread_in_proportion_to_share() -> None:
@@ -115,7 +133,7 @@ def test_a_failed_paths_share_goes_to_the_others_at_once() -> None:
 
 
 def test_a_reinstated_path_starts_small_and_earns_its_share_back() -> None:
-    selector, clock = make("a", "b")
+    selector, clock = make("a", "b", args=("window_ms=20",))
     transfer(selector, clock, {"a": 0.010, "b": 0.010})
     next_period(selector, clock)
     selector.fail_path("b")
@@ -123,12 +141,11 @@ def test_a_reinstated_path_starts_small_and_earns_its_share_back() -> None:
     selector.reinstate_path("b")
     shares = [selector.share("b")]
     assert shares[0] == pytest.approx(0.05 / 1.05)
-    for _ in range(6):
+    for _ in range(15):  # 10 ms busy each: a third of the 20 ms window per sample
         transfer(selector, clock, {"a": 0.010, "b": 0.010})
-        next_period(selector, clock)
         shares.append(selector.share("b"))
     assert shares == sorted(shares)
-    assert shares[1] < 0.4
+    assert shares[1] < 0.45
     assert shares[-1] == pytest.approx(0.5, abs=0.01)
 
 
@@ -158,7 +175,8 @@ def test_a_stalled_path_loses_share_before_anything_completes() -> None:
     ("args", "message"),
     [
         (("period_ms=0",), "share ps: invalid period_ms '0'"),
-        (("smoothing=101",), "share ps: invalid smoothing '101'"),
+        (("window_ms=0",), "share ps: invalid window_ms '0'"),
+        (("smoothing=50",), "share ps: invalid argument 'smoothing=50'"),
         (("probe_share=x",), "share ps: invalid probe_share 'x'"),
         (("period=5",), "share ps: invalid argument 'period=5'"),
         (("200",), "share ps: invalid argument '200'"),
@@ -172,4 +190,4 @@ def test_bad_selector_arguments(args: tuple[str, ...], message: str) -> None:
 def test_status_names_the_period() -> None:
     selector, _ = make("a", args=("period_ms=100", "probe_ms=500"))
     status = selector.status()
-    assert (status["period_ms"], status["probe_ms"]) == (100, 500)
+    assert (status["period_ms"], status["probe_ms"], status["window_ms"]) == (100, 500, 100)

@@ -6,10 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mpath.errors import UsageError
 from mpath.selectors import SELECTOR_NAMES
-from mpath.sim import EventKind, PathEvent, Scenario, SimPath, simulate
+from mpath.sim import EventKind, PathEvent, Scenario, SimPath, Worker, simulate
 
 KIB = 1024
+MIB = 1024 * KIB
 HETEROGENEOUS = (SimPath(50), SimPath(200))
 LOAD_BALANCING = [name for name in SELECTOR_NAMES if name not in ("failover", "weighted")]
 
@@ -187,3 +189,48 @@ def test_sixty_four_paths_and_a_million_ios_complete() -> None:
     result = simulate(Scenario(paths=paths, policy="share", qd=256, bs=64 * KIB, ios=1_000_000))
     assert result.ios == 1_000_000
     assert result.efficiency >= 0.95
+
+
+def test_two_workers_share_the_paths_and_report_latency_per_size() -> None:
+    workers = (Worker(4 * KIB, 16, "4 KiB"), Worker(1024 * KIB, 16, "1 MiB"))
+    result = simulate(run(policy="share", ios=4000, workers=workers))
+    small, large = result.workers
+    assert (small.label, small.bs, large.label, large.bs) == ("4 KiB", 4 * KIB, "1 MiB", MIB)
+    assert small.ios + large.ios == result.ios == 4000
+    assert result.bytes == small.ios * 4 * KIB + large.ios * MIB
+    assert sum(path.bytes for path in result.paths) == result.bytes
+    assert result.efficiency >= 0.95
+    # FIFO paths: a 4 KiB read queued behind 1 MiB reads waits about as long as they do.
+    assert small.latency_ms.p50 == pytest.approx(large.latency_ms.p50, rel=0.2)
+
+
+def test_one_worker_is_the_scenarios_own_size_and_depth() -> None:
+    result = simulate(run(policy="share", qd=8, bs=64 * KIB, ios=500))
+    (only,) = result.workers
+    assert (only.bs, only.ios, only.bytes) == (64 * KIB, 500, 500 * 64 * KIB)
+    assert only.latency_ms == result.latency_ms
+
+
+def test_the_lun_cap_defaults_to_the_total_queue_depth() -> None:
+    workers = (Worker(4 * KIB, 3), Worker(64 * KIB, 5))
+    result = simulate(run(policy="quota", ios=200, workers=workers))
+    assert result.ios == 200  # quota's budgets come from a cap of 8: nothing starves
+    assert Scenario(paths=HETEROGENEOUS, workers=workers).total_qd == 8
+
+
+def test_a_worker_needs_a_size_and_a_depth() -> None:
+    with pytest.raises(UsageError, match="queue depth 0"):
+        Worker(4096, 0)
+    with pytest.raises(UsageError, match="block size 0"):
+        Worker(0, 1)
+
+
+def test_share_follows_a_path_flipping_speed_faster_than_historical_service_time() -> None:
+    flips = tuple(
+        PathEvent(2.0 * (n + 1), 1, EventKind.RATE, mbps=(25.0, 200.0)[n % 2]) for n in range(10)
+    )
+    paths = (SimPath(100), SimPath(200))
+    share = simulate(run(paths=paths, policy="share", ios=12_000, events=flips))
+    history = simulate(run(paths=paths, policy="historical-service-time", ios=12_000, events=flips))
+    assert share.mb_per_s >= 0.99 * history.mb_per_s
+    assert share.latency_ms.p99 < history.latency_ms.p99
