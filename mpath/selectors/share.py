@@ -147,9 +147,13 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         chosen = self._select(nbytes)
         if chosen is None or chosen is not avoid or self.valid_count < 2:
             return chosen
-        # Rare (an ALUA transition on the best path): the next best path by share.
-        live = [e for e in self._heap if e[1] == e[2].stamp and e[2].path is not avoid]
-        return min(live, key=lambda e: (e[0], e[1]))[2].path if live else None
+        # Rare (an ALUA transition on the best path): the next best path by the same
+        # key, computed afresh (heap entries of paths with new I/O are stale).
+        others = [info for info in self._valid.values() if info.path is not avoid]
+        if not others:
+            return None
+        best = min(others, key=lambda i: (i.in_flight_bytes + self._avg_io) * i.inverse)
+        return best.path
 
     def _select(self, nbytes: int) -> P | None:
         now = self._clock()
