@@ -5,7 +5,7 @@ As root:
     .venv/bin/python -m benchmarks.fencing_stall [--rounds 3] [--baseline REV] [--json]
 
 One 2-path rig. Each round runs ``mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16
---span 32M --verify --seconds 5 --json`` once per build and fault, the builds
+--span 1M --verify --seconds 5 --json`` once per build and fault, the builds
 alternating: **before** is the revision ``--baseline`` (default: the last one without
 fencing), checked out into a temporary git worktree and run with ``PYTHONPATH`` pointing
 at it; **after** is this tree. The faults are applied from here, at 1.5 s, to path 1:
@@ -42,7 +42,7 @@ from mpath.rig import Rig, RigManager
 DEFAULT_BASELINE = "20668f0"
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 64 * 1024
-SPAN = 32 * 1024 * 1024
+SPAN = 1024 * 1024
 SECONDS = 5.0
 FAULTS: dict[str, tuple[str, str | None]] = {
     "down": ("down", "up"),
@@ -51,6 +51,8 @@ FAULTS: dict[str, tuple[str, str | None]] = {
 }
 RIG_NAME = "bench-fencing"
 QUIET_TIMEOUT = 30.0
+#: Time allowed for writes the target read to reach its backing file.
+SETTLE = 1.0
 
 
 def _chunks(rig: Rig) -> list[bytes]:
@@ -60,7 +62,13 @@ def _chunks(rig: Rig) -> list[bytes]:
 
 
 def _target_quiet(rig: Rig, index: int) -> None:
-    """Wait until the target has no connection left from path ``index``."""
+    """Wait until the target has read everything that arrived from path ``index``.
+
+    The connections themselves may stay (a build without fencing leaves sessions the
+    target never hears the end of); what matters is that no byte the release delivered
+    is still unread. Then a moment for the target's backing store to finish what it
+    read (tgt writes it from its own threads, out of sight).
+    """
     host_ip = rig.path(index).host_ip
     deadline = time.monotonic() + QUIET_TIMEOUT
     while time.monotonic() < deadline:
@@ -68,11 +76,12 @@ def _target_quiet(rig: Rig, index: int) -> None:
             ["ss", "-Htn", "-N", rig.namespace, "state", "all", "dst", host_ip],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        live = [ln for ln in out.splitlines() if ln.split()[0] not in ("TIME-WAIT", "CLOSED")]
-        if not live:
+        unread = [ln for ln in out.splitlines() if len(ln.split()) > 1 and ln.split()[1] != "0"]
+        if not unread:
+            time.sleep(SETTLE)  # the backing store's writes in flight, which ss cannot see
             return
-        time.sleep(0.05)  # polling ss: no event for a socket going away
-    raise RuntimeError(f"target still has connections from {host_ip}")
+        time.sleep(0.05)  # polling ss: no event for a socket's queue emptying
+    raise RuntimeError(f"target still has unread data from {host_ip}")
 
 
 def _one_run(rig: Rig, build: Path | None, fault: str) -> dict[str, Any]:
@@ -82,12 +91,20 @@ def _one_run(rig: Rig, build: Path | None, fault: str) -> dict[str, Any]:
         env["PYTHONPATH"] = str(build)
     argv = [
         sys.executable, "-m", "mpath", "bench", *rig.urls, "--rw", "randwrite",
-        "--bs", "64K", "--qd", "16", "--span", "32M", "--verify",
+        "--bs", "64K", "--qd", "16", "--span", "1M", "--verify",
         "--seconds", str(SECONDS), "--policy", "round-robin", "--json",
     ]  # fmt: skip
     manager = RigManager()
     cut, restore = FAULTS[fault]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # The build's own folder is the working directory: ``python -m`` puts it first on
+    # sys.path, ahead of PYTHONPATH and of the editable install.
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=str(build if build is not None else ROOT),
+    )
     started = time.monotonic()
 
     def faults() -> None:
@@ -180,7 +197,7 @@ def render(summary: dict[str, Any]) -> str:
         "",
         "`python -m benchmarks.fencing_stall --rounds "
         f"{summary['rounds']}` (root). One 2-path rig (unlimited paths, 256 MiB LUN); "
-        "each run is `mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16 --span 32M "
+        "each run is `mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16 --span 1M "
         "--verify --seconds 5 --policy round-robin --json`, with a fault on path 1 at "
         "1.5 s (`down`/`drop` restored at 3 s; `hold` released after the run). **before** "
         f"is revision `{summary['baseline']}` (no fencing), **after** this tree; the two "

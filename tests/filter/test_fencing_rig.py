@@ -31,7 +31,7 @@ from mpath.rig import Rig, RigManager
 from mpath.scsi import cdb
 from mpath.transports.iscsi import IscsiTransport
 from mpath.workload import pattern
-from mpath.workload.bench import BenchRun, BenchSpec, FaultStep
+from mpath.workload.bench import BenchRun, BenchSpec
 from tests.conftest import unique_rig_name
 
 pytestmark = pytest.mark.rig
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.rig
 SIZE = 64 * 1024**2
 SPAN = 1024**2
 CHUNK = 64 * 1024
+SMALL = 4096
 #: Bound on waiting for the target to have dealt with what a release delivered.
 QUIET_TIMEOUT = 20.0
 
@@ -96,6 +97,15 @@ def wait_target_quiet(rig: Rig, index: int) -> None:
     while connections := target_connections(rig, index):
         assert time.monotonic() < deadline, f"target still has {connections}"
         time.sleep(0.05)  # polling ss: the kernel offers no event for a closed socket
+
+
+def held_bytes(rig: Rig, index: int) -> int:
+    """Bytes waiting in path ``index``'s host-end queue (writes on their way out)."""
+    out = subprocess.run(
+        ["tc", "-s", "-j", "qdisc", "show", "dev", rig.path(index).host_if, "root"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return sum(int(q.get("backlog", 0)) for q in json.loads(out or "[]"))
 
 
 def wait_held(rig: Rig, index: int) -> None:
@@ -161,24 +171,26 @@ def test_session_reinstatement_through_another_portal_stops_the_held_write(
 
 
 async def _bench_with_hold(rig: Rig, policy: str) -> tuple[dict[str, object], list[int], int]:
+    """4 KiB random writes while path 1 holds everything sent on it.
+
+    The hold starts before the writes, with both sessions idle: the first writes on
+    path 1 then leave in TCP's initial window as whole commands, which is what makes a
+    stale write possible (on a busy path a hold catches mostly parts of commands).
+    """
     device = await MultipathDevice.open(rig.urls, DeviceSettings(policy=policy))
     try:
+        await asyncio.to_thread(RigManager().fault, rig.name, 1, "hold")
         spec = BenchSpec(
             rw="randwrite",
-            block_size=CHUNK,
+            block_size=SMALL,
             queue_depth=16,
-            seconds=3.5,
+            seconds=3.0,
             span=SPAN,
             verify=True,
-            faults=(FaultStep(1.5, 1, "hold"),),
             seed=11,
         )
         run = BenchRun(device, spec)
-
-        async def apply(step: FaultStep) -> None:
-            await asyncio.to_thread(RigManager().fault, rig.name, step.index, step.action)
-
-        result = (await run.run(apply_fault=apply)).describe()
+        result = (await run.run()).describe()
         return result, list(run.generations), run.run_id
     finally:
         await device.close()
@@ -194,15 +206,17 @@ def test_held_writes_never_land_after_failover(clean_rig: Rig, policy: str) -> N
     assert int(str(result["fences"])) >= 1, result["paths"]
     latency = result["latency_ms"]
     assert isinstance(latency, dict) and latency["max"] < 1000, latency
+    # Whole write commands wait in the network (several 4 KiB writes, with headers).
+    assert held_bytes(rig, 1) > 4 * SMALL
     before = digest(rig)
     RigManager().fault(rig.name, 1, "release")
     wait_target_quiet(rig, 1)
     assert digest(rig) == before, "a held write changed the LUN after the run"
     on_disk = backing(rig)
-    sectors = CHUNK // pattern.SECTOR
+    sectors = SMALL // pattern.SECTOR
     for chunk, generation in enumerate(generations):
         if generation:
-            data = on_disk[chunk * CHUNK : (chunk + 1) * CHUNK]
+            data = on_disk[chunk * SMALL : (chunk + 1) * SMALL]
             assert not pattern.check(data, chunk * sectors, generation, run_id), chunk
 
 
