@@ -4,18 +4,20 @@ As root:
 
     .venv/bin/python -m benchmarks.fencing_stall [--rounds 3] [--baseline REV] [--json]
 
-One 2-path rig. Each round runs ``mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16
---span 1M --verify --seconds 5 --json`` once per build and fault, the builds
+One 2-path rig. Each round runs the same write workload (what ``mpath bench --rw
+randwrite --bs 4K --qd 16 --span 1M --verify --seconds 5 --policy round-robin`` does,
+through ``benchmarks/fencing_child.py``) once per build and fault, the builds
 alternating: **before** is the revision ``--baseline`` (default: the last one without
 fencing), checked out into a temporary git worktree and run with ``PYTHONPATH`` pointing
-at it; **after** is this tree. The faults are applied from here, at 1.5 s, to path 1:
+at it; **after** is this tree. The faults are applied from here to path 1:
 
-* ``down`` (restored with ``up`` at 3 s) and ``drop`` (restored with ``clear``): the
-  failover stall is the run's longest I/O; fencing adds one login through path 2.
-* ``hold``: path 1 keeps its packets. After the run ends, the backing file is
-  fingerprinted per 64 KiB chunk, path 1 is released, and once the target has dealt
-  with what arrived the chunks that changed are counted: each is a stale write that
-  overwrote data the run had acknowledged.
+* ``down`` at 1.5 s (restored with ``up`` at 3 s) and ``drop`` (restored with
+  ``clear``): the failover stall is the run's longest I/O; fencing adds one login
+  through path 2.
+* ``hold`` from before the first write: path 1 keeps its packets. After the run ends,
+  the backing file is fingerprinted per 4 KiB block, path 1 is released, and once the
+  target has read what arrived the blocks that changed are counted: each is a stale
+  write that overwrote data the run had acknowledged (and verified).
 
 The medians of the rounds go to docs/benchmarks.md (section ``fencing-rig``).
 """
@@ -30,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ from mpath.rig import Rig, RigManager
 #: The last revision of main before fencing (the "before" build).
 DEFAULT_BASELINE = "20668f0"
 ROOT = Path(__file__).resolve().parent.parent
-CHUNK = 64 * 1024
+#: Random 4 KiB writes over the first MiB of the LUN, 16 at a time, for 5 s.
+BLOCK = 4096
+CHUNK = 4096
 SPAN = 1024 * 1024
 SECONDS = 5.0
 FAULTS: dict[str, tuple[str, str | None]] = {
@@ -85,44 +88,43 @@ def _target_quiet(rig: Rig, index: int) -> None:
 
 
 def _one_run(rig: Rig, build: Path | None, fault: str) -> dict[str, Any]:
-    """One bench run of ``build`` (None: this tree) with ``fault`` on path 1."""
+    """One run of ``build`` (None: this tree) with ``fault`` on path 1.
+
+    The run is ``benchmarks/fencing_child.py`` in the build's own folder (``python``
+    puts the script's folder first on sys.path, so ``mpath`` comes from PYTHONPATH, the
+    build under test). ``down``/``drop`` come 1.5 s into the writes and are undone at
+    3 s; ``hold`` starts before the first write, with the sessions idle, so whole write
+    commands wait in the network (on a busy path a hold catches mostly parts of
+    commands); it is released after the run.
+    """
     env = dict(os.environ)
-    if build is not None:
-        env["PYTHONPATH"] = str(build)
-    argv = [
-        sys.executable, "-m", "mpath", "bench", *rig.urls, "--rw", "randwrite",
-        "--bs", "64K", "--qd", "16", "--span", "1M", "--verify",
-        "--seconds", str(SECONDS), "--policy", "round-robin", "--json",
-    ]  # fmt: skip
+    env["PYTHONPATH"] = str(build if build is not None else ROOT)
+    child = Path(__file__).with_name("fencing_child.py")
+    argv = [sys.executable, str(child), str(BLOCK), str(SECONDS), *rig.urls]
     manager = RigManager()
     cut, restore = FAULTS[fault]
-    # The build's own folder is the working directory: ``python -m`` puts it first on
-    # sys.path, ahead of PYTHONPATH and of the editable install.
     process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=str(build if build is not None else ROOT),
-    )
-    started = time.monotonic()
-
-    def faults() -> None:
-        # Both builds get their faults from here, at the same moments.
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, text=True,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise RuntimeError(f"the run did not start: {process.communicate()[1][-2000:]}")
+    if fault == "hold":
+        manager.fault(rig.name, 1, cut)
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    if fault != "hold":
         time.sleep(1.5)  # the fault's scheduled time
         manager.fault(rig.name, 1, cut)
-        if restore is not None:
-            time.sleep(1.5)  # the restore's scheduled time
-            manager.fault(rig.name, 1, restore)
-
-    applier = threading.Thread(target=faults)
-    applier.start()
+        time.sleep(1.5)  # the restore's scheduled time
+        assert restore is not None
+        manager.fault(rig.name, 1, restore)
     out, err = process.communicate(timeout=120)
-    applier.join()
-    if process.returncode not in (0, 1):
-        raise RuntimeError(f"bench exit {process.returncode}: {err.decode()[-2000:]}")
-    doc: dict[str, Any] = json.loads(out)
-    doc["wall_s"] = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"run exit {process.returncode}: {err[-2000:]}")
+    doc: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     if fault == "hold":
         before = _chunks(rig)
         manager.fault(rig.name, 1, "release")
@@ -197,15 +199,18 @@ def render(summary: dict[str, Any]) -> str:
         "",
         "`python -m benchmarks.fencing_stall --rounds "
         f"{summary['rounds']}` (root). One 2-path rig (unlimited paths, 256 MiB LUN); "
-        "each run is `mpath bench URL1 URL2 --rw randwrite --bs 64K --qd 16 --span 1M "
-        "--verify --seconds 5 --policy round-robin --json`, with a fault on path 1 at "
-        "1.5 s (`down`/`drop` restored at 3 s; `hold` released after the run). **before** "
-        f"is revision `{summary['baseline']}` (no fencing), **after** this tree; the two "
-        "alternate within each round. The stall is the run's longest I/O (median of the "
-        "rounds, every round in brackets). Stale chunks are 64 KiB chunks of the backing "
-        "file that changed after the run ended, when the held packets were released.",
+        "each run writes 4 KiB blocks at random over the first MiB, 16 at a time, for 5 s "
+        "with verification, under round-robin (`benchmarks/fencing_child.py`: what "
+        "`mpath bench --rw randwrite --bs 4K --qd 16 --span 1M --verify` does). Faults on "
+        "path 1: `down`/`drop` at 1.5 s, undone at 3 s; `hold` from before the first "
+        "write, released after the run. **before** is revision "
+        f"`{summary['baseline']}` (no fencing), **after** this tree; the two alternate "
+        "within each round. The stall is the run's longest I/O (median of the rounds, "
+        "every round in brackets). Stale blocks are 4 KiB blocks of the backing file that "
+        "changed after the run ended, when the held packets were released: acknowledged "
+        "(and verified) data overwritten by an older write.",
         "",
-        "| fault | build | errors | mismatches | fences | **stall ms** | stale chunks |",
+        "| fault | build | errors | mismatches | fences | **stall ms** | stale blocks |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fault in FAULTS:
