@@ -117,8 +117,8 @@ def list_rigs(as_json: bool) -> None:
 
 @rig.command()
 @click.argument("path_index", type=int)
-@click.argument("action", type=click.Choice(["down", "up", "drop", "clear", "rate"]))
-@click.argument("rate", required=False)
+@click.argument("action", type=click.Choice(["down", "up", "drop", "clear", "rate", "alua"]))
+@click.argument("rate", metavar="[RATE|STATE]", required=False)
 @name_option
 def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
     """Apply a fault to path PATH_INDEX (counting from 1, in the order of 'urls').
@@ -130,13 +130,21 @@ def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
       drop        silently drop every packet on the path (no RST, no ICMP)
       clear       undo every fault: link up, no drop, the rate given at 'rig up'
       rate RATE   change the path's speed (tc units: 100mbit, 1gbit, 20mbps)
+      alua STATE  (lio backend) put the path's target port group in an ALUA state:
+                  active-optimized, active-nonoptimized, standby, transitioning,
+                  unavailable
 
     \b
     Examples:
       mpath rig fault 1 down
       mpath rig fault 2 rate 100mbit
       mpath rig fault 1 clear
+      mpath rig fault 2 alua standby
     """
+    if action == "alua":
+        path = RigManager().fault(name, path_index, action, alua_state=rate)
+        click.echo(f"path {path.index}: alua {path.alua_state}", err=True)
+        return
     if action == "rate" and rate is None:
         raise RigUsageError("'rate' needs a RATE, e.g. 'mpath rig fault 2 rate 100mbit'")
     if action != "rate" and rate is not None:

@@ -327,9 +327,11 @@ def guest_script(command: str, *, cwd: Path, workdir: Path, load_modules: bool) 
             "mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config",
         ]
     lines += [
-        # /etc, /var and /tmp are virtme-ng's writable overlays: LIO's dbroot and
-        # open-iscsi's databases live there, private to this boot.
+        # /etc, /var and /tmp are virtme-ng's writable overlays over the host's own, so
+        # the host's rig states and open-iscsi records would show through: the folders
+        # the lab's tools keep state in start empty, on tmpfs, private to this boot.
         "mkdir -p /etc/target /etc/iscsi /var/lib/iscsi /run/lock /var/lib/mpath",
+        "for d in /etc/target /var/lib/iscsi /var/lib/mpath; do mount -t tmpfs lab $d; done",
         "ip link set lo up 2>/dev/null",
         f"export PATH={shlex.quote(str(venv_bin))}:$PATH",
         f"export VIRTUAL_ENV={shlex.quote(sys.prefix)}",
@@ -360,6 +362,8 @@ def vng_argv(config: LabConfig, script: Path, workdir: Path, cwd: Path) -> list[
     ]  # fmt: skip
     if config.accel != "kvm":
         argv.append("--disable-kvm")
+    if os.environ.get("MPATH_LAB_CONSOLE") == "1":
+        argv.append("--verbose")  # the guest kernel's console on stderr, for debugging
     argv += ["--", f"bash {shlex.quote(str(script))}"]
     return argv
 

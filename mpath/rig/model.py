@@ -105,6 +105,8 @@ class RigPath:
     current_rate: Rate | None = None
     link_down: bool = False
     dropping: bool = False
+    #: The path's ALUA access state where the backend has ALUA (lio), else None.
+    alua_state: str | None = None
 
     @property
     def host_ip(self) -> str:
@@ -221,6 +223,7 @@ class Rig:
                     "current_rate": rate(p.current_rate),
                     "link_down": p.link_down,
                     "dropping": p.dropping,
+                    "alua_state": p.alua_state,
                 }
                 for p in self.paths
             ],
@@ -252,6 +255,7 @@ class Rig:
                 current_rate=rate(p["current_rate"]),
                 link_down=p["link_down"],
                 dropping=p["dropping"],
+                alua_state=p.get("alua_state"),
             )
             for p in doc["paths"]
         ]

@@ -1,0 +1,151 @@
+"""mpath on open-iscsi's /dev/sdX (lab): the kernel initiator logged in to both portals.
+
+iscsid and iscsiadm log in to both portals of a LIO rig, which gives one SCSI disk per
+path. mpath then groups them by WWID, opens them with SG_IO, measures and checks them,
+and keeps a verified write load going while a path is cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from mpath.cli import main
+from mpath.rig import Rig, RigManager
+from tests.conftest import unique_rig_name
+
+pytestmark = pytest.mark.lab
+
+BY_PATH = Path("/dev/disk/by-path")
+
+
+@dataclass(frozen=True)
+class Sessions:
+    rig: Rig
+    #: /dev/sdX of each rig path, in path order.
+    disks: tuple[str, ...]
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
+    return result
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def disk_of(rig: Rig, index: int) -> str:
+    portal = rig.portals[index - 1]
+    link = BY_PATH / f"ip-{portal}-iscsi-{rig.target.iqn}-lun-{rig.lun.number}"
+    deadline = time.monotonic() + 60
+    while not link.exists():  # udev makes the link after the disk appears: no event here
+        assert time.monotonic() < deadline, f"{link} never appeared"
+        time.sleep(0.2)
+    return str(link.resolve())
+
+
+@pytest.fixture(scope="module")
+def sessions() -> Iterator[Sessions]:
+    """A LIO rig, iscsid, and one open-iscsi session per path; all undone afterwards."""
+    manager = RigManager()
+    name = unique_rig_name("iscsi")
+    iscsid = None
+    try:
+        rig = manager.up(name=name, paths=2, size=64 * 1024**2, backend="lio")
+        # Its own session: iscsid signals its whole process group when it stops.
+        iscsid = subprocess.Popen(["iscsid", "-f"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        sh("iscsiadm", "-m", "discovery", "-t", "st", "-p", str(rig.portals[0]))
+        sh("iscsiadm", "-m", "node", "-T", rig.target.iqn, "-L", "all", timeout=180)
+        yield Sessions(rig, tuple(disk_of(rig, i) for i in (1, 2)))
+    finally:
+        sh("iscsiadm", "-m", "node", "-U", "all", check=False)
+        sh("iscsiadm", "-m", "node", "-o", "delete", check=False)
+        if iscsid is not None:
+            iscsid.send_signal(signal.SIGTERM)
+            iscsid.wait(timeout=30)
+        manager.down(name)
+
+
+def test_each_path_is_a_scsi_disk_with_the_rigs_wwid(sessions: Sessions) -> None:
+    rig = sessions.rig
+    assert len(set(sessions.disks)) == 2
+    for disk in sessions.disks:
+        device = Path("/sys/block") / os.path.basename(disk) / "device"
+        assert (device / "wwid").read_text().strip() == f"naa.{rig.lun.designator}"
+        assert (device / "vendor").read_text().strip() == "MPATH"
+        assert (device / "dh_state").read_text().strip() == "alua"
+
+
+def test_discover_block_groups_the_pair_by_wwid(sessions: Sessions) -> None:
+    code, out, err = cli("discover", "--block", "--json")
+    assert code == 0, err
+    devices = {d["wwid"]: d for d in json.loads(out)["devices"]}
+    assert sorted(devices[sessions.rig.lun.wwid]["paths"]) == sorted(sessions.disks)
+
+
+def test_show_opens_both_disks_with_sg_io(sessions: Sessions) -> None:
+    code, out, err = cli("show", *sessions.disks, "--json")
+    assert code == 0, err
+    doc: dict[str, Any] = json.loads(out)
+    text = json.dumps(doc)
+    assert sessions.rig.lun.wwid in text
+    for disk in sessions.disks:
+        assert disk in text
+    print("MUST-SHOW show:", text)
+
+
+def test_bench_verify_with_a_path_cut_has_no_error_and_no_mismatch(sessions: Sessions) -> None:
+    code, out, err = cli(
+        "bench", *sessions.disks, "--rig", sessions.rig.name, "--verify",
+        "--rw", "randwrite", "--seconds", "8", "--span", "16M", "--qd", "8",
+        "--fault", "2:1:down", "--fault", "5:1:up", "--json", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    print("MUST-SHOW bench:", json.dumps({k: doc.get(k) for k in ("errors", "mismatches", "ios")}))
+    assert doc["errors"] == 0
+    assert doc["mismatches"] == 0
+    assert doc["ios"] > 0
+
+
+def test_prio_and_check_work_on_the_disks(sessions: Sessions) -> None:
+    for disk in sessions.disks:
+        code, out, err = cli("prio", os.path.basename(disk), "--json")
+        assert code == 0, err
+        assert 0 < json.loads(out)["prio"] <= 100, out
+    code, out, err = cli("check", *sessions.disks, "--checker", "directio", "--json")
+    assert code == 0, err
+    assert [entry["state"] for entry in json.loads(out)] == ["up", "up"]
+
+
+def test_alua_standby_is_seen_by_the_kernel_and_by_mpath(sessions: Sessions) -> None:
+    rig, (disk1, disk2) = sessions.rig, sessions.disks
+    manager = RigManager()
+    manager.fault(rig.name, 2, "alua", alua_state="standby")
+    try:
+        # A read on the standby port gets NOT READY 04/0B; the kernel's ALUA handler
+        # then re-reads the port groups (REPORT TARGET PORT GROUPS).
+        sh("dd", f"if={disk2}", "of=/dev/null", "bs=4k", "count=1", "iflag=direct", check=False)
+        state = Path("/sys/block") / os.path.basename(disk2) / "device" / "access_state"
+        assert state.read_text().strip() == "standby"
+        _code, out, err = cli("check", disk1, disk2, "--checker", "directio", "--json")
+        print("MUST-SHOW alua check:", out, err)
+        assert json.loads(out)[0]["state"] == "up"
+        assert json.loads(out)[1]["state"] != "up"
+    finally:
+        manager.fault(rig.name, 2, "alua", alua_state="active-optimized")
