@@ -14,8 +14,9 @@ What is implemented (https://github.com/NetworkBlockDevice/nbd/blob/master/doc/p
   ``INFO``, ``GO``, ``LIST``, ``ABORT``; everything else (``STARTTLS``,
   ``STRUCTURED_REPLY``, meta contexts) is answered ``NBD_REP_ERR_UNSUP``, which every
   client handles. One export, the default one (empty name).
-* Transmission: simple replies; ``READ``, ``WRITE`` (``FUA`` → ``write(fua=True)``, a
-  SCSI WRITE with the FUA bit), ``FLUSH`` (→ SYNCHRONIZE CACHE), ``WRITE_ZEROES``
+* Transmission: simple replies; ``READ``, ``WRITE`` (``FUA`` → the WRITE, then
+  SYNCHRONIZE CACHE: targets whose DPOFUA bit is 0, such as LIO FileIO without a
+  write cache, refuse a WRITE with the FUA bit), ``FLUSH`` (→ SYNCHRONIZE CACHE), ``WRITE_ZEROES``
   (written as zeroes) and ``DISC``. ``TRIM``, ``CACHE`` and block status are not
   advertised and are refused with ``EINVAL`` if sent anyway.
 * Many requests in flight per connection, answered as they finish (matched by handle),
@@ -479,7 +480,7 @@ class ByteIO:
         claim = await self.locks.acquire(start // block, end // block, edges)
         try:
             if not edges:
-                await self.device.write(offset, data, fua=fua)
+                await self.device.write(offset, data)
             else:
                 self.stats.unaligned += 1
                 merged = bytearray(end - start)
@@ -488,7 +489,11 @@ class ByteIO:
                     at = edge * block - start
                     merged[at : at + block] = content
                 merged[offset - start : offset - start + length] = data
-                await self.device.write(start, merged, fua=fua)
+                await self.device.write(start, merged)
+            if fua:
+                # Not the FUA bit: a target without DPOFUA answers it with ILLEGAL
+                # REQUEST (LIO does; the kernel's ext4 sends FUA for its superblock).
+                await self.device.flush()
             # Set once the write is done, not before: a flush that started while it was
             # in flight may not cover it, so it must leave the export dirty.
             self.dirty = True
@@ -506,7 +511,9 @@ class ByteIO:
         view = memoryview(ZEROES)
         for first in range(0, len(pieces), ZERO_PARALLEL):
             batch = pieces[first : first + ZERO_PARALLEL]
-            await asyncio.gather(*(self.write(p, view[:n], fua=fua) for p, n in batch))
+            await asyncio.gather(*(self.write(p, view[:n], fua=False) for p, n in batch))
+        if fua:
+            await self.device.flush()  # one SYNCHRONIZE CACHE for the whole range
 
     async def flush(self) -> None:
         self.dirty = False
