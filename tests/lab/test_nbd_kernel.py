@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -77,7 +78,16 @@ def connections_to_server() -> int:
 
 
 def detach() -> None:
+    """Disconnect /dev/nbd0 and wait until the kernel has let go of it.
+
+    ``nbd-client -d`` returns once the disconnect is sent; the device is free again only
+    when its ``pid`` attribute is gone (polled: the kernel sends no event for it).
+    """
     subprocess.run(["nbd-client", "-d", NBD], capture_output=True, timeout=120)
+    deadline = time.monotonic() + 60
+    while Path("/sys/block/nbd0/pid").exists():
+        assert time.monotonic() < deadline, "/dev/nbd0 still connected 60 s after -d"
+        time.sleep(0.1)
 
 
 @pytest.fixture
