@@ -53,9 +53,9 @@ lab-test:
 	$(BIN)/python -m mpath.lab run --timeout $(LAB_TIMEOUT) -- \
 		pytest -m lab -p no:cacheprovider -v tests/lab
 
-# Pure-logic tests only (no root, no rig): quick feedback while editing.
+# Pure-logic tests only (no root, no rig, no lab VM): quick feedback while editing.
 unit:
-	$(BIN)/pytest -m "not rig"
+	$(BIN)/pytest -m "not rig and not lab and not labvm"
 
 # Benchmarks (speed targets); each writes its own section of docs/benchmarks.md.
 bench:
