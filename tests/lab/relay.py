@@ -153,6 +153,7 @@ def relay(item: pytest.Item) -> bool:
         outcome: Outcome
         longrepr: Any = None
         duration = 0.0
+        extra: dict[str, Any] = {}
         if suite.skip_reason is not None:
             if when != "setup":
                 break
@@ -162,7 +163,10 @@ def relay(item: pytest.Item) -> bool:
             doc = phases[when]
             outcome = doc["outcome"]
             duration = float(doc["duration"])
-            if outcome == "skipped":
+            if outcome == "skipped" and doc.get("wasxfail") is not None:
+                extra["wasxfail"] = doc["wasxfail"]  # an expected failure, not a skip
+                longrepr = doc["longrepr"]
+            elif outcome == "skipped":
                 longrepr = (str(item.path), item.location[1] or 0, doc["longrepr"])
             elif outcome == "failed":
                 longrepr = doc["longrepr"]
@@ -174,6 +178,7 @@ def relay(item: pytest.Item) -> bool:
         report = TestReport(
             item.nodeid, item.location, keywords, outcome, longrepr, when,
             sections=[], duration=duration, start=0, stop=duration, user_properties=[],
+            **extra,
         )  # fmt: skip
         ihook.pytest_runtest_logreport(report=report)
         if outcome != "passed" and when == "setup":
@@ -197,6 +202,7 @@ def record(report: pytest.TestReport) -> None:
         "outcome": report.outcome,
         "duration": report.duration,
         "longrepr": longrepr,
+        "wasxfail": getattr(report, "wasxfail", None),
     }
     with open(target, "a") as out:
         out.write(json.dumps(doc) + "\n")
