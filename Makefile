@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: one list, packaging/debian-packages.txt (README.md points to it).
 DEBIAN_PACKAGES := $(shell sed -e 's/\#.*//' packaging/debian-packages.txt)
 
-.PHONY: setup setup-system setup-python test lint typecheck unit demo bench clean
+.PHONY: setup setup-system setup-python test lint typecheck unit demo bench clean lab lab-test
 
 setup: setup-system setup-python
 
@@ -32,9 +32,23 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-# Pure-logic tests only (no root, no rig): quick feedback while editing.
+# The lab VM: `make lab CMD='uname -r'` runs CMD as root inside it (repository root,
+# this venv first on PATH) and passes its exit code through; `make lab-test` runs the
+# tests marked `lab` in one boot. (make exports CMD, given on its command line, to the
+# recipe's environment, so the recipe does not have to quote it.)
+LAB_TIMEOUT ?= 2400
+
+lab:
+	@test -n "$$CMD" || { echo "usage: make lab CMD='command line'" >&2; exit 2; }
+	$(BIN)/python -m mpath.lab run --timeout $(LAB_TIMEOUT) -- "$$CMD"
+
+lab-test:
+	$(BIN)/python -m mpath.lab run --timeout $(LAB_TIMEOUT) -- \
+		pytest -m lab -p no:cacheprovider -v tests/lab
+
+# Pure-logic tests only (no root, no rig, no lab VM): quick feedback while editing.
 unit:
-	$(BIN)/pytest -m "not rig"
+	$(BIN)/pytest -m "not rig and not lab and not labvm"
 
 # Benchmarks (speed targets); each writes its own section of docs/benchmarks.md.
 bench:

@@ -137,7 +137,7 @@ def list_rigs(as_json: bool) -> None:
 @rig.command()
 @click.argument("path_index", type=int)
 @click.argument("action", type=click.Choice(FAULT_ACTIONS))
-@click.argument("rate", required=False)
+@click.argument("rate", metavar="[RATE|STATE]", required=False)
 @name_option
 def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
     """Apply a fault to path PATH_INDEX (counting from 1, in the order of 'urls').
@@ -154,6 +154,9 @@ def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
                   the rate given at 'rig up'
       rate RATE   change the path's speed (tc units: 100mbit, 1gbit, 20mbps);
                   packets a hold keeps are never dropped by the change
+      alua STATE  (lio backend) put the path's target port group in an ALUA state:
+                  active-optimized, active-nonoptimized, standby, transitioning,
+                  unavailable
 
     \b
     Examples:
@@ -162,7 +165,12 @@ def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
       mpath rig fault 1 hold        # writes wait in the network...
       mpath rig fault 1 release     # ...and arrive late, in order
       mpath rig fault 1 clear
+      mpath rig fault 2 alua standby
     """
+    if action == "alua":
+        path = RigManager().fault(name, path_index, action, alua_state=rate)
+        click.echo(f"path {path.index}: alua {path.alua_state}", err=True)
+        return
     if action == "rate" and rate is None:
         raise RigUsageError("'rate' needs a RATE, e.g. 'mpath rig fault 2 rate 100mbit'")
     if action != "rate" and rate is not None:

@@ -56,7 +56,7 @@ class ByteIO:
         claim = await self.locks.acquire(start // block, end // block, edges)
         try:
             if not edges:
-                await self.device.write(offset, data, fua=fua)
+                await self.device.write(offset, data)
             else:
                 self.stats.unaligned += 1
                 merged = bytearray(end - start)
@@ -65,7 +65,13 @@ class ByteIO:
                     at = edge * block - start
                     merged[at : at + block] = content
                 merged[offset - start : offset - start + length] = data
-                await self.device.write(start, merged, fua=fua)
+                await self.device.write(start, merged)
+            if fua:
+                # Not the FUA bit: a target without DPOFUA answers it with ILLEGAL
+                # REQUEST (LIO FileIO without a write cache does; the kernel's ext4
+                # sends FUA for its superblock). A flush after the write is the same
+                # promise on every target.
+                await self.device.flush()
             # Set once the write is done, not before: a flush that started while it was
             # in flight may not cover it, so it must leave the export dirty.
             self.dirty = True
@@ -83,7 +89,9 @@ class ByteIO:
         view = memoryview(ZEROES)
         for first in range(0, len(pieces), ZERO_PARALLEL):
             batch = pieces[first : first + ZERO_PARALLEL]
-            await asyncio.gather(*(self.write(p, view[:n], fua=fua) for p, n in batch))
+            await asyncio.gather(*(self.write(p, view[:n], fua=False) for p, n in batch))
+        if fua:
+            await self.device.flush()  # one SYNCHRONIZE CACHE for the whole range
 
     async def flush(self) -> None:
         self.dirty = False

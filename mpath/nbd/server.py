@@ -14,8 +14,9 @@ What is implemented (https://github.com/NetworkBlockDevice/nbd/blob/master/doc/p
   ``INFO``, ``GO``, ``LIST``, ``ABORT``; everything else (``STARTTLS``,
   ``STRUCTURED_REPLY``, meta contexts) is answered ``NBD_REP_ERR_UNSUP``, which every
   client handles. One export, the default one (empty name).
-* Transmission: simple replies; ``READ``, ``WRITE`` (``FUA`` → ``write(fua=True)``, a
-  SCSI WRITE with the FUA bit), ``FLUSH`` (→ SYNCHRONIZE CACHE), ``WRITE_ZEROES``
+* Transmission: simple replies; ``READ``, ``WRITE`` (``FUA`` → the WRITE, then
+  SYNCHRONIZE CACHE: targets without DPOFUA refuse the FUA bit), ``FLUSH`` (→
+  SYNCHRONIZE CACHE), ``WRITE_ZEROES``
   (written as zeroes) and ``DISC``. ``TRIM``, ``CACHE`` and block status are not
   advertised and are refused with ``EINVAL`` if sent anyway.
 * Many requests in flight per connection, answered as they finish (matched by handle),

@@ -47,7 +47,7 @@ IQN_PREFIX = "iqn.2026-11.org.mpath:rig."
 LUN_NUMBER = 1  # tgt reserves LUN 0 for its controller device
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-FAULT_ACTIONS = ("down", "up", "drop", "clear", "rate", "hold", "release")
+FAULT_ACTIONS = ("down", "up", "drop", "clear", "rate", "hold", "release", "alua")
 
 
 def state_root() -> Path:
@@ -107,6 +107,7 @@ class PathStatus:
             "link": "up" if self.link_up else "down",
             "fault": self.path.fault.value,
             "rate": None if self.path.current_rate is None else str(self.path.current_rate),
+            "alua": self.path.alua_state,
         }
 
 
@@ -294,14 +295,24 @@ class RigManager:
             for path, url in zip(rig.paths, rig.urls, strict=True)
         ]
 
-    def fault(self, name: str, index: int, action: str, rate: Rate | None = None) -> RigPath:
+    def fault(
+        self,
+        name: str,
+        index: int,
+        action: str,
+        rate: Rate | None = None,
+        alua_state: str | None = None,
+    ) -> RigPath:
         """Apply ``action`` to path ``index`` of rig ``name``.
 
         ``down``/``up`` take the link down and back; ``drop`` throws every packet away
         (nftables) until ``clear``; ``rate`` changes the speed; ``hold`` keeps every
         packet sent either way, in order, until ``release`` (or ``clear``) delivers them
-        all. ``clear`` undoes every fault. No change drops a packet that a hold keeps.
+        all; ``alua`` (lio) sets the path's target port group's ALUA state. ``clear``
+        undoes every fault but ALUA. No change drops a packet that a hold keeps.
         """
+        if action == "alua":
+            return self._set_alua(name, index, alua_state)
         if action not in FAULT_ACTIONS:
             raise RigUsageError(
                 f"unknown fault {action!r}: choose one of {', '.join(FAULT_ACTIONS)}"
@@ -339,6 +350,26 @@ class RigManager:
                 if not path.held:  # a held path takes its new speed when released
                     shaping.set_path_rate(ns, path, new_rate)
                 path.current_rate = new_rate
+            self._save(rig)
+            return path
+
+    def _set_alua(self, name: str, index: int, state: str | None) -> RigPath:
+        """Put path ``index``'s target port group in ALUA ``state`` (lio backend only)."""
+        if state is None:
+            raise RigUsageError("'alua' takes a STATE (e.g. 'alua standby')")
+        require_root()
+        validate_name(name)
+        with self._rig_locked(name):
+            rig = self.load(name)
+            path = rig.path(index)
+            backend = get_backend(rig.backend)
+            set_alua = getattr(backend, "set_alua", None)
+            if set_alua is None:
+                raise RigUsageError(
+                    f"rig {name!r} uses the {rig.backend} backend, which has no ALUA: "
+                    "build it with --backend lio"
+                )
+            set_alua(rig, path, state)
             self._save(rig)
             return path
 

@@ -108,6 +108,8 @@ class RigPath:
     dropping: bool = False
     #: Both ends keep what is sent and deliver nothing (``rig fault N hold``).
     held: bool = False
+    #: The path's ALUA access state where the backend has ALUA (lio), else None.
+    alua_state: str | None = None
 
     @property
     def host_ip(self) -> str:
@@ -227,6 +229,7 @@ class Rig:
                     "link_down": p.link_down,
                     "dropping": p.dropping,
                     "held": p.held,
+                    "alua_state": p.alua_state,
                 }
                 for p in self.paths
             ],
@@ -259,6 +262,7 @@ class Rig:
                 link_down=p["link_down"],
                 dropping=p["dropping"],
                 held=p.get("held", False),
+                alua_state=p.get("alua_state"),
             )
             for p in doc["paths"]
         ]

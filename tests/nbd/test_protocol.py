@@ -182,7 +182,9 @@ def test_protocol_violations_in_the_handshake_drop_the_connection(
 # -- transmission ------------------------------------------------------------------------
 
 
-def test_fua_writes_and_flush_reach_the_device_as_fua_and_synchronize_cache(sock: str) -> None:
+def test_fua_writes_and_flush_reach_the_device_as_write_then_synchronize_cache(sock: str) -> None:
+    """FUA is kept as WRITE + SYNCHRONIZE CACHE: targets without DPOFUA refuse the bit."""
+
     async def body() -> None:
         async with fake_server(sock) as (server, device, _lun):
             client = await RawClient.connect(sock)
@@ -192,7 +194,8 @@ def test_fua_writes_and_flush_reach_the_device_as_fua_and_synchronize_cache(sock
             await client.call(nbd.CMD_FLUSH)
             assert device.calls == [
                 ("write", 0, 512, False),
-                ("write", 512, 512, True),
+                ("write", 512, 512, False),
+                ("flush", 0, 0, False),
                 ("flush", 0, 0, False),
             ]
             assert server.stats.flushes == 1
@@ -201,8 +204,9 @@ def test_fua_writes_and_flush_reach_the_device_as_fua_and_synchronize_cache(sock
     run(body)
 
 
-def test_fua_bit_is_set_in_the_scsi_write(sock: str) -> None:
-    """Beyond the device call: the CDB the fake path receives carries FUA (byte 1, bit 3)."""
+def test_fua_write_is_followed_by_synchronize_cache_before_the_reply(sock: str) -> None:
+    """Beyond the device call: the WRITE carries no FUA bit (byte 1, bit 3) and a
+    SYNCHRONIZE CACHE follows it before the client's next request is served."""
 
     async def body() -> None:
         async with fake_server(sock) as (_server, recording, _lun):
@@ -227,9 +231,11 @@ def test_fua_bit_is_set_in_the_scsi_write(sock: str) -> None:
             await client.call(nbd.CMD_WRITE, 1024, 512, flags=nbd.CMD_FLAG_FUA, data=b"f" * 512)
             await client.call(nbd.CMD_WRITE, 2048, 512, data=b"n" * 512)
             await client.call(nbd.CMD_FLUSH)
+            ops = [c[0] for c in seen]
             writes = [c for c in seen if c[0] == 0x8A]  # WRITE (16)
-            assert [bool(c[1] & 0x08) for c in writes] == [True, False]
-            assert any(c[0] == 0x91 for c in seen)  # SYNCHRONIZE CACHE (16)
+            assert [bool(c[1] & 0x08) for c in writes] == [False, False]
+            # WRITE, SYNCHRONIZE CACHE (16) for the FUA write, WRITE, then the FLUSH.
+            assert ops == [0x8A, 0x91, 0x8A, 0x91]
             await client.close()
 
     run(body)
@@ -377,7 +383,8 @@ def test_write_zeroes_clears_exactly_the_range(sock: str) -> None:
             assert bytes(lun.data[start : start + length]) == bytes(length)
             assert lun.data[start - 1] == 0xFF and lun.data[start + length] == 0xFF
             writes = [c for c in device.calls if c[0] == "write"]
-            assert writes and all(fua for *_rest, fua in writes)
+            assert writes and not any(fua for *_rest, fua in writes)
+            assert device.calls[-1] == ("flush", 0, 0, False)  # FUA: one flush at the end
             assert max(n for _k, _o, n, _f in writes) <= 1024 * 1024 + BLOCK
             await client.close()
 
