@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from mpath.cli.common import complete_rig_names, emit_json, json_option
+from mpath.cli.common import emit_json, json_option, rig_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import (
     device_nodes,
@@ -42,14 +42,9 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
         "Repeatable."
     ),
 )
-@click.option(
-    "--rig",
-    "rig_name",
-    shell_complete=complete_rig_names,
-    default=None,
-    envvar="MPATH_RIG_NAME",
-    help="Rig whose paths to use when no PATH is given [default: mpath]; with PATHs, the "
-    "rig they lead to (checked; --fault acts on it, found from the paths when not given).",
+@rig_option(
+    "Rig whose paths to use when no PATH is given [default: mpath]; with PATHs, the "
+    "rig they lead to (checked; --fault acts on it, found from the paths when not given)."
 )
 @click.option("--seed", type=int, default=None, help="Seed of the random offsets.")
 @click.option(

@@ -10,7 +10,7 @@ import click
 from mpath.checkers import CHECKER_NAMES, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECKER
 from mpath.checkers.oneshot import ANSWERED, check_paths
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT
-from mpath.cli.common import complete_rig_names, emit_json, json_option
+from mpath.cli.common import emit_json, json_option, rig_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import device_nodes
 from mpath.config import load_config
@@ -41,13 +41,8 @@ from mpath.errors import UsageError
     show_default=True,
     help="Seconds the login before the check may take (iSCSI paths).",
 )
-@click.option(
-    "--rig",
-    "rig_name",
-    shell_complete=complete_rig_names,
-    default=None,
-    envvar="MPATH_RIG_NAME",
-    help="Check this rig's paths (when no PATH is given); with PATHs, the rig they must lead to.",
+@rig_option(
+    "Check this rig's paths (when no PATH is given); with PATHs, the rig they must lead to."
 )
 @config_file_option
 @json_option

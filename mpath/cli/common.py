@@ -189,6 +189,21 @@ def complete_rig_names(
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
+def rig_option(help_text: str) -> Callable[[F], F]:
+    """``--rig NAME`` (or ``$MPATH_RIG_NAME``) with completion of this host's rigs; the
+    value arrives as ``rig_name``. Each command says in ``help_text`` what it does with
+    the rig."""
+    option: Callable[[F], F] = click.option(
+        "--rig",
+        "rig_name",
+        shell_complete=complete_rig_names,
+        default=None,
+        envvar="MPATH_RIG_NAME",
+        help=help_text,
+    )
+    return option
+
+
 def emit_json(document: Any) -> None:
     """Print exactly one JSON document on stdout (the ``--json`` contract)."""
     click.echo(json.dumps(document, indent=2, sort_keys=False))

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from mpath.cli.common import complete_rig_names, emit_json, json_option
+from mpath.cli.common import emit_json, json_option, rig_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import (
     DeviceRequest,
@@ -24,7 +24,7 @@ from mpath.cli.paths import (
 from mpath.cli.rigmatch import rig_of_paths
 from mpath.errors import DeviceError
 from mpath.filter.device import MultipathDevice
-from mpath.nbd.server import (
+from mpath.nbd import (
     DEFAULT_PORT,
     ListenAddress,
     NbdServer,
@@ -38,14 +38,7 @@ _DEFAULTS = ServeSettings()
 
 @click.command()
 @click.argument("paths", nargs=-1)
-@click.option(
-    "--rig",
-    "rig_name",
-    shell_complete=complete_rig_names,
-    default=None,
-    envvar="MPATH_RIG_NAME",
-    help="Serve this rig's LUN over all its paths; with PATHs, the rig they must lead to.",
-)
+@rig_option("Serve this rig's LUN over all its paths; with PATHs, the rig they must lead to.")
 @click.option(
     "--listen",
     "listen",

@@ -18,7 +18,7 @@ import click
 from mpath.checkers import CHECKER_NAMES, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECKER
 from mpath.checkers.monitor import CheckerMonitor
 from mpath.checkers.settings import DEFAULT_LOGIN_TIMEOUT, CheckerSettings
-from mpath.cli.common import complete_rig_names, emit_json, json_option
+from mpath.cli.common import emit_json, json_option, rig_option
 from mpath.cli.config import config_file_option
 from mpath.cli.paths import (
     DeviceRequest,
@@ -78,14 +78,7 @@ def contract_checker_state(state: PathState) -> str:
     show_default=True,
     help="Seconds one check may take.",
 )
-@click.option(
-    "--rig",
-    "rig_name",
-    shell_complete=complete_rig_names,
-    default=None,
-    envvar="MPATH_RIG_NAME",
-    help="Show this rig's LUN over all its paths; with PATHs, the rig they must lead to.",
-)
+@rig_option("Show this rig's LUN over all its paths; with PATHs, the rig they must lead to.")
 @open_settings_options
 @config_file_option
 @json_option

@@ -54,7 +54,7 @@ from mpath.errors import DeviceError, MpathError, UsageError
 from mpath.nbd.byteio import ByteIO
 from mpath.nbd.connection import Connection
 from mpath.nbd.limits import ByteBudget
-from mpath.nbd.listen import DEFAULT_PORT, ListenAddress, check_listen_policy, remove_stale_socket
+from mpath.nbd.listen import ListenAddress, remove_stale_socket
 from mpath.nbd.protocol import (
     TFLAG_CAN_MULTI_CONN,
     TFLAG_HAS_FLAGS,
@@ -67,18 +67,6 @@ from mpath.nbd.protocol import (
 from mpath.nbd.settings import BlockDevice, ServeSettings, ServeStats
 
 log = logging.getLogger(__name__)
-
-#: What ``mpath serve`` and the tests import from here (the names this module had
-#: before the package was split by job).
-__all__ = [
-    "DEFAULT_PORT",
-    "BlockDevice",
-    "ListenAddress",
-    "NbdServer",
-    "ServeSettings",
-    "ServeStats",
-    "check_listen_policy",
-]
 
 
 class NbdServer:

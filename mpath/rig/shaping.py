@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mpath.errors import RigError
 from mpath.rig.model import RigPath
@@ -64,22 +65,21 @@ def _tbf(prefix: list[str], ifname: str, rate: Rate, *, limit: str | None = None
     )  # fmt: skip
 
 
-def _backlog(prefix: list[str], ifname: str) -> int:
-    """Packets waiting in the root qdisc of ``ifname`` (0 when it has none)."""
+def _root_tbf(prefix: list[str], ifname: str) -> dict[str, Any] | None:
+    """The root tbf of ``ifname`` as ``tc -s -j`` reports it (``qlen``: packets held),
+    or None when the root qdisc is not mpath's tbf."""
     out = run([*prefix, "-s", "-j", "qdisc", "show", "dev", ifname, "root"]).stdout
     try:
         entries = json.loads(out or "[]")
     except json.JSONDecodeError:
-        return 0
-    return sum(int(e.get("qlen", 0)) for e in entries if e.get("kind") == "tbf")
+        return None
+    return next((e for e in entries if e.get("kind") == "tbf"), None)
 
 
-def _has_tbf(prefix: list[str], ifname: str) -> bool:
-    out = run([*prefix, "-j", "qdisc", "show", "dev", ifname, "root"]).stdout
-    try:
-        return any(e.get("kind") == "tbf" for e in json.loads(out or "[]"))
-    except json.JSONDecodeError:
-        return False
+def _backlog(prefix: list[str], ifname: str) -> int:
+    """Packets waiting in the root tbf of ``ifname`` (0 when it has none)."""
+    tbf = _root_tbf(prefix, ifname)
+    return 0 if tbf is None else int(tbf.get("qlen", 0))
 
 
 def _nudge_host(path: RigPath) -> None:
@@ -102,7 +102,7 @@ def _apply(prefix: list[str], ifname: str, rate: Rate | None, nudge: Callable[[]
     if rate is not None:
         _tbf(prefix, ifname, rate)
         return
-    if not _has_tbf(prefix, ifname):
+    if _root_tbf(prefix, ifname) is None:
         return
     # Unlimited means no qdisc; drain the queue at full speed before removing it.
     _tbf(prefix, ifname, DRAIN_RATE)
