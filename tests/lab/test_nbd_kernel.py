@@ -67,9 +67,29 @@ def export(lio_rig: Rig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 
 def attach(export_name: str, connections: int = 1) -> None:
+    """Connect /dev/nbd0 to the export.
+
+    The kernel refuses a netlink connect ("nbd0 already in use") while anyone holds the
+    unconfigured device open, and udev's blkid opens it for every change event (the
+    capacity change of the last disconnect, the close of a device written by mkfs or
+    e2fsck). So udev's queue is settled first; a connect refused by a probe that began
+    after the settle is tried again, at most twice, each after another settle.
+    """
     name = ["-N", export_name] if export_name else []
-    sh("nbd-client", *name, "127.0.0.1", str(PORT), NBD, "-C", str(connections), "-b", "4096")
+    argv = ["nbd-client", *name, "127.0.0.1", str(PORT), NBD, "-C", str(connections), "-b", "4096"]
+    for _attempt in range(3):
+        subprocess.run(["udevadm", "settle", "--timeout=60"], capture_output=True, timeout=90)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if result.returncode == 0 or "already in use" not in kernel_log_tail():
+            break
+    failure = f"{argv}: {result.returncode}\n{result.stdout}{result.stderr}{kernel_log_tail()}"
+    assert result.returncode == 0, failure
     assert int(Path("/sys/block/nbd0/size").read_text()) > 0
+
+
+def kernel_log_tail() -> str:
+    """The kernel's last messages: nbd-client only says "check dmesg" when it fails."""
+    return subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-1500:]
 
 
 def connections_to_server() -> int:
