@@ -81,6 +81,13 @@ def multipathd(fragment: str) -> Iterator[str]:
             assert daemon.poll() is None, "multipathd exited"
             assert time.monotonic() < deadline, "multipathd never set up the map"
             time.sleep(0.5)  # multipathd's socket answers only once it runs: poll it
+        # The map exists in the kernel before udev's dm rules make /dev/mapper/WWID.
+        sh("udevadm", "settle", "--timeout=60", check=False)
+        node = Path("/dev/mapper") / wwid
+        deadline = time.monotonic() + 60
+        while not node.exists():
+            assert time.monotonic() < deadline, f"{node} never appeared"
+            time.sleep(0.2)  # a late uevent after the settle: udev gives no event to await
         yield wwid
     finally:
         sh("multipathd", "shutdown", check=False)
