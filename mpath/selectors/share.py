@@ -119,7 +119,8 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         self._stamp = 0
         self._probes: deque[_ShareInfo[P]] = deque()
         self._next_period = -math.inf
-        self._avg_io = 0.0
+        self._ref = 0.0  # the I/O size the heap is keyed for: the mean in flight
+        self._inverse_max = 1.0  # 1 / the slowest usable path's speed (or above)
 
     def _new_info(self, path: P, args: Sequence[str]) -> _ShareInfo[P]:
         check_arg_count(self.name, "path", args, 0)
@@ -152,7 +153,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         others = [info for info in self._valid.values() if info.path is not avoid]
         if not others:
             return None
-        best = min(others, key=lambda i: (i.in_flight_bytes + self._avg_io) * i.inverse)
+        best = min(others, key=lambda i: (i.in_flight_bytes + nbytes) * i.inverse)
         return best.path
 
     def _select(self, nbytes: int) -> P | None:
@@ -177,12 +178,50 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 info.dirty = False
                 stamp = self._stamp = self._stamp + 1
                 info.stamp = stamp
-                heapreplace(
-                    heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, stamp, info)
-                )
+                heapreplace(heap, ((info.in_flight_bytes + self._ref) * info.inverse, stamp, info))
+            elif nbytes == self._ref:
+                return info.path  # the heap's own order is this I/O's order
             else:
-                return info.path
+                return self._search(nbytes, info)
         return None
+
+    def _search(self, nbytes: int, top: _ShareInfo[P]) -> P:
+        """The path where an I/O of ``nbytes`` completes first, from a clean heap top.
+
+        The heap orders paths by their completion time for an I/O of the reference
+        size; for ``nbytes`` each key moves by ``(nbytes - ref) / speed_i``, which can
+        reorder paths of different speeds. A path's key for ``nbytes`` is at least its
+        entry's key less ``(ref - nbytes) / slowest speed`` (entries are never above
+        their path's true key: a stale one has a live one below it), and a heap entry is
+        never below its parent's, so only the subtrees whose root is within that slack
+        of the best key found so far are searched: a handful of entries in practice.
+        """
+        best = (top.in_flight_bytes + nbytes) * top.inverse
+        chosen = top
+        slack = (self._ref - nbytes) * self._inverse_max if nbytes < self._ref else 0.0
+        bound = best + slack
+        heap = self._heap
+        size = len(heap)
+        stack = [1, 2]
+        pop = stack.pop
+        push = stack.append
+        while stack:
+            index = pop()
+            if index >= size:
+                continue
+            entry = heap[index]
+            if entry[0] >= bound:
+                continue
+            info = entry[2]
+            if entry[1] == info.stamp:
+                key = (info.in_flight_bytes + nbytes) * info.inverse
+                if key < best:
+                    best = key
+                    bound = best + slack
+                    chosen = info
+            push(2 * index + 1)
+            push(2 * index + 2)
+        return chosen.path
 
     def start_io(self, path: P, nbytes: int) -> None:
         info = self._infos[path]
@@ -227,7 +266,9 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                     window = self._jump_window
                 speed += (sample - speed) * age / (window + age)
                 info.speed = speed
-                info.inverse = 1.0 / speed
+                inverse = info.inverse = 1.0 / speed
+                if inverse > self._inverse_max:  # noqa: PLR1730 - per completion: no call
+                    self._inverse_max = inverse
             else:
                 info.speed = done / busy
                 self._reshare()
@@ -241,7 +282,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
             stamp = self._stamp = self._stamp + 1
             info.stamp = stamp
             heap = self._heap
-            heappush(heap, ((held + self._avg_io) * info.inverse, stamp, info))
+            heappush(heap, ((held + self._ref) * info.inverse, stamp, info))
             if len(heap) > self._heap_limit:
                 self._rebuild_heap()
 
@@ -266,9 +307,9 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         # The mean size of the I/Os in flight (of the one asked for, when none is).
         count = sum(info.in_flight for info in self._valid.values())
         if count:
-            self._avg_io = sum(info.in_flight_bytes for info in self._valid.values()) / count
-        elif not self._avg_io:
-            self._avg_io = float(nbytes)
+            self._ref = sum(info.in_flight_bytes for info in self._valid.values()) / count
+        elif not self._ref:
+            self._ref = float(nbytes)
         self._next_period = now + self._period
         self._reshare()
 
@@ -277,18 +318,21 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         valid = self._valid.values()
         measured = [info.speed for info in valid if info.speed]
         default = sum(measured) / len(measured) if measured else 1.0
+        inverse_max = 0.0
         for info in valid:
-            info.inverse = 1.0 / (info.speed or default)
+            inverse = info.inverse = 1.0 / (info.speed or default)
+            inverse_max = max(inverse_max, inverse)
+        self._inverse_max = inverse_max
         self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:
-        avg_io = self._avg_io
+        ref = self._ref
         heap: list[_Entry] = []
         for info in self._valid.values():
             self._stamp += 1
             info.stamp = self._stamp
             info.dirty = False
-            heap.append(((info.in_flight_bytes + avg_io) * info.inverse, self._stamp, info))
+            heap.append(((info.in_flight_bytes + ref) * info.inverse, self._stamp, info))
         heapify(heap)
         self._heap = heap
         self._heap_limit = 4 * len(heap) + 64
