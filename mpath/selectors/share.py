@@ -25,24 +25,30 @@ fails its share is zero at once and the others' shares are rescaled to sum to 1.
 reinstated path restarts from ``probe_share`` of the mean speed and earns its share
 back as its completions are measured.
 
-**Choosing a path.** The I/O goes to the path with the smallest
-``(in_flight_bytes_i + avg_io) / speed_i`` (the same order as ``/ share_i``): the time
-that path needs to move what it holds plus one more I/O, i.e. when this I/O would
-complete there. ``avg_io`` is the mean size of the I/Os in flight at the last period.
-Each I/O going where it completes first keeps every path's queue in proportion to its
-speed, so all queues drain in the same time and the tail latency is that common time,
-not the slowest path's; with enough I/O in flight every path stays busy.
+**Choosing a path.** An I/O of ``n`` bytes goes to the path with the smallest
+``(in_flight_bytes_i + n) / speed_i``: the time that path needs to move what it holds
+plus this I/O, i.e. when this I/O would complete there. The I/O's own size counts, so
+with mixed sizes a small read goes to the path that drains first and a large one leans
+to the faster path. Each I/O going where it completes first keeps every path's queue
+in proportion to its speed, so all queues drain in the same time and the tail latency
+is that common time, not the slowest path's; with enough I/O in flight every path
+stays busy.
 
 **Probing.** A usable path that has had nothing in flight for ``probe_ms`` gets the
 next I/O, whatever its share, so a path that was slow (or idle because the load is
 light) is measured again and a path that became fast again is noticed.
 
-**Cost.** The paths are kept in a binary heap keyed by completion time, with lazy
+**Cost.** The paths are kept in a binary heap keyed by completion time for an I/O of
+the reference size ``ref`` (the mean size in flight at the last period), with lazy
 updates: ``end_io`` (the key fell) pushes the path's new key; ``start_io`` (the key
 grew) only marks the path, and ``select`` re-keys a marked path when it reaches the
 top (a key that only grew cannot be chosen too late by waiting), dropping superseded
-entries as it goes. The heap is rebuilt, O(n), at each period and when stale entries
-pile up, so per-I/O cost is O(log n) and in practice flat.
+entries as it goes. An I/O of size ``ref`` takes the top. Another size moves each key
+by ``(n - ref) / speed_i``, which can reorder paths of different speeds, so the heap is
+searched from the top, skipping every subtree whose root's key is more than
+``(ref - n) / slowest speed`` above the best key found (nothing below it can win):
+exact, and a few entries in practice. The heap is rebuilt, O(n), at each period and
+when stale entries pile up, so per-I/O cost is O(log n) and in practice flat.
 
 Selector arguments (``name=value``): ``window_ms`` (default 100), ``period_ms``
 (default 50), ``probe_ms`` (default 1000), ``probe_share`` (percent of the mean speed
@@ -73,6 +79,8 @@ DEFAULT_WINDOW_MS = 100
 JUMP = 1.5  # a speed sample this many times above or below the estimate is a change
 DEFAULT_PROBE_SHARE_PERCENT = 5
 _STALE = -1  # the stamp of a path with no live heap entry
+_SCAN_PATHS = 4  # up to this many paths, an I/O of another size compares them all
+_SEARCH_LIMIT = 8  # heap entries an I/O of another size looks at, beyond that
 
 
 @dataclass(slots=True, eq=False)
@@ -190,14 +198,25 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
 
         The heap orders paths by their completion time for an I/O of the reference
         size; for ``nbytes`` each key moves by ``(nbytes - ref) / speed_i``, which can
-        reorder paths of different speeds. A path's key for ``nbytes`` is at least its
-        entry's key less ``(ref - nbytes) / slowest speed`` (entries are never above
-        their path's true key: a stale one has a live one below it), and a heap entry is
-        never below its parent's, so only the subtrees whose root is within that slack
-        of the best key found so far are searched: a handful of entries in practice.
+        reorder paths of different speeds. With few paths they are all compared (the
+        heap, holding superseded entries too, is bigger than the list of paths).
+        Otherwise the heap is searched from the top: a path's key for ``nbytes`` is at
+        least its entry's key less ``(ref - nbytes) / slowest speed`` (an entry is never
+        above its path's true key: a stale one has a live one below it), and an entry is
+        never below its parent, so only the subtrees whose root is within that slack of
+        the best key found so far can hold a better path. The search stops after
+        ``_SEARCH_LIMIT`` entries (the best found so far then goes: balanced paths all
+        have keys within one I/O's time, and any of them is nearly as good).
         """
         best = (top.in_flight_bytes + nbytes) * top.inverse
         chosen = top
+        if len(self._valid) <= _SCAN_PATHS:
+            for info in self._valid.values():
+                key = (info.in_flight_bytes + nbytes) * info.inverse
+                if key < best:
+                    best = key
+                    chosen = info
+            return chosen.path
         slack = (self._ref - nbytes) * self._inverse_max if nbytes < self._ref else 0.0
         bound = best + slack
         heap = self._heap
@@ -205,13 +224,15 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         stack = [1, 2]
         pop = stack.pop
         push = stack.append
-        while stack:
+        budget = _SEARCH_LIMIT
+        while stack and budget:
             index = pop()
             if index >= size:
                 continue
             entry = heap[index]
             if entry[0] >= bound:
                 continue
+            budget -= 1
             info = entry[2]
             if entry[1] == info.stamp:
                 key = (info.in_flight_bytes + nbytes) * info.inverse
@@ -219,8 +240,8 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                     best = key
                     bound = best + slack
                     chosen = info
-            push(2 * index + 1)
             push(2 * index + 2)
+            push(2 * index + 1)
         return chosen.path
 
     def start_io(self, path: P, nbytes: int) -> None:

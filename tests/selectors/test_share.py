@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 
 from mpath.selectors import SelectorArgError
+from mpath.selectors import share as share_module
 from mpath.selectors.share import ShareSelector
 from tests.selectors.harness import FakeClock, make_driver, operations
 
@@ -136,28 +138,34 @@ def test_each_io_goes_where_its_own_size_completes_first() -> None:
     assert selector.select(4 * MB) == "fast"
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("paths", [3, 12])
+@settings(max_examples=100, deadline=None)
 @given(ops=operations)
-def test_the_heap_search_finds_the_earliest_completion_for_every_size(
-    ops: list[tuple[str, int]],
+def test_each_io_goes_where_it_completes_first_whatever_came_before(
+    paths: int, ops: list[tuple[str, int]]
 ) -> None:
-    """Whatever happened before, select's path has the least (bytes held + n) / speed."""
-    driver = make_driver("share", 5)
+    """select's path has the least (bytes held + n) / speed, for every size n.
+
+    3 paths are compared one by one; 12 go through the heap search, exact here because
+    its entry limit is lifted (with the limit it may settle for a nearly-as-good path).
+    """
+    driver = make_driver("share", paths)
     selector = driver.selector
     assert isinstance(selector, ShareSelector)
     driver.apply(ops)
     driver.clock.advance(0.01)
-    for nbytes in (512, 4096, 65536, 262144, 4 * MB):
-        while any(info.probe_pending for info in selector._infos.values()):
-            selector.select(nbytes)  # an idle path's probe goes first, whatever its key
-        chosen = selector.select(nbytes)
-        infos = [info for info in selector._infos.values() if not info.failed]
-        if not infos:
-            assert chosen is None
-            continue
-        best = min((info.in_flight_bytes + nbytes) * info.inverse for info in infos)
-        mine = selector._infos[chosen]
-        assert (mine.in_flight_bytes + nbytes) * mine.inverse == pytest.approx(best, rel=1e-12)
+    with mock.patch.object(share_module, "_SEARCH_LIMIT", 10**9):
+        for nbytes in (512, 4096, 65536, 262144, 4 * MB):
+            while any(info.probe_pending for info in selector._infos.values()):
+                selector.select(nbytes)  # an idle path's probe goes first, whatever its key
+            chosen = selector.select(nbytes)
+            infos = [info for info in selector._infos.values() if not info.failed]
+            if not infos:
+                assert chosen is None
+                continue
+            best = min((info.in_flight_bytes + nbytes) * info.inverse for info in infos)
+            mine = selector._infos[chosen]
+            assert (mine.in_flight_bytes + nbytes) * mine.inverse == pytest.approx(best, rel=1e-12)
 
 
 def test_a_failed_paths_share_goes_to_the_others_at_once() -> None:
