@@ -105,7 +105,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     """Paths chosen by shares from transfer speeds measured at every completion."""
 
     name = "share"
-    version = "2.0.0"
+    version = "2.1.0"
 
     def _configure(self, args: tuple[str, ...]) -> None:
         known = ("period_ms", "probe_ms", "window_ms", "probe_share")
