@@ -25,24 +25,30 @@ fails its share is zero at once and the others' shares are rescaled to sum to 1.
 reinstated path restarts from ``probe_share`` of the mean speed and earns its share
 back as its completions are measured.
 
-**Choosing a path.** The I/O goes to the path with the smallest
-``(in_flight_bytes_i + avg_io) / speed_i`` (the same order as ``/ share_i``): the time
-that path needs to move what it holds plus one more I/O, i.e. when this I/O would
-complete there. ``avg_io`` is the mean size of the I/Os in flight at the last period.
-Each I/O going where it completes first keeps every path's queue in proportion to its
-speed, so all queues drain in the same time and the tail latency is that common time,
-not the slowest path's; with enough I/O in flight every path stays busy.
+**Choosing a path.** An I/O of ``n`` bytes goes to the path with the smallest
+``(in_flight_bytes_i + n) / speed_i``: the time that path needs to move what it holds
+plus this I/O, i.e. when this I/O would complete there. The I/O's own size counts, so
+with mixed sizes a small read goes to the path that drains first and a large one leans
+to the faster path. Each I/O going where it completes first keeps every path's queue
+in proportion to its speed, so all queues drain in the same time and the tail latency
+is that common time, not the slowest path's; with enough I/O in flight every path
+stays busy.
 
 **Probing.** A usable path that has had nothing in flight for ``probe_ms`` gets the
 next I/O, whatever its share, so a path that was slow (or idle because the load is
 light) is measured again and a path that became fast again is noticed.
 
-**Cost.** The paths are kept in a binary heap keyed by completion time, with lazy
+**Cost.** The paths are kept in a binary heap keyed by completion time for an I/O of
+the reference size ``ref`` (the mean size in flight at the last period), with lazy
 updates: ``end_io`` (the key fell) pushes the path's new key; ``start_io`` (the key
 grew) only marks the path, and ``select`` re-keys a marked path when it reaches the
 top (a key that only grew cannot be chosen too late by waiting), dropping superseded
-entries as it goes. The heap is rebuilt, O(n), at each period and when stale entries
-pile up, so per-I/O cost is O(log n) and in practice flat.
+entries as it goes. An I/O of size ``ref`` takes the top. Another size moves each key
+by ``(n - ref) / speed_i``, which can reorder paths of different speeds, so the heap is
+searched from the top, skipping every subtree whose root's key is more than
+``(ref - n) / slowest speed`` above the best key found (nothing below it can win):
+exact, and a few entries in practice. The heap is rebuilt, O(n), at each period and
+when stale entries pile up, so per-I/O cost is O(log n) and in practice flat.
 
 Selector arguments (``name=value``): ``window_ms`` (default 100), ``period_ms``
 (default 50), ``probe_ms`` (default 1000), ``probe_share`` (percent of the mean speed
@@ -73,6 +79,8 @@ DEFAULT_WINDOW_MS = 100
 JUMP = 1.5  # a speed sample this many times above or below the estimate is a change
 DEFAULT_PROBE_SHARE_PERCENT = 5
 _STALE = -1  # the stamp of a path with no live heap entry
+_SCAN_PATHS = 4  # up to this many paths, an I/O of another size compares them all
+_SEARCH_LIMIT = 8  # heap entries an I/O of another size looks at, beyond that
 
 
 @dataclass(slots=True, eq=False)
@@ -97,7 +105,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     """Paths chosen by shares from transfer speeds measured at every completion."""
 
     name = "share"
-    version = "2.0.0"
+    version = "2.1.0"
 
     def _configure(self, args: tuple[str, ...]) -> None:
         known = ("period_ms", "probe_ms", "window_ms", "probe_share")
@@ -119,7 +127,8 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         self._stamp = 0
         self._probes: deque[_ShareInfo[P]] = deque()
         self._next_period = -math.inf
-        self._avg_io = 0.0
+        self._ref = 0.0  # the I/O size the heap is keyed for: the mean in flight
+        self._inverse_max = 1.0  # 1 / the slowest usable path's speed (or above)
 
     def _new_info(self, path: P, args: Sequence[str]) -> _ShareInfo[P]:
         check_arg_count(self.name, "path", args, 0)
@@ -152,7 +161,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         others = [info for info in self._valid.values() if info.path is not avoid]
         if not others:
             return None
-        best = min(others, key=lambda i: (i.in_flight_bytes + self._avg_io) * i.inverse)
+        best = min(others, key=lambda i: (i.in_flight_bytes + nbytes) * i.inverse)
         return best.path
 
     def _select(self, nbytes: int) -> P | None:
@@ -177,12 +186,63 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 info.dirty = False
                 stamp = self._stamp = self._stamp + 1
                 info.stamp = stamp
-                heapreplace(
-                    heap, ((info.in_flight_bytes + self._avg_io) * info.inverse, stamp, info)
-                )
+                heapreplace(heap, ((info.in_flight_bytes + self._ref) * info.inverse, stamp, info))
+            elif nbytes == self._ref:
+                return info.path  # the heap's own order is this I/O's order
             else:
-                return info.path
+                return self._search(nbytes, info)
         return None
+
+    def _search(self, nbytes: int, top: _ShareInfo[P]) -> P:
+        """The path where an I/O of ``nbytes`` completes first, from a clean heap top.
+
+        The heap orders paths by their completion time for an I/O of the reference
+        size; for ``nbytes`` each key moves by ``(nbytes - ref) / speed_i``, which can
+        reorder paths of different speeds. With few paths they are all compared (the
+        heap, holding superseded entries too, is bigger than the list of paths).
+        Otherwise the heap is searched from the top: a path's key for ``nbytes`` is at
+        least its entry's key less ``(ref - nbytes) / slowest speed`` (an entry is never
+        above its path's true key: a stale one has a live one below it), and an entry is
+        never below its parent, so only the subtrees whose root is within that slack of
+        the best key found so far can hold a better path. The search stops after
+        ``_SEARCH_LIMIT`` entries (the best found so far then goes: balanced paths all
+        have keys within one I/O's time, and any of them is nearly as good).
+        """
+        best = (top.in_flight_bytes + nbytes) * top.inverse
+        chosen = top
+        if len(self._valid) <= _SCAN_PATHS:
+            for info in self._valid.values():
+                key = (info.in_flight_bytes + nbytes) * info.inverse
+                if key < best:
+                    best = key
+                    chosen = info
+            return chosen.path
+        slack = (self._ref - nbytes) * self._inverse_max if nbytes < self._ref else 0.0
+        bound = best + slack
+        heap = self._heap
+        size = len(heap)
+        stack = [1, 2]
+        pop = stack.pop
+        push = stack.append
+        budget = _SEARCH_LIMIT
+        while stack and budget:
+            index = pop()
+            if index >= size:
+                continue
+            entry = heap[index]
+            if entry[0] >= bound:
+                continue
+            budget -= 1
+            info = entry[2]
+            if entry[1] == info.stamp:
+                key = (info.in_flight_bytes + nbytes) * info.inverse
+                if key < best:
+                    best = key
+                    bound = best + slack
+                    chosen = info
+            push(2 * index + 2)
+            push(2 * index + 1)
+        return chosen.path
 
     def start_io(self, path: P, nbytes: int) -> None:
         info = self._infos[path]
@@ -227,7 +287,9 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                     window = self._jump_window
                 speed += (sample - speed) * age / (window + age)
                 info.speed = speed
-                info.inverse = 1.0 / speed
+                inverse = info.inverse = 1.0 / speed
+                if inverse > self._inverse_max:  # noqa: PLR1730 - per completion: no call
+                    self._inverse_max = inverse
             else:
                 info.speed = done / busy
                 self._reshare()
@@ -241,7 +303,7 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
             stamp = self._stamp = self._stamp + 1
             info.stamp = stamp
             heap = self._heap
-            heappush(heap, ((held + self._avg_io) * info.inverse, stamp, info))
+            heappush(heap, ((held + self._ref) * info.inverse, stamp, info))
             if len(heap) > self._heap_limit:
                 self._rebuild_heap()
 
@@ -266,9 +328,9 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         # The mean size of the I/Os in flight (of the one asked for, when none is).
         count = sum(info.in_flight for info in self._valid.values())
         if count:
-            self._avg_io = sum(info.in_flight_bytes for info in self._valid.values()) / count
-        elif not self._avg_io:
-            self._avg_io = float(nbytes)
+            self._ref = sum(info.in_flight_bytes for info in self._valid.values()) / count
+        elif not self._ref:
+            self._ref = float(nbytes)
         self._next_period = now + self._period
         self._reshare()
 
@@ -277,18 +339,21 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
         valid = self._valid.values()
         measured = [info.speed for info in valid if info.speed]
         default = sum(measured) / len(measured) if measured else 1.0
+        inverse_max = 0.0
         for info in valid:
-            info.inverse = 1.0 / (info.speed or default)
+            inverse = info.inverse = 1.0 / (info.speed or default)
+            inverse_max = max(inverse_max, inverse)
+        self._inverse_max = inverse_max
         self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:
-        avg_io = self._avg_io
+        ref = self._ref
         heap: list[_Entry] = []
         for info in self._valid.values():
             self._stamp += 1
             info.stamp = self._stamp
             info.dirty = False
-            heap.append(((info.in_flight_bytes + avg_io) * info.inverse, self._stamp, info))
+            heap.append(((info.in_flight_bytes + ref) * info.inverse, self._stamp, info))
         heapify(heap)
         self._heap = heap
         self._heap_limit = 4 * len(heap) + 64
