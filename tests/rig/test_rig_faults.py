@@ -39,12 +39,13 @@ def pings_answered(address: str) -> int:
 
 
 def read_capacity_bytes(url: str) -> int:
+    """The LUN's size as libiscsi's own READ CAPACITY(16) tool reports it."""
     out = subprocess.run(
         ["iscsi-readcapacity16", url], capture_output=True, text=True, check=True, timeout=30
     ).stdout
-    blocks = int(re.search(r"Returned Logical Block Address:(\d+)", out).group(1))  # type: ignore[union-attr]
-    size = int(re.search(r"Logical Block Length:(\d+)", out).group(1))  # type: ignore[union-attr]
-    return (blocks + 1) * size
+    match = re.search(r"Total size:(\d+)", out)
+    assert match, out
+    return int(match.group(1))
 
 
 def test_loss_loses_about_that_share_and_clear_ends_it(make_rig: RigFactory) -> None:
@@ -91,6 +92,15 @@ def closed_by_peer(conn: socket.socket) -> bool:
         return False
 
 
+def running(pid: int) -> bool:
+    """True while ``pid`` runs (a killed child of this process stays a zombie until reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_target_restart_serves_the_same_lun_from_a_new_daemon(make_rig: RigFactory) -> None:
     rig = make_rig(paths=2, size=8 * 1024**2)
     before = inquiry(rig.urls[0], page=0x83)
@@ -104,7 +114,7 @@ def test_target_restart_serves_the_same_lun_from_a_new_daemon(make_rig: RigFacto
         assert closed_by_peer(first) and closed_by_peer(second)  # every path at once
     restarted = RigManager().load(rig.name)
     assert restarted.daemon_pid is not None and restarted.daemon_pid != rig.daemon_pid
-    assert rig.daemon_pid is not None and not Path(f"/proc/{rig.daemon_pid}").exists()
+    assert rig.daemon_pid is not None and not running(rig.daemon_pid)
     assert [inquiry(url, page=0x83) for url in rig.urls] == [before, before]
 
 
