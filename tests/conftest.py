@@ -12,6 +12,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,8 @@ def _rig_resources() -> set[str]:
     root = RigManager().root
     if root.is_dir():
         found |= {f"state {p}" for p in root.iterdir() if SESSION_TOKEN in p.name}
+    for hierarchy in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")):  # target slow
+        found |= {f"cgroup {p}" for p in hierarchy.glob(f"mpath-rig-*{SESSION_TOKEN}*")}
     return found
 
 

@@ -135,49 +135,114 @@ def list_rigs(as_json: bool) -> None:
 
 
 @rig.command()
-@click.argument("path_index", type=int)
-@click.argument("action", type=click.Choice(FAULT_ACTIONS))
-@click.argument("rate", metavar="[RATE|STATE]", required=False)
+@click.argument("where", metavar="PATH_INDEX|target|lun")
+@click.argument("action")
+@click.argument("argument", metavar="[RATE|STATE|PCT|SIZE]", required=False)
 @name_option
-def fault(path_index: int, action: str, rate: str | None, name: str) -> None:
-    """Apply a fault to path PATH_INDEX (counting from 1, in the order of 'urls').
+def fault(where: str, action: str, argument: str | None, name: str) -> None:
+    """Apply a fault to one path (PATH_INDEX, from 1 in the order of 'urls'), the target
+    or the LUN.
 
     \b
-    ACTION is one of:
+    On a path, ACTION is one of:
       down        take the path's link down
       up          bring the link back up
       drop        silently drop every packet on the path (no RST, no ICMP)
+      loss PCT    lose PCT % of the packets both ways at random (0 stops it)
+      reset       the target aborts the path's connections with a TCP reset
       hold        keep every packet sent either way, in order, and deliver none
                   (a congested switch, a hung NIC queue)
       release     deliver everything held, in order, then carry on as before
-      clear       undo every fault: link up, no drop, release what is held, and
-                  the rate given at 'rig up'
+      clear       undo every fault: link up, no drop, no loss, release what is
+                  held, and the rate given at 'rig up'
       rate RATE   change the path's speed (tc units: 100mbit, 1gbit, 20mbps);
                   packets a hold keeps are never dropped by the change
       alua STATE  (lio backend) put the path's target port group in an ALUA state:
                   active-optimized, active-nonoptimized, standby, transitioning,
                   unavailable
+      delay MS    refused, with the reason: this kernel cannot delay packets
+
+    \b
+    On the target:
+      restart     kill the target and serve the same LUN again: every path's
+                  connection goes at once (tgt: SIGKILL of tgtd)
+      slow        (tgt) hold the target to 20 ms of CPU a second: it stops
+                  answering on every path for up to about 1 s at a time, then
+                  catches up, as a busy array does
+      fast        end 'slow'
+
+    \b
+    On the LUN:
+      resize SIZE grow the LUN while it is served (tgt; data kept)
 
     \b
     Examples:
       mpath rig fault 1 down
       mpath rig fault 2 rate 100mbit
+      mpath rig fault 1 loss 5
       mpath rig fault 1 hold        # writes wait in the network...
       mpath rig fault 1 release     # ...and arrive late, in order
       mpath rig fault 1 clear
       mpath rig fault 2 alua standby
+      mpath rig fault target restart
+      mpath rig fault target slow
+      mpath rig fault lun resize 2G
     """
+    manager = RigManager()
+    if where == "target":
+        _no_argument(action, argument)
+        manager.target_fault(name, action)
+        click.echo(f"target: {action}", err=True)
+        return
+    if where == "lun":
+        if action != "resize" or argument is None:
+            raise RigUsageError("on the LUN the fault is 'resize SIZE', e.g. 'lun resize 2G'")
+        built = manager.resize_lun(name, parse_size(argument))
+        click.echo(f"lun: {format_size(built.lun.size_bytes)}", err=True)
+        return
+    try:
+        index = int(where)
+    except ValueError:
+        raise RigUsageError(
+            f"{where!r} is not a path index, 'target' or 'lun' (e.g. 'mpath rig fault 1 down')"
+        ) from None
+    if action not in FAULT_ACTIONS:
+        raise RigUsageError(f"unknown fault {action!r}: choose one of {', '.join(FAULT_ACTIONS)}")
     if action == "alua":
-        path = RigManager().fault(name, path_index, action, alua_state=rate)
+        path = manager.fault(name, index, action, alua_state=argument)
         click.echo(f"path {path.index}: alua {path.alua_state}", err=True)
         return
-    if action == "rate" and rate is None:
+    if action == "loss":
+        path = manager.fault(name, index, action, loss_pct=_percentage(argument))
+        click.echo(f"path {path.index}: loss {path.loss_pct}%", err=True)
+        return
+    if action == "rate" and argument is None:
         raise RigUsageError("'rate' needs a RATE, e.g. 'mpath rig fault 2 rate 100mbit'")
-    if action != "rate" and rate is not None:
-        raise RigUsageError(f"'{action}' takes no further argument (got {rate!r})")
-    parsed = parse_rate(rate) if rate is not None else None
-    path = RigManager().fault(name, path_index, action, parsed)
+    if action not in ("rate", "delay"):
+        _no_argument(action, argument)
+    parsed = parse_rate(argument) if action == "rate" and argument is not None else None
+    path = manager.fault(name, index, action, parsed)
     click.echo(f"path {path.index}: fault {path.fault.value}", err=True)
+
+
+def _no_argument(action: str, argument: str | None) -> None:
+    if argument is not None:
+        raise RigUsageError(f"'{action}' takes no further argument (got {argument!r})")
+
+
+def _percentage(text: str | None) -> int:
+    """A loss percentage, 0..100, as a whole number ('5' or '5%')."""
+    if text is None:
+        raise RigUsageError("'loss' needs a percentage, e.g. 'mpath rig fault 1 loss 5'")
+    try:
+        value = int(text.removesuffix("%"))
+    except ValueError:
+        raise RigUsageError(
+            f"loss percentage must be a whole number 0..100, not {text!r}"
+        ) from None
+    if not 0 <= value <= 100:
+        raise RigUsageError(f"loss percentage must be 0..100, not {value}")
+    return value
 
 
 @rig.command()

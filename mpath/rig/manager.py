@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mpath.errors import RigError, RigNotFoundError, RigUsageError
-from mpath.rig import firewall, network, shaping
+from mpath.rig import firewall, network, shaping, throttle
 from mpath.rig.backends import get_backend
 from mpath.rig.model import (
     MAX_SUBNETS,
@@ -47,7 +47,18 @@ IQN_PREFIX = "iqn.2026-11.org.mpath:rig."
 LUN_NUMBER = 1  # tgt reserves LUN 0 for its controller device
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-FAULT_ACTIONS = ("down", "up", "drop", "clear", "rate", "hold", "release", "alua")
+FAULT_ACTIONS = (
+    "down", "up", "drop", "clear", "rate", "hold", "release", "alua", "loss", "reset", "delay",
+)  # fmt: skip
+#: Faults that act on the whole target (``rig fault target ACTION``).
+TARGET_ACTIONS = ("restart", "slow", "fast")
+#: Why ``delay`` is refused: the one place that says it, for the CLI and the docs.
+NO_DELAY_REASON = (
+    "'delay' is not available: this kernel has no netem, no fq qdisc (whose departure "
+    "times a BPF program could set) and no nftables queue, so nothing can hold each "
+    "packet for a fixed time; 'rate' (a slow link: delay that grows with the load) and "
+    "'loss' (retransmission delays) are the ways to make a path slow"
+)
 
 
 def state_root() -> Path:
@@ -108,6 +119,7 @@ class PathStatus:
             "fault": self.path.fault.value,
             "rate": None if self.path.current_rate is None else str(self.path.current_rate),
             "alua": self.path.alua_state,
+            "loss_pct": self.path.loss_pct,
         }
 
 
@@ -302,23 +314,32 @@ class RigManager:
         action: str,
         rate: Rate | None = None,
         alua_state: str | None = None,
+        loss_pct: int | None = None,
     ) -> RigPath:
         """Apply ``action`` to path ``index`` of rig ``name``.
 
         ``down``/``up`` take the link down and back; ``drop`` throws every packet away
-        (nftables) until ``clear``; ``rate`` changes the speed; ``hold`` keeps every
-        packet sent either way, in order, until ``release`` (or ``clear``) delivers them
-        all; ``alua`` (lio) sets the path's target port group's ALUA state. ``clear``
-        undoes every fault but ALUA. No change drops a packet that a hold keeps.
+        (nftables) until ``clear``; ``loss`` throws ``loss_pct`` % of them away at
+        random (0 stops it); ``reset`` aborts the target's connections on the path with
+        a TCP reset; ``rate`` changes the speed; ``hold`` keeps every packet sent either
+        way, in order, until ``release`` (or ``clear``) delivers them all; ``alua``
+        (lio) sets the path's target port group's ALUA state. ``clear`` undoes every
+        fault but ALUA. No change drops a packet that a hold keeps.
         """
         if action == "alua":
             return self._set_alua(name, index, alua_state)
+        if action == "delay":
+            raise RigUsageError(NO_DELAY_REASON)
         if action not in FAULT_ACTIONS:
             raise RigUsageError(
                 f"unknown fault {action!r}: choose one of {', '.join(FAULT_ACTIONS)}"
             )
         if (action == "rate") != (rate is not None):
             raise RigUsageError("'rate' takes a RATE (e.g. 'rate 100mbit'); other faults take none")
+        if (action == "loss") != (loss_pct is not None):
+            raise RigUsageError("'loss' takes a percentage (e.g. 'loss 5'); other faults take none")
+        if loss_pct is not None and not 0 <= loss_pct <= 100:
+            raise RigUsageError(f"loss percentage must be 0..100, not {loss_pct}")
         require_root()
         validate_name(name)
         with self._rig_locked(name):
@@ -337,6 +358,11 @@ class RigManager:
                 if not drop:
                     network.wait_carrier(ns, path)  # also forgets failed neighbours
                 path.dropping = drop
+            if action in ("loss", "clear") and (action == "loss" or path.loss_pct):
+                path.loss_pct = loss_pct or 0
+                firewall.set_loss(ns, path.target_if, path.loss_pct)
+            if action == "reset":
+                network.reset_connections(ns, path)
             if action == "hold":
                 shaping.hold_path(ns, path)
                 path.held = True
@@ -373,6 +399,76 @@ class RigManager:
             self._save(rig)
             return path
 
+    # -- whole-target faults -----------------------------------------------------------------
+
+    def target_fault(self, name: str, action: str) -> Rig:
+        """Apply ``action`` to the whole target of rig ``name``.
+
+        ``restart`` kills the target and serves the same LUN again (every path goes
+        away at once); ``slow`` holds the target daemon to a CPU quota, so it stalls on
+        every path at once for up to about a second at a time and then catches up;
+        ``fast`` ends that. A restarted daemon stays slow if the target was.
+        """
+        if action not in TARGET_ACTIONS:
+            raise RigUsageError(
+                f"unknown target fault {action!r}: choose one of {', '.join(TARGET_ACTIONS)}"
+            )
+        require_root()
+        validate_name(name)
+        with self._rig_locked(name):
+            rig = self.load(name)
+            backend = get_backend(rig.backend)
+            if action == "restart":
+                rig.daemon_pid = backend.restart(rig)
+                if rig.slow_origin is not None and rig.daemon_pid is not None:
+                    throttle.slow(rig.name, rig.daemon_pid)
+            elif action == "slow":
+                if rig.daemon_pid is None:
+                    raise RigUsageError(
+                        f"rig {name!r} uses the {rig.backend} backend, which runs in the "
+                        "kernel: 'target slow' needs a target process (use --backend tgt)"
+                    )
+                origin = throttle.slow(rig.name, rig.daemon_pid)
+                rig.slow_origin = rig.slow_origin or origin
+            else:
+                throttle.fast(rig.name, rig.slow_origin)
+                rig.slow_origin = None
+            self._save(rig)
+            return rig
+
+    def resize_lun(self, name: str, size: int) -> Rig:
+        """Grow rig ``name``'s LUN to ``size`` bytes while it is served.
+
+        The backing file grows first (sparse; the data stays), then the target serves
+        the new size; initiators learn it from READ CAPACITY, as after an array-side
+        resize. Shrinking is refused: it would cut away data that was acknowledged.
+        """
+        require_root()
+        validate_name(name)
+        if size % 512:
+            raise RigUsageError(f"LUN size must be a multiple of 512 bytes, not {size}")
+        with self._rig_locked(name):
+            rig = self.load(name)
+            if size < rig.lun.size_bytes:
+                raise RigUsageError(
+                    f"'lun resize' only grows a LUN: {size} bytes is less than the "
+                    f"{rig.lun.size_bytes} it has (shrinking would lose acknowledged data)"
+                )
+            backend = get_backend(rig.backend)
+            old = rig.lun.size_bytes
+            rig.resize_lun(size)
+            with open(rig.lun.backing_file, "r+b") as backing:
+                backing.truncate(size)
+            try:
+                backend.resize(rig)
+            except BaseException:
+                rig.resize_lun(old)
+                with open(rig.lun.backing_file, "r+b") as backing:
+                    backing.truncate(old)  # only the grown, never-served tail goes
+                raise
+            self._save(rig)
+            return rig
+
     # -- down --------------------------------------------------------------------------------
 
     def down(self, name: str) -> bool:
@@ -393,6 +489,7 @@ class RigManager:
     def _teardown(self, rig: Rig) -> None:
         errors: list[str] = []
         steps: list[Callable[[], None]] = [
+            lambda: throttle.fast(rig.name, rig.slow_origin),
             lambda: get_backend(rig.backend).stop(rig),
             *[functools.partial(network.delete_host_link, p.host_if) for p in rig.paths],
             lambda: network.delete_namespace(rig.namespace),
@@ -411,4 +508,6 @@ class RigManager:
             state_dir.rmdir()
 
 
-__all__ = ["FAULT_ACTIONS", "PathFault", "RigManager", "parse_rates"]
+__all__ = [
+    "FAULT_ACTIONS", "NO_DELAY_REASON", "TARGET_ACTIONS", "PathFault", "RigManager", "parse_rates",
+]  # fmt: skip

@@ -7,6 +7,7 @@ they round-trip through a small JSON state file.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +30,7 @@ class PathFault(StrEnum):
     DOWN = "down"
     DROP = "drop"
     HELD = "held"
+    LOSS = "loss"
     SLOW = "slow"
 
 
@@ -110,6 +112,8 @@ class RigPath:
     held: bool = False
     #: The path's ALUA access state where the backend has ALUA (lio), else None.
     alua_state: str | None = None
+    #: Percentage of packets lost at random both ways (``rig fault N loss PCT``).
+    loss_pct: int = 0
 
     @property
     def host_ip(self) -> str:
@@ -127,6 +131,8 @@ class RigPath:
             return PathFault.DROP
         if self.held:
             return PathFault.HELD
+        if self.loss_pct:
+            return PathFault.LOSS
         if self.current_rate != self.rate:
             return PathFault.SLOW
         return PathFault.NONE
@@ -144,10 +150,23 @@ class Rig:
     target: RigTarget
     paths: list[RigPath] = field(default_factory=list)
     daemon_pid: int | None = None
+    #: While ``target slow`` holds: the cgroup the daemon came from (``fast`` puts it back).
+    slow_origin: str | None = None
+
+    @property
+    def target_slow(self) -> bool:
+        return self.slow_origin is not None
 
     @property
     def lun(self) -> RigLUN:
         return self.target.tpgs[0].luns[0]
+
+    def resize_lun(self, size_bytes: int) -> None:
+        """Record the LUN's new size (the records are frozen: the graph is rebuilt)."""
+        tpg = self.target.tpgs[0]
+        lun = dataclasses.replace(self.lun, size_bytes=size_bytes)
+        tpgs = (dataclasses.replace(tpg, luns=(lun, *tpg.luns[1:])), *self.target.tpgs[1:])
+        self.target = dataclasses.replace(self.target, tpgs=tpgs)
 
     @property
     def portals(self) -> tuple[RigPortal, ...]:
@@ -198,6 +217,7 @@ class Rig:
             "state_dir": self.state_dir,
             "control_port": self.control_port,
             "daemon_pid": self.daemon_pid,
+            "slow_origin": self.slow_origin,
             "target": {
                 "iqn": self.target.iqn,
                 "tpgs": [
@@ -230,6 +250,7 @@ class Rig:
                     "dropping": p.dropping,
                     "held": p.held,
                     "alua_state": p.alua_state,
+                    "loss_pct": p.loss_pct,
                 }
                 for p in self.paths
             ],
@@ -263,6 +284,7 @@ class Rig:
                 dropping=p["dropping"],
                 held=p.get("held", False),
                 alua_state=p.get("alua_state"),
+                loss_pct=p.get("loss_pct", 0),
             )
             for p in doc["paths"]
         ]
@@ -275,4 +297,5 @@ class Rig:
             target=target,
             paths=paths,
             daemon_pid=doc.get("daemon_pid"),
+            slow_origin=doc.get("slow_origin"),
         )

@@ -112,3 +112,18 @@ def host_subnets_in_use() -> set[int]:
             if address in RIG_NETWORK:
                 used.add((int(address) - int(RIG_NETWORK.network_address)) // 256)
     return used
+
+
+def reset_connections(namespace: str, path: RigPath) -> int:
+    """Abort the target's TCP connections on ``path``: the initiator gets a RST.
+
+    ``ss -K`` destroys each socket in the kernel (SOCK_DESTROY), which sends the peer a
+    reset, as a target that drops a connection does; the listening socket is left
+    alone, so the initiator can log in again at once. Returns how many were reset.
+    """
+    query = ["-Htn", "state", "connected", "src", path.target_ip]
+    listed = run(["ip", "netns", "exec", namespace, "ss", *query]).stdout
+    count = len(listed.splitlines())
+    if count:
+        run(["ip", "netns", "exec", namespace, "ss", "-K", *query])
+    return count

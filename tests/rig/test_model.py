@@ -33,11 +33,15 @@ def test_fault_reports_the_strongest_fault() -> None:
     seen = [path.fault]
     path.current_rate = Rate(10**8)
     seen.append(path.fault)
+    path.loss_pct = 5
+    seen.append(path.fault)
     path.dropping = True
     seen.append(path.fault)
     path.link_down = True
     seen.append(path.fault)
-    assert seen == [PathFault.NONE, PathFault.SLOW, PathFault.DROP, PathFault.DOWN]
+    assert seen == [
+        PathFault.NONE, PathFault.SLOW, PathFault.LOSS, PathFault.DROP, PathFault.DOWN,
+    ]  # fmt: skip
 
 
 def _rig() -> Rig:
@@ -60,6 +64,24 @@ def test_state_round_trips() -> None:
     assert again == rig
     assert again.urls == ["iscsi://198.18.1.2/iqn.x:r/1"]
     assert again.lun.wwid == "36" + "0" * 31
+
+
+def test_faults_and_a_resized_lun_round_trip() -> None:
+    rig = _rig()
+    rig.paths[0].loss_pct = 7
+    rig.slow_origin = "/sys/fs/cgroup/cpu"
+    rig.resize_lun(2 << 20)
+    again = Rig.from_state(rig.to_state())
+    assert again == rig
+    assert (again.paths[0].loss_pct, again.target_slow, again.lun.size_bytes) == (7, True, 2 << 20)
+    assert again.lun.serial == "MPATHABC"  # the identity survives the resize
+
+
+def test_old_state_files_load_without_the_new_faults() -> None:
+    doc = _rig().to_state()
+    del doc["slow_origin"], doc["paths"][0]["loss_pct"]
+    again = Rig.from_state(doc)
+    assert (again.paths[0].loss_pct, again.target_slow) == (0, False)
 
 
 def test_path_index_is_checked() -> None:

@@ -26,6 +26,12 @@ class TargetBackend(Protocol):
     def stop(self, rig: Rig) -> None:
         """Remove everything ``start`` created; safe to call on a half-built rig, twice."""
 
+    def restart(self, rig: Rig) -> int | None:
+        """Take the target away on every path at once and serve it again, same identity."""
+
+    def resize(self, rig: Rig) -> None:
+        """Serve the LUN at ``rig.lun.size_bytes`` (the backing file already has it)."""
+
 
 BACKEND_NAMES = ("tgt", "lio")
 

@@ -138,6 +138,22 @@ class LioBackend:
             group.alua_access_state = ALUA_STATES[state]
         path.alua_state = state
 
+    def restart(self, rig: Rig) -> None:
+        """Delete the target and build it again: every session ends at once.
+
+        The kernel target has no process to kill; deleting it closes every connection,
+        as a controller reboot does. The backstore's file stays, so the data and the
+        identity are the same; the ALUA groups come back active-optimized.
+        """
+        self.stop(rig)
+        self.start(rig)
+
+    def resize(self, rig: Rig) -> None:
+        raise RigUsageError(
+            "the lio backend cannot resize its LUN: LIO fixes a fileio backstore's size "
+            "when it is enabled; use a tgt rig for 'lun resize'"
+        )
+
     def stop(self, rig: Rig) -> None:
         if not CONFIGFS_TARGET.is_dir():
             return

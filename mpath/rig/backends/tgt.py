@@ -66,8 +66,14 @@ class TgtBackend:
         for portal in portals[1:]:
             self._adm(rig, "--mode", "portal", "--op", "new", "--param", f"portal={portal}")
         target = rig.target
-        lun = rig.lun
         self._adm(rig, "--mode", "target", "--op", "new", "--tid", "1", "-T", target.iqn)
+        self._add_lun(rig)
+        self._adm(rig, "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL")
+        return daemon.pid
+
+    def _add_lun(self, rig: Rig) -> None:
+        """Add the rig's LUN to target 1 with its identity (serial, NAA designator)."""
+        lun = rig.lun
         self._adm(
             rig, "--mode", "logicalunit", "--op", "new", "--tid", "1",
             "--lun", str(lun.number), "-b", lun.backing_file,
@@ -80,8 +86,28 @@ class TgtBackend:
             rig, "--mode", "logicalunit", "--op", "update", "--tid", "1",
             "--lun", str(lun.number), "--params", params,
         )  # fmt: skip
-        self._adm(rig, "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL")
-        return daemon.pid
+
+    def restart(self, rig: Rig) -> int:
+        """Kill tgtd (SIGKILL: no logout, no FIN from a clean exit) and start it again.
+
+        Every path loses its connection at once; the new daemon serves the same target
+        name, LUN, serial and designator from the same backing file, as an array does
+        after a controller reboot.
+        """
+        self.stop(rig, sig=signal.SIGKILL)
+        return self.start(rig)
+
+    def resize(self, rig: Rig) -> None:
+        """Serve the LUN at ``rig.lun.size_bytes`` (the backing file is already that size).
+
+        tgt reads the size when a LUN is added, so the LUN is removed and added again
+        (refused while a command is executing on it; tgtadm then says the LUN is busy).
+        """
+        self._adm(
+            rig, "--mode", "logicalunit", "--op", "delete", "--tid", "1",
+            "--lun", str(rig.lun.number),
+        )  # fmt: skip
+        self._add_lun(rig)
 
     def _wait_ready(self, rig: Rig, daemon: subprocess.Popen[bytes], log_path: Path) -> None:
         """Wait until tgtd answers on its management port (or died, or timed out)."""
@@ -97,12 +123,12 @@ class TgtBackend:
                 raise RigError(f"tgtd did not answer on control port {rig.control_port}")
             time.sleep(0.05)  # polling a daemon's readiness: there is no event to await
 
-    def stop(self, rig: Rig) -> None:
+    def stop(self, rig: Rig, sig: signal.Signals = signal.SIGTERM) -> None:
         pids = set(_namespace_pids(rig.namespace))
         if rig.daemon_pid is not None and _is_our_tgtd(rig.daemon_pid, rig.control_port):
             pids.add(rig.daemon_pid)
         for pid in pids:
-            _signal(pid, signal.SIGTERM)
+            _signal(pid, sig)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while pids and time.monotonic() < deadline:
             pids = {pid for pid in pids if _alive(pid)}
