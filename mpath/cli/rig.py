@@ -8,11 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 
 import click
+from click.shell_completion import CompletionItem
 
 from mpath.cli.common import complete_rig_names, emit_json, json_option
 from mpath.errors import RigNotFoundError, RigUsageError
 from mpath.rig.backends import BACKEND_NAMES
-from mpath.rig.manager import DEFAULT_NAME, FAULT_ACTIONS, RigManager, parse_rates, require_root
+from mpath.rig.manager import (
+    DEFAULT_NAME,
+    FAULT_ACTIONS,
+    TARGET_ACTIONS,
+    RigManager,
+    parse_rates,
+    require_root,
+)
 from mpath.units import format_size, parse_rate, parse_size
 
 name_option = click.option(
@@ -134,9 +142,29 @@ def list_rigs(as_json: bool) -> None:
         click.echo(n)
 
 
+def _complete_where(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    return [CompletionItem(w) for w in ("target", "lun") if w.startswith(incomplete)]
+
+
+def _complete_action(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The actions that fit WHERE ('delay' is left out: it is always refused)."""
+    where = ctx.params.get("where")
+    if where == "target":
+        actions: tuple[str, ...] = TARGET_ACTIONS
+    elif where == "lun":
+        actions = ("resize",)
+    else:
+        actions = tuple(a for a in FAULT_ACTIONS if a != "delay")
+    return [CompletionItem(a) for a in actions if a.startswith(incomplete)]
+
+
 @rig.command()
-@click.argument("where", metavar="PATH_INDEX|target|lun")
-@click.argument("action")
+@click.argument("where", metavar="PATH_INDEX|target|lun", shell_complete=_complete_where)
+@click.argument("action", shell_complete=_complete_action)
 @click.argument("argument", metavar="[RATE|STATE|PCT|SIZE]", required=False)
 @name_option
 def fault(where: str, action: str, argument: str | None, name: str) -> None:
