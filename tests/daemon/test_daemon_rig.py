@@ -1,0 +1,345 @@
+"""The daemon on two real rigs (two LUNs), started from a config naming their portals.
+
+One daemon process serves the whole module (started as ``mpath daemon`` would be, and
+stopped with SIGTERM at the end, rigs torn down even on failure). The tests talk to it
+as an operator does: ``mpath ctl`` over the control socket, fio and nbdinfo over the
+exports, a Prometheus scrape, SIGHUP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpath.daemon.control import request
+from mpath.rig import Rig, RigManager
+from tests.conftest import unique_rig_name
+
+pytestmark = pytest.mark.rig
+
+SIZE = 64 * 1024 * 1024
+NOBODY = 65534
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    directory: Path
+    config: Path
+    ready: dict[str, Any]
+    rigs: dict[str, Rig]
+    base_config: str
+
+    @property
+    def socket(self) -> Path:
+        return Path(self.ready["control_socket"])
+
+    def ctl(self, *words: str) -> Any:
+        return request(self.socket, list(words), timeout=60)
+
+    def cli(self, *args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
+        prefix = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
+                                          "--clear-groups"]  # fmt: skip
+        return subprocess.run(
+            [*prefix, sys.executable, "-m", "mpath", "ctl", "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def map_of(self, rig: str) -> dict[str, Any]:
+        urls = set(self.rigs[rig].urls)
+        (found,) = [m for m in self.ctl("show", "maps") if {p["url"] for p in m["paths"]} == urls]
+        return found  # type: ignore[no-any-return]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``predicate`` (state of another process) until true; seconds it took."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def read_ready(process: subprocess.Popen[str]) -> dict[str, Any]:
+    """The daemon's ready document (one JSON document on stdout)."""
+    assert process.stdout is not None
+    text = ""
+    while True:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"daemon exited before it was ready: {process.wait()}")
+        text += line
+        try:
+            document: dict[str, Any] = json.loads(text)
+        except ValueError:
+            continue
+        return document
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Running]:
+    manager = RigManager()
+    names = {"A": unique_rig_name("dA"), "B": unique_rig_name("dB")}
+    directory = Path(tempfile.mkdtemp(prefix="mpath-daemon-"))
+    directory.chmod(0o755)  # non-root clients reach the control socket through it
+    process: subprocess.Popen[str] | None = None
+    try:
+        rigs = {key: manager.up(name=name, paths=2, size=SIZE) for key, name in names.items()}
+        portals = [p for rig in rigs.values() for p in rig.describe()["portals"]]
+        base = (
+            f'[daemon]\nlisten_dir = "{directory}/run"\nstate_file = "{directory}/bindings.json"\n'
+            f'metrics = "127.0.0.1:0"\nportals = {json.dumps(portals)}\n'
+        )
+        config = directory / "mpath.toml"
+        config.write_text(base)
+        log = (directory / "daemon.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mpath", "daemon", "--config", str(config), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        ready = read_ready(process)
+        yield Running(process, directory, config, ready, rigs, base)
+    finally:
+        try:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        finally:
+            for name in names.values():
+                manager.down(name)
+            log_text = (directory / "daemon.log").read_text() if directory.exists() else ""
+            print(log_text[-4000:])
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def fio(uri: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["fio", "--name=d", "--ioengine=nbd", f"--uri={uri}", "--bs=4k", "--iodepth=16",
+         "--output-format=json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def fio_result(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"fio exit {process.returncode}: {err}{out[-2000:]}"
+    job: dict[str, Any] = json.loads(out[out.index("{") :])["jobs"][0]
+    return job
+
+
+VERIFY = ["--rw=randwrite", "--size=32M", "--verify=crc32c", "--verify_fatal=1",
+          "--do_verify=1", "--verify_state_save=0", "--rate=8m"]  # fmt: skip
+
+
+def path_row(running: Running, name: str) -> dict[str, Any]:
+    (row,) = [p for p in running.ctl("show", "paths") if p["name"] == name]
+    return row  # type: ignore[no-any-return]
+
+
+def test_two_maps_of_two_paths_and_two_exports(daemon: Running) -> None:
+    shown = daemon.cli("show", "maps", "--json")
+    assert shown.returncode == 0, shown.stderr
+    maps = json.loads(shown.stdout)
+    assert len(maps) == 2
+    assert [len(m["paths"]) for m in maps] == [2, 2]
+    assert all(m["paths_up"] == 2 for m in maps)
+    exports = []
+    for m in maps:
+        listed = subprocess.run(
+            ["nbdinfo", "--list", "--json", f"nbd+unix:///?socket={m['socket']}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        exports += [e["export-name"] for e in json.loads(listed.stdout)["exports"]]
+    assert sorted(exports) == sorted(m["name"] for m in maps)
+    assert sorted(daemon.ready["maps"]) == sorted(exports)
+
+
+def test_fio_on_both_exports_survives_a_cut_on_rig_a(daemon: Running) -> None:
+    a, b = daemon.map_of("A"), daemon.map_of("B")
+    rig_a = daemon.rigs["A"].name
+    before = {s["map"]: s for s in daemon.ctl("show", "stats")["maps"]}
+    jobs = [fio(a["uri"], *VERIFY), fio(b["uri"], *VERIFY)]
+    try:
+        wait_for(lambda: path_row(daemon, f"{a['name']}:1")["ios"] > 500, 30, "I/O on A:1")
+        RigManager().fault(rig_a, 1, "down")
+        wait_for(lambda: path_row(daemon, f"{a['name']}:1")["state"] == "failed", 30, "A:1 failed")
+        RigManager().fault(rig_a, 1, "up")
+        wait_for(lambda: path_row(daemon, f"{a['name']}:1")["state"] == "active", 30, "A:1 back")
+        results = [fio_result(job) for job in jobs]
+    finally:
+        RigManager().fault(rig_a, 1, "clear")
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.communicate()
+    for result in results:
+        assert result["error"] == 0
+        assert result["write"]["io_bytes"] == 32 * 1024 * 1024
+        assert result["read"]["io_bytes"] == 32 * 1024 * 1024  # every block verified
+    stats = {s["map"]: s for s in daemon.ctl("show", "stats")["maps"]}
+    assert stats[a["name"]]["failovers"] > before[a["name"]]["failovers"]
+    assert stats[a["name"]]["paths"][0]["failures"] > before[a["name"]]["paths"][0]["failures"]
+    assert stats[a["name"]]["errors"] == 0 and stats[b["name"]]["errors"] == 0
+    assert stats[b["name"]]["failovers"] == before[b["name"]]["failovers"]
+    text = daemon.cli("show", "stats").stdout
+    assert f"path_faults={stats[a['name']]['failovers']}" in text
+
+
+def test_fail_path_moves_io_off_and_reinstate_brings_it_back(daemon: Running) -> None:
+    a = daemon.map_of("A")
+    name = f"{a['name']}:1"
+    job = fio(a["uri"], "--rw=randwrite", "--size=48M", "--time_based", "--runtime=8")
+    try:
+        wait_for(lambda: path_row(daemon, name)["ios"] > 200, 30, "I/O on the path")
+        failed = daemon.cli("fail", "path", name)
+        assert failed.returncode == 0, failed.stderr
+        assert failed.stdout.strip() == f"{name} failed: now failed"
+        # I/O leaves the path: its completions stop (those in flight were reissued).
+        settled = path_row(daemon, name)
+        assert settled["state"] == "failed" and settled["held_by_admin"]
+        ios = settled["ios"]
+        wait_for(lambda: path_row(daemon, f"{a['name']}:2")["ios"] > 2000 + ios, 30, "I/O on 2")
+        assert path_row(daemon, name)["ios"] == ios
+        assert path_row(daemon, name)["state"] == "failed"  # the checker does not undo it
+        back = daemon.cli("reinstate", "path", name)
+        assert back.returncode == 0, back.stderr
+        wait_for(lambda: path_row(daemon, name)["ios"] > ios + 100, 10, "I/O back on the path")
+        assert not path_row(daemon, name)["held_by_admin"]
+        result = fio_result(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert result["error"] == 0
+
+
+def scrape(daemon: Running) -> str:
+    with urllib.request.urlopen(daemon.ready["metrics"], timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def path_bytes(text: str) -> dict[str, float]:
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("mpath_path_bytes_total{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels] = float(value)
+    return found
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing (make setup)")
+def test_metrics_pass_promtool_and_match_fio_throughput(daemon: Running) -> None:
+    a = daemon.map_of("A")
+    job = fio(a["uri"], "--rw=randwrite", "--size=48M", "--time_based", "--runtime=6")
+    try:
+        wait_for(lambda: path_row(daemon, f"{a['name']}:1")["ios"] > 200, 30, "I/O")
+        first, t1 = scrape(daemon), time.monotonic()
+        time.sleep(3)  # the measurement window itself
+        second, t2 = scrape(daemon), time.monotonic()
+        result = fio_result(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    check = subprocess.run(["promtool", "check", "metrics"], input=second, capture_output=True,
+                           text=True, timeout=30)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    start, end = path_bytes(first), path_bytes(second)
+    rates = {k: (end[k] - start[k]) / (t2 - t1) for k in end if f'map="{a["name"]}"' in k}
+    assert len(rates) == 2 and all(r > 0 for r in rates.values())
+    fio_rate = result["write"]["bw_bytes"]
+    total = sum(rates.values())
+    print(f"scrape per path {rates}, sum {total / 1e6:.2f} MB/s, fio {fio_rate / 1e6:.2f} MB/s")
+    assert abs(total - fio_rate) / fio_rate < 0.10
+
+
+def test_sighup_policy_change_on_a_leaves_b_alone(daemon: Running) -> None:
+    a, b = daemon.map_of("A"), daemon.map_of("B")
+    loads_b = {s["map"]: s for s in daemon.ctl("show", "stats")["maps"]}[b["name"]]["table_loads"]
+    new_policy = "round-robin" if a["policy"] != "round-robin" else "queue-length"
+    job = fio(b["uri"], *VERIFY)
+    try:
+        wait_for(lambda: path_row(daemon, f"{b['name']}:1")["ios"] > 300, 30, "I/O on B")
+        daemon.config.write_text(
+            daemon.base_config
+            + f'\n[[multipaths]]\nwwid = "{a["wwid"]}"\npolicy = "{new_policy}"\n'
+        )
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.map_of("A")["policy"] == new_policy, 60, "A's new policy")
+        result = fio_result(job)
+    finally:
+        daemon.config.write_text(daemon.base_config)
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert result["error"] == 0 and result["read"]["io_bytes"] == 32 * 1024 * 1024
+    config = daemon.ctl("show", "config")
+    (policy,) = [m["settings"]["policy"] for m in config["maps"] if m["name"] == a["name"]]
+    assert policy["value"] == new_policy
+    assert policy["origin"].startswith("multipaths section")
+    assert policy["location"].startswith(f"{daemon.config}:")
+    stats = {s["map"]: s for s in daemon.ctl("show", "stats")["maps"]}
+    assert stats[b["name"]]["table_loads"] == loads_b  # B was not touched
+    assert stats[b["name"]]["errors"] == 0
+    text = daemon.cli("show", "config").stdout
+    assert f"policy = {new_policy}  (multipaths section" in text
+
+
+def test_show_answers_while_a_checker_hangs_on_a_hold(daemon: Running) -> None:
+    a = daemon.map_of("A")
+    rig_a = daemon.rigs["A"].name
+    name = f"{a['name']}:1"
+    RigManager().fault(rig_a, 1, "hold")
+    try:
+        # The held path's next check (TUR, then a re-login) hangs in the network.
+        wait_for(lambda: path_row(daemon, name)["checker"] != "up", 60, "the checker to hang")
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            assert len(daemon.ctl("show", "paths")) == 4
+            times.append(time.perf_counter() - start)
+        print(f"show paths during hold: max {max(times) * 1000:.1f} ms, "
+              f"median {sorted(times)[10] * 1000:.1f} ms")  # fmt: skip
+    finally:
+        RigManager().fault(rig_a, 1, "release")
+        RigManager().fault(rig_a, 1, "clear")
+    wait_for(lambda: path_row(daemon, name)["state"] == "active", 60, "the path back")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
+def test_non_root_may_show_but_not_fail_a_path(daemon: Running) -> None:
+    assert os.geteuid() == 0
+    shown = daemon.cli("show", "maps", "--json", user=NOBODY)
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)) == 2
+    name = f"{daemon.map_of('A')['name']}:1"
+    refused = daemon.cli("fail", "path", name, user=NOBODY)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"mpath: error: 'fail path {name}' needs root: only 'show' is open to other users "
+        f"(you are uid {NOBODY})"
+    )
+    assert path_row(daemon, name)["state"] == "active"
