@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mpath.cli.common import emit_json, json_option
+from mpath.cli.common import VERBOSITY_KEY, configure_logging, emit_json, json_option
 from mpath.cli.config import config_file_option
 from mpath.daemon.config import parse_metrics_address
 from mpath.daemon.run import run_daemon
@@ -43,7 +43,7 @@ def daemon(
     Each map is exported on LISTEN_DIR/NAME.sock under the export name NAME (its alias,
     else a persistent binding such as mpatha). When ready it prints the control socket
     and the export URIs on stdout (with --json, one JSON document); logs go to stderr,
-    one line per event.
+    one line per event (-v adds every path check and the selector's decisions).
 
     SIGHUP reloads the configuration without touching unchanged LUNs; SIGTERM or
     SIGINT stops (requests in flight finish, every LUN is flushed and closed). Under
@@ -57,6 +57,10 @@ def daemon(
       nbdinfo --list 'nbd+unix:///?socket=/run/mpath/mpatha.sock'
       kill -HUP $(pidof mpathd)          # reload
     """
+    # A service logs every event (path failed, reinstated, map reloaded) by default;
+    # -v adds each check and the selector's decisions.
+    root = click.get_current_context().find_root()
+    configure_logging(1 + int(root.meta.get(VERBOSITY_KEY, 0)))
     address = None
     if metrics is not None:
         try:
