@@ -3,8 +3,9 @@
 The path checkers bring a failed path back as soon as it answers again; that is right
 for a path that broke, wrong for one an operator took out of use (to service a switch,
 say). :class:`AdminHolds` sits between the device and its checker monitor: the monitor
-keeps checking the held path (``show paths`` still reports what the checker sees), but
-its reinstatement is withheld until ``mpath ctl reinstate path`` lifts the hold.
+does not log a held path in again (its identity check answers "held by the
+administrator", which the monitor records as the path being down), and any
+reinstatement is withheld until ``mpath ctl reinstate path`` lifts the hold.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from mpath.settings import DeviceSettings
 #: The checking the one-shot commands use (mpath.api.open_device): 1 s base interval
 #: and a 1 s login bound, so a restored path is back within seconds.
 CHECKER_SETTINGS = CheckerSettings(polling_interval=1.0, login_timeout=1.0)
+
+HELD_REASON = "held out of use by the administrator (mpath ctl reinstate path)"
 
 
 class AdminHolds:
@@ -61,6 +64,8 @@ class AdminHolds:
         await self.device.fail(path, reason)
 
     async def verify_identity(self, path: Path) -> str | None:
+        if path in self.held:
+            return HELD_REASON
         return await self.device.verify_identity(path)
 
     def reinstate(self, path: Path) -> None:

@@ -122,6 +122,7 @@ class Daemon:
         self.last_reload: dict[str, Any] | None = None
         self._reload_lock = asyncio.Lock()
         self._bindings: Bindings | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- configuration --------------------------------------------------------------------
 
@@ -243,6 +244,9 @@ class Daemon:
 
     async def stop(self) -> bool:
         """Close every map (as ``mpath serve`` does on SIGTERM); True when nothing was lost."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         results = await asyncio.gather(*(self._close_map(m) for m in list(self.maps.values())))
         return all(results)
 
@@ -344,13 +348,16 @@ class Daemon:
         return {"map": entry.name, "path": path.index, "url": path.url, "state": path.state.value}
 
     def reinstate_path(self, spec: str) -> dict[str, Any]:
-        """Lift an administrator's hold, or put back a path the checkers failed once it
-        is logged in; else the checker reinstates it at its next successful check."""
+        """Lift an administrator's hold and bring the path back: at once if it is
+        logged in, else after a login in the background (the answer says ``pending``)."""
         entry, path = self.find_path(spec)
         entry.holds.held.discard(path)
         entry.counters.admin_reinstates += 1
-        if path.state is PathState.FAILED and path.transport.connected:
-            entry.device.reinstate(path)
+        if path.state is PathState.FAILED:
+            if path.transport.connected:
+                entry.device.reinstate(path)
+            else:
+                self._spawn(self._log_in_and_reinstate(entry, path))
         log.info("map %s path %d (%s): reinstated by the administrator (%s)", entry.name,
                  path.index, path.url, path.state.value)  # fmt: skip
         return {
@@ -360,6 +367,26 @@ class Daemon:
             "state": path.state.value,
             "pending": path.state is not PathState.ACTIVE,
         }
+
+    async def _log_in_and_reinstate(self, entry: DaemonMap, path: DevicePath) -> None:
+        """Log a reinstated path in and check its identity (as the checker would)."""
+        try:
+            async with asyncio.timeout(FAIL_PATH_TIMEOUT * 5):
+                reason = await entry.device.verify_identity(path)
+        except TimeoutError:
+            reason = "login timed out"
+        if path.state is not PathState.FAILED or path in entry.holds.held:
+            return
+        if reason is None:
+            entry.device.reinstate(path)
+        else:
+            log.warning("map %s path %d (%s): not reinstated yet: %s (the checker retries)",
+                        entry.name, path.index, path.url, reason)  # fmt: skip
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def reset_stats(self) -> None:
         for entry in self.maps.values():
