@@ -86,7 +86,13 @@ def ctl(ctx: click.Context, socket_path: str) -> None:
 
 @ctl.group("show")
 def show() -> None:
-    """Show the daemon's maps, paths, topology, configuration or counters."""
+    """Show the daemon's maps, paths, topology, configuration or counters.
+
+    \b
+    Examples:
+      mpath ctl show maps
+      mpath ctl show paths --json
+    """
 
 
 @show.command("maps")
@@ -282,7 +288,12 @@ def _print_change(result: dict[str, Any], as_json: bool, verb: str) -> None:
 
 @ctl.group("fail")
 def fail() -> None:
-    """Take a path out of use (root)."""
+    """Take a path out of use (root).
+
+    \b
+    Examples:
+      mpath ctl fail path mpatha:1
+    """
 
 
 @fail.command("path")
@@ -302,7 +313,12 @@ def fail_path(path: str, as_json: bool) -> None:
 
 @ctl.group("reinstate")
 def reinstate() -> None:
-    """Put a path back into use (root)."""
+    """Put a path back into use (root).
+
+    \b
+    Examples:
+      mpath ctl reinstate path mpatha:1
+    """
 
 
 @reinstate.command("path")
@@ -340,7 +356,12 @@ def reconfigure(as_json: bool) -> None:
 
 @ctl.group("reset")
 def reset() -> None:
-    """Reset counters (root)."""
+    """Reset counters (root).
+
+    \b
+    Examples:
+      mpath ctl reset stats
+    """
 
 
 @reset.command("stats")

@@ -35,7 +35,7 @@ from mpath.errors import UsageError
 def daemon(
     config_file: str | None, listen_dir: str | None, metrics: str | None, as_json: bool
 ) -> None:
-    """Own every LUN of the configuration: open each over its paths, export each
+    """Run mpath as a service: own every LUN of the configuration, export each
     over NBD, and answer 'mpath ctl' on a control socket.
 
     LUNs come from the configuration's [daemon] section: 'portals' are discovered
