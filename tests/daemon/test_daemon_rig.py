@@ -214,12 +214,20 @@ def test_fail_path_moves_io_off_and_reinstate_brings_it_back(daemon: Running) ->
     job = fio(a["uri"], "--rw=randwrite", "--size=48M", "--time_based", "--runtime=8")
     try:
         wait_for(lambda: path_row(daemon, name)["ios"] > 200, 30, "I/O on the path")
-        failed = daemon.cli("fail", "path", name)
-        assert failed.returncode == 0, failed.stderr
-        assert failed.stdout.strip() == f"{name} failed: now failed"
-        # I/O leaves the path: its completions stop (those in flight were reissued).
+        started = time.perf_counter()
+        answer = daemon.ctl("fail", "path", name)
+        elapsed = time.perf_counter() - started
+        assert answer["state"] == "failed"
+        # The answer comes once the path's session is closed: nothing is in flight on
+        # it any more (what was is reissued on path 2), and its completions stop.
         settled = path_row(daemon, name)
+        print(f"fail path answered after {elapsed * 1000:.0f} ms; in flight then: "
+              f"{settled['in_flight']}")  # fmt: skip
         assert settled["state"] == "failed" and settled["held_by_admin"]
+        assert settled["in_flight"] == 0
+        again = daemon.cli("fail", "path", name)  # the CLI's answer, on a failed path
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == f"{name} failed: now failed"
         ios = settled["ios"]
         wait_for(lambda: path_row(daemon, f"{a['name']}:2")["ios"] > 2000 + ios, 30, "I/O on 2")
         assert path_row(daemon, name)["ios"] == ios
