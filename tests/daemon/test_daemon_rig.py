@@ -95,7 +95,7 @@ def read_ready(process: subprocess.Popen[str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Running]:
     manager = RigManager()
-    names = {"A": unique_rig_name("dA"), "B": unique_rig_name("dB")}
+    names = {"A": unique_rig_name("da"), "B": unique_rig_name("db")}
     directory = Path(tempfile.mkdtemp(prefix="mpath-daemon-"))
     directory.chmod(0o755)  # non-root clients reach the control socket through it
     process: subprocess.Popen[str] | None = None
