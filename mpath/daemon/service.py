@@ -358,8 +358,9 @@ class Daemon:
                 entry.device.reinstate(path)
             else:
                 self._spawn(self._log_in_and_reinstate(entry, path))
-        log.info("map %s path %d (%s): reinstated by the administrator (%s)", entry.name,
-                 path.index, path.url, path.state.value)  # fmt: skip
+        log.info("map %s path %d (%s): reinstated by the administrator%s", entry.name,
+                 path.index, path.url,
+                 "" if path.state is PathState.ACTIVE else " (logging in)")  # fmt: skip
         return {
             "map": entry.name,
             "path": path.index,

@@ -13,149 +13,64 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mpath.daemon.control import request
-from mpath.rig import Rig, RigManager
+from mpath.rig import RigManager
 from tests.conftest import unique_rig_name
+from tests.daemon.helpers import (
+    NOBODY,
+    Running,
+    fio,
+    fio_result,
+    path_bytes,
+    path_row,
+    scrape,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
 
 pytestmark = pytest.mark.rig
 
 SIZE = 64 * 1024 * 1024
-NOBODY = 65534
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    directory: Path
-    config: Path
-    ready: dict[str, Any]
-    rigs: dict[str, Rig]
-    base_config: str
-
-    @property
-    def socket(self) -> Path:
-        return Path(self.ready["control_socket"])
-
-    def ctl(self, *words: str) -> Any:
-        return request(self.socket, list(words), timeout=60)
-
-    def cli(self, *args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
-        prefix = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
-                                          "--clear-groups"]  # fmt: skip
-        return subprocess.run(
-            [*prefix, sys.executable, "-m", "mpath", "ctl", "--socket", str(self.socket), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def map_of(self, rig: str) -> dict[str, Any]:
-        urls = set(self.rigs[rig].urls)
-        (found,) = [m for m in self.ctl("show", "maps") if {p["url"] for p in m["paths"]} == urls]
-        return found  # type: ignore[no-any-return]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``predicate`` (state of another process) until true; seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
-def read_ready(process: subprocess.Popen[str]) -> dict[str, Any]:
-    """The daemon's ready document (one JSON document on stdout)."""
-    assert process.stdout is not None
-    text = ""
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(f"daemon exited before it was ready: {process.wait()}")
-        text += line
-        try:
-            document: dict[str, Any] = json.loads(text)
-        except ValueError:
-            continue
-        return document
+VERIFY = ["--rw=randwrite", "--size=32M", "--verify=crc32c", "--verify_fatal=1",
+          "--do_verify=1", "--verify_state_save=0", "--rate=8m"]  # fmt: skip
+#: The rigs' names by role (A is cut, failed and reconfigured; B must not notice).
+RIGS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Running]:
     manager = RigManager()
-    names = {"A": unique_rig_name("da"), "B": unique_rig_name("db")}
+    RIGS.update(A=unique_rig_name("da"), B=unique_rig_name("db"))
     directory = Path(tempfile.mkdtemp(prefix="mpath-daemon-"))
     directory.chmod(0o755)  # non-root clients reach the control socket through it
-    process: subprocess.Popen[str] | None = None
+    running: Running | None = None
     try:
-        rigs = {key: manager.up(name=name, paths=2, size=SIZE) for key, name in names.items()}
+        rigs = {key: manager.up(name=name, paths=2, size=SIZE) for key, name in RIGS.items()}
         portals = [p for rig in rigs.values() for p in rig.describe()["portals"]]
-        base = (
-            f'[daemon]\nlisten_dir = "{directory}/run"\nstate_file = "{directory}/bindings.json"\n'
-            f'metrics = "127.0.0.1:0"\nportals = {json.dumps(portals)}\n'
+        running = start_daemon(
+            directory,
+            f'[daemon]\nlisten_dir = "{directory}/run"\n'
+            f'state_file = "{directory}/bindings.json"\n'
+            f'metrics = "127.0.0.1:0"\nportals = {json.dumps(portals)}\n',
         )
-        config = directory / "mpath.toml"
-        config.write_text(base)
-        log = (directory / "daemon.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mpath", "daemon", "--config", str(config), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        ready = read_ready(process)
-        yield Running(process, directory, config, ready, rigs, base)
+        running.rig_urls = {key: rig.urls for key, rig in rigs.items()}
+        yield running
     finally:
         try:
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            if running is not None:
+                assert stop_daemon(running.process) == 0
         finally:
-            for name in names.values():
+            for name in RIGS.values():
                 manager.down(name)
-            log_text = (directory / "daemon.log").read_text() if directory.exists() else ""
-            print(log_text[-4000:])
+            print((directory / "daemon.log").read_text()[-4000:])
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def fio(uri: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["fio", "--name=d", "--ioengine=nbd", f"--uri={uri}", "--bs=4k", "--iodepth=16",
-         "--output-format=json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def fio_result(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, f"fio exit {process.returncode}: {err}{out[-2000:]}"
-    job: dict[str, Any] = json.loads(out[out.index("{") :])["jobs"][0]
-    return job
-
-
-VERIFY = ["--rw=randwrite", "--size=32M", "--verify=crc32c", "--verify_fatal=1",
-          "--do_verify=1", "--verify_state_save=0", "--rate=8m"]  # fmt: skip
-
-
-def path_row(running: Running, name: str) -> dict[str, Any]:
-    (row,) = [p for p in running.ctl("show", "paths") if p["name"] == name]
-    return row  # type: ignore[no-any-return]
 
 
 def test_two_maps_of_two_paths_and_two_exports(daemon: Running) -> None:
@@ -179,7 +94,7 @@ def test_two_maps_of_two_paths_and_two_exports(daemon: Running) -> None:
 
 def test_fio_on_both_exports_survives_a_cut_on_rig_a(daemon: Running) -> None:
     a, b = daemon.map_of("A"), daemon.map_of("B")
-    rig_a = daemon.rigs["A"].name
+    rig_a = RIGS["A"]
     before = {s["map"]: s for s in daemon.ctl("show", "stats")["maps"]}
     jobs = [fio(a["uri"], *VERIFY), fio(b["uri"], *VERIFY)]
     try:
@@ -244,20 +159,6 @@ def test_fail_path_moves_io_off_and_reinstate_brings_it_back(daemon: Running) ->
     assert result["error"] == 0
 
 
-def scrape(daemon: Running) -> str:
-    with urllib.request.urlopen(daemon.ready["metrics"], timeout=10) as answer:
-        return str(answer.read().decode())
-
-
-def path_bytes(text: str) -> dict[str, float]:
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("mpath_path_bytes_total{"):
-            labels, value = line.rsplit(" ", 1)
-            found[labels] = float(value)
-    return found
-
-
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing (make setup)")
 def test_metrics_pass_promtool_and_match_fio_throughput(daemon: Running) -> None:
     a = daemon.map_of("A")
@@ -318,7 +219,7 @@ def test_sighup_policy_change_on_a_leaves_b_alone(daemon: Running) -> None:
 
 def test_show_answers_while_a_checker_hangs_on_a_hold(daemon: Running) -> None:
     a = daemon.map_of("A")
-    rig_a = daemon.rigs["A"].name
+    rig_a = RIGS["A"]
     name = f"{a['name']}:1"
     RigManager().fault(rig_a, 1, "hold")
     times: list[float] = []
