@@ -44,6 +44,14 @@ class Running:
             timeout=60,
         )
 
+    def policy_of(self, rig: str) -> str | None:
+        """The policy of the rig's map, None while it is not there (being reopened)."""
+        urls = set(self.rig_urls[rig])
+        for entry in self.ctl("show", "maps"):
+            if {p["url"] for p in entry["paths"]} == urls:
+                return str(entry["policy"])
+        return None
+
     def map_of(self, rig: str) -> dict[str, Any]:
         urls = set(self.rig_urls[rig])
         (found,) = [m for m in self.ctl("show", "maps") if {p["url"] for p in m["paths"]} == urls]

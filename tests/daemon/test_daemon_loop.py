@@ -102,8 +102,8 @@ def test_fail_path_holds_until_reinstated(daemon: Running) -> None:
         assert daemon.ctl("fail", "path", "mpatha:1")["state"] == "failed"
         wait_for(lambda: path_row(daemon, "mpatha:1")["in_flight"] == 0, 5, "drained")
         ios = path_row(daemon, "mpatha:1")["ios"]
-        # The checker polls every second: two polls later the path is still held.
-        wait_for(lambda: path_row(daemon, "mpatha:2")["ios"] > ios + 3000, 30, "I/O on 2")
+        other = path_row(daemon, "mpatha:2")["ios"]
+        wait_for(lambda: path_row(daemon, "mpatha:2")["ios"] > other + 3000, 30, "I/O on 2")
         time.sleep(2)  # two checker polls, which must not bring the path back
         row = path_row(daemon, "mpatha:1")
         assert (row["state"], row["held_by_admin"], row["ios"]) == ("failed", True, ios)

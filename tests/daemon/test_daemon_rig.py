@@ -126,7 +126,7 @@ def test_fio_on_both_exports_survives_a_cut_on_rig_a(daemon: Running) -> None:
 def test_fail_path_moves_io_off_and_reinstate_brings_it_back(daemon: Running) -> None:
     a = daemon.map_of("A")
     name = f"{a['name']}:1"
-    job = fio(a["uri"], "--rw=randwrite", "--size=48M", "--time_based", "--runtime=8")
+    job = fio(a["uri"], "--rw=randwrite", "--size=48M", "--time_based", "--runtime=12")
     try:
         wait_for(lambda: path_row(daemon, name)["ios"] > 200, 30, "I/O on the path")
         started = time.perf_counter()
@@ -144,7 +144,8 @@ def test_fail_path_moves_io_off_and_reinstate_brings_it_back(daemon: Running) ->
         assert again.returncode == 0, again.stderr
         assert again.stdout.strip() == f"{name} failed: now failed"
         ios = settled["ios"]
-        wait_for(lambda: path_row(daemon, f"{a['name']}:2")["ios"] > 2000 + ios, 30, "I/O on 2")
+        other = path_row(daemon, f"{a['name']}:2")["ios"]
+        wait_for(lambda: path_row(daemon, f"{a['name']}:2")["ios"] > other + 2000, 30, "I/O on 2")
         assert path_row(daemon, name)["ios"] == ios
         assert path_row(daemon, name)["state"] == "failed"  # the checker does not undo it
         back = daemon.cli("reinstate", "path", name)
@@ -197,7 +198,7 @@ def test_sighup_policy_change_on_a_leaves_b_alone(daemon: Running) -> None:
             + f'\n[[multipaths]]\nwwid = "{a["wwid"]}"\npolicy = "{new_policy}"\n'
         )
         daemon.process.send_signal(signal.SIGHUP)
-        wait_for(lambda: daemon.map_of("A")["policy"] == new_policy, 60, "A's new policy")
+        wait_for(lambda: daemon.policy_of("A") == new_policy, 60, "A's new policy")
         result = fio_result(job)
     finally:
         daemon.config.write_text(daemon.base_config)
