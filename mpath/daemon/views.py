@@ -21,6 +21,12 @@ def _checker(entry: DaemonMap, path: DevicePath) -> str:
     return monitor.checker_state(path).value if monitor is not None else "unchecked"
 
 
+def _checking(entry: DaemonMap, path: DevicePath) -> bool:
+    """A check (or a re-login) of the path is running now: it may be hanging."""
+    monitor = entry.holds.monitor
+    return monitor is not None and monitor.watch(path).checking
+
+
 def path_rows(entry: DaemonMap) -> list[dict[str, Any]]:
     device = entry.device
     shares = {row["url"]: row.get("share") for row in device.paths}
@@ -34,6 +40,7 @@ def path_rows(entry: DaemonMap) -> list[dict[str, Any]]:
                 "url": path.url,
                 "state": path.state.value,
                 "checker": _checker(entry, path),
+                "checking": _checking(entry, path),
                 "held_by_admin": path in entry.holds.held,
                 "priority": path.priority,
                 "share": shares.get(path.url),
