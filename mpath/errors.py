@@ -142,3 +142,12 @@ class IdentityMismatchError(DeviceError):
         self.first_id = first_id
         self.other_url = other_url
         self.other_id = other_id
+
+
+class ControlError(MpathError):
+    """A control-socket request failed: the daemon is not running, or it refused or
+    could not do what was asked (``mpath ctl``)."""
+
+
+class NotPermittedError(ControlError):
+    """The caller may only ``show``: every other control command needs root."""

@@ -28,6 +28,8 @@ COMMANDS: dict[str, CommandEntry] = {
         CommandEntry("bench", "mpath.cli.bench:bench", "Drive I/O through mpath and measure it."),
         CommandEntry("check", "mpath.cli.check:check", "Check each path once and print its state."),
         CommandEntry("config", "mpath.cli.config:config", "Inspect and check the configuration."),
+        CommandEntry("ctl", "mpath.cli.ctl:ctl", "Ask or tell a running mpath daemon."),
+        CommandEntry("daemon", "mpath.cli.daemon:daemon", "Run mpath as a service (many LUNs)."),
         CommandEntry(
             "discover", "mpath.cli.discover:discover_command", "Find the LUNs behind portals."
         ),

@@ -45,6 +45,7 @@ SECTIONS = (
     "blacklist",
     "blacklist_exceptions",
     "chap",
+    "daemon",  # read by mpath.daemon.config (the service's own settings)
 )
 BLACKLIST_KEYS = ("wwid", "devnode", "device")
 CHAP_KEYS = (

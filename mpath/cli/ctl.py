@@ -1,0 +1,376 @@
+"""``mpath ctl``: talk to a running ``mpath daemon`` over its control socket."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mpath.cli.common import emit_json, json_option
+from mpath.daemon.config import CONTROL_SOCKET_NAME, DEFAULT_LISTEN_DIR
+from mpath.daemon.control import request
+from mpath.errors import UsageError
+from mpath.units import format_size
+
+SOCKET_ENV = "MPATH_CONTROL_SOCKET"
+DEFAULT_SOCKET = DEFAULT_LISTEN_DIR / CONTROL_SOCKET_NAME
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    metavar="TEMPLATE",
+    default=None,
+    help="One line per row from a template with {placeholders} named like the --json keys, "
+    "e.g. '{name} {state} {checker}'.",
+)
+
+
+def _socket(ctx: click.Context) -> Path:
+    obj = ctx.find_object(dict)
+    return Path(obj["socket"]) if obj else DEFAULT_SOCKET
+
+
+def _ask(command: list[str]) -> Any:
+    return request(_socket(click.get_current_context()), command)
+
+
+def _rows(rows: list[dict[str, Any]], fmt: str) -> None:
+    for row in rows:
+        try:
+            click.echo(fmt.format_map(row))
+        except (KeyError, IndexError, ValueError) as exc:
+            known = ", ".join(row)
+            raise UsageError(f"--format: bad placeholder {exc} (known: {known})") from None
+
+
+def _table(rows: list[list[str]]) -> None:
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@click.group("ctl")
+@click.option(
+    "--socket",
+    "socket_path",
+    metavar="PATH",
+    envvar=SOCKET_ENV,
+    default=str(DEFAULT_SOCKET),
+    show_default=True,
+    help=f"The daemon's control socket (env {SOCKET_ENV}).",
+)
+@click.pass_context
+def ctl(ctx: click.Context, socket_path: str) -> None:
+    """Ask a running mpath daemon about its maps and paths, or change them.
+
+    Anyone who can reach the socket may run 'show'; everything else needs root.
+    Paths are named MAP:INDEX (INDEX from 1, as 'show paths' lists them) or by URL.
+
+    \b
+    Examples:
+      mpath ctl show maps
+      mpath ctl show paths --format '{name} {state} {checker} {url}'
+      mpath ctl show map mpatha --json
+      mpath ctl show stats
+      mpath ctl show config
+      mpath ctl fail path mpatha:1
+      mpath ctl reinstate path mpatha:1
+      mpath ctl reconfigure
+    """
+    ctx.ensure_object(dict)["socket"] = os.path.abspath(socket_path)
+
+
+@ctl.group("show")
+def show() -> None:
+    """Show the daemon's maps, paths, topology, configuration or counters.
+
+    \b
+    Examples:
+      mpath ctl show maps
+      mpath ctl show paths --json
+    """
+
+
+@show.command("maps")
+@json_option
+@format_option
+def show_maps(as_json: bool, fmt: str | None) -> None:
+    """One line per map: name, WWID, policy, paths up, NBD URI.
+
+    \b
+    Examples:
+      mpath ctl show maps
+      mpath ctl show maps --json | jq '.[].paths | length'
+      mpath ctl show maps --format '{name} {uri}'
+    """
+    maps = _ask(["show", "maps"])
+    if as_json:
+        emit_json(maps)
+    elif fmt:
+        _rows(maps, fmt)
+    else:
+        rows = [["NAME", "WWID", "SIZE", "POLICY", "PATHS", "CLIENTS", "URI"]]
+        rows += [
+            [
+                m["name"],
+                m["wwid"],
+                format_size(m["size_bytes"]),
+                m["policy"],
+                f"{m['paths_up']}/{m['paths_total']}",
+                str(m["clients"]),
+                m["uri"],
+            ]
+            for m in maps
+        ]
+        _table(rows)
+
+
+def _path_table(paths: list[dict[str, Any]]) -> None:
+    rows = [["PATH", "STATE", "CHECKER", "PRIO", "SHARE", "IOS", "BYTES", "FAILURES", "URL"]]
+    for p in paths:
+        state = p["state"] + (" (admin)" if p["held_by_admin"] else "")
+        share = "-" if p["share"] is None else f"{p['share']:.2f}"
+        rows.append(
+            [
+                p["name"],
+                state,
+                p["checker"],
+                str(p["priority"]),
+                share,
+                str(p["ios"]),
+                format_size(p["bytes"]),
+                str(p["failures"]),
+                p["url"],
+            ]
+        )
+    _table(rows)
+
+
+@show.command("paths")
+@json_option
+@format_option
+def show_paths(as_json: bool, fmt: str | None) -> None:
+    """One line per path of every map: state, checker verdict, share, counters.
+
+    \b
+    Examples:
+      mpath ctl show paths
+      mpath ctl show paths --format '{name} {state} {checker} {latency_ms}'
+    """
+    paths = _ask(["show", "paths"])
+    if as_json:
+        emit_json(paths)
+    elif fmt:
+        _rows(paths, fmt)
+    else:
+        _path_table(paths)
+
+
+@show.command("topology")
+@json_option
+def show_topology(as_json: bool) -> None:
+    """Every map with its paths in priority groups, like 'multipath -ll'.
+
+    \b
+    Examples:
+      mpath ctl show topology
+    """
+    maps = _ask(["show", "topology"])
+    if as_json:
+        emit_json(maps)
+        return
+    for m in maps:
+        click.echo(
+            f"{m['name']} ({m['wwid']}) {m['vendor']},{m['product']} "
+            f"size={format_size(m['size_bytes'])} policy={m['policy']} "
+            f"paths={m['paths_up']}/{m['paths_total']}"
+        )
+        for group in m["groups"]:
+            click.echo(f"`-+- priority={group['priority']}")
+            for p in group["paths"]:
+                click.echo(f"  |- {p['index']} {p['url']} {p['state']} {p['checker']}")
+
+
+@show.command("map")
+@click.argument("name")
+@json_option
+def show_map(name: str, as_json: bool) -> None:
+    """One map and its paths.
+
+    \b
+    Examples:
+      mpath ctl show map mpatha
+      mpath ctl show map mpatha --json
+    """
+    entry = _ask(["show", "map", name])
+    if as_json:
+        emit_json(entry)
+        return
+    for key in ("name", "wwid", "vendor", "product", "policy", "max_commands", "uri"):
+        click.echo(f"{key}: {entry[key]}")
+    click.echo(f"size: {format_size(entry['size_bytes'])} ({entry['block_size']}-byte blocks)")
+    click.echo(f"paths: {entry['paths_up']}/{entry['paths_total']} up, clients: {entry['clients']}")
+    _path_table(entry["paths"])
+
+
+@show.command("config")
+@json_option
+def show_config(as_json: bool) -> None:
+    """The daemon's settings and each map's resolved settings with their origins.
+
+    \b
+    Examples:
+      mpath ctl show config
+      mpath ctl show config --json | jq '.maps[] | {name, policy: .settings.policy}'
+    """
+    config = _ask(["show", "config"])
+    if as_json:
+        emit_json(config)
+        return
+    found = "" if config["config_file_found"] else " (not found: built-in defaults)"
+    click.echo(f"configuration file: {config['config_file']}{found}")
+    daemon = config["daemon"]
+    for key in ("listen_dir", "control_socket", "state_file", "metrics", "portals"):
+        origin = daemon["origins"].get(key, "built-in default")
+        click.echo(f"daemon {key} = {daemon[key]}  ({origin})")
+    for m in config["maps"]:
+        click.echo(f"map {m['name']} ({m['wwid']}):")
+        for name, setting in m["settings"].items():
+            where = f", {setting['location']}" if setting["location"] else ""
+            click.echo(f"  {name} = {setting['value']}  ({setting['origin']}{where})")
+
+
+@show.command("stats")
+@json_option
+def show_stats(as_json: bool) -> None:
+    """Counters per map (I/Os, bytes, errors, path faults, reloads) and per path.
+
+    \b
+    Examples:
+      mpath ctl show stats
+      mpath ctl show stats --json | jq '.maps[] | {map, failovers}'
+    """
+    stats = _ask(["show", "stats"])
+    if as_json:
+        emit_json(stats)
+        return
+    click.echo(f"pid {stats['pid']}, up {stats['uptime_s']:.0f} s, {stats['reloads']} reload(s)")
+    for problem in stats["problems"]:
+        click.echo(f"problem: {problem}")
+    for m in stats["maps"]:
+        click.echo(
+            f"{m['map']}: ios={m['ios']} read={format_size(m['bytes_read'])} "
+            f"written={format_size(m['bytes_written'])} errors={m['errors']} "
+            f"path_faults={m['failovers']} path_failures={m['path_failures']} "
+            f"retries={m['retries']} fences={m['fences']} table_loads={m['table_loads']} "
+            f"admin_fails={m['admin_fails']} paths_up={m['paths_up']}/{m['paths_total']}"
+        )
+        for p in m["paths"]:
+            click.echo(
+                f"  {p['name']}: ios={p['ios']} bytes={format_size(p['bytes'])} "
+                f"errors={p['errors']} failures={p['failures']} {p['url']}"
+            )
+
+
+def _print_change(result: dict[str, Any], as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    pending = (
+        " (pending: the checker reinstates it once it logs in)" if result.get("pending") else ""
+    )
+    click.echo(f"{result['map']}:{result['path']} {verb}: now {result['state']}{pending}")
+
+
+@ctl.group("fail")
+def fail() -> None:
+    """Take a path out of use (root).
+
+    \b
+    Examples:
+      mpath ctl fail path mpatha:1
+    """
+
+
+@fail.command("path")
+@click.argument("path")
+@json_option
+def fail_path(path: str, as_json: bool) -> None:
+    """Fail PATH: I/O moves to the map's other paths; it stays failed until
+    'mpath ctl reinstate path' (the checker keeps watching it).
+
+    \b
+    Examples:
+      mpath ctl fail path mpatha:2
+      mpath ctl fail path iscsi://198.18.2.2/iqn.2026-01.org.example:lun/1
+    """
+    _print_change(_ask(["fail", "path", path]), as_json, "failed")
+
+
+@ctl.group("reinstate")
+def reinstate() -> None:
+    """Put a path back into use (root).
+
+    \b
+    Examples:
+      mpath ctl reinstate path mpatha:1
+    """
+
+
+@reinstate.command("path")
+@click.argument("path")
+@json_option
+def reinstate_path(path: str, as_json: bool) -> None:
+    """Reinstate PATH (failed by 'fail path' or by the checkers).
+
+    \b
+    Examples:
+      mpath ctl reinstate path mpatha:2
+    """
+    _print_change(_ask(["reinstate", "path", path]), as_json, "reinstated")
+
+
+@ctl.command("reconfigure")
+@json_option
+def reconfigure(as_json: bool) -> None:
+    """Re-read the configuration file (as SIGHUP does) and print what changed.
+
+    Maps whose paths and settings did not change are left alone; changed ones are
+    drained and reopened; removed ones drained and closed.
+
+    \b
+    Examples:
+      mpath ctl reconfigure
+    """
+    report = _ask(["reconfigure"])
+    if as_json:
+        emit_json(report)
+        return
+    for key, names in report.items():
+        click.echo(f"{key}: {', '.join(names) or '-'}")
+
+
+@ctl.group("reset")
+def reset() -> None:
+    """Reset counters (root).
+
+    \b
+    Examples:
+      mpath ctl reset stats
+    """
+
+
+@reset.command("stats")
+def reset_stats() -> None:
+    """Reset the daemon's own per-map counters (admin fails, table loads).
+
+    \b
+    Examples:
+      mpath ctl reset stats
+    """
+    _ask(["reset", "stats"])
+    click.echo("statistics reset")

@@ -1,0 +1,404 @@
+"""The service: many multipath devices ("maps"), each exported over NBD.
+
+:class:`Daemon` is a thin owner of library objects. Each map is one
+:class:`~mpath.filter.device.MultipathDevice` opened through the one device opener
+(:func:`mpath.api.open_device`, so the configuration, blacklist and checkers apply as
+for every command) and one :class:`~mpath.nbd.NbdServer` on its own Unix socket,
+``LISTEN_DIR/NAME.sock``, whose export is named after the map.
+
+Everything runs on one event loop. What ``show`` reports is read from memory (the
+devices' counters, the monitors' verdicts); nothing on the way to an answer awaits a
+path, a login or a reload, so a hung path or a slow reconfigure never delays it.
+Reloads (SIGHUP, ``ctl reconfigure``) run one at a time in the background: maps whose
+paths and resolved settings did not change are left alone (their clients see
+nothing), changed ones are drained and reopened, removed ones drained and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpath.api import DeviceRequest, OpenedDevice, open_device
+from mpath.config import Config, load_config
+from mpath.daemon.bindings import Bindings
+from mpath.daemon.config import DaemonConfig, MapSpec, load_daemon_config, valid_map_name
+from mpath.daemon.holds import AdminHolds
+from mpath.errors import MpathError, UsageError
+from mpath.filter.device import MultipathDevice
+from mpath.filter.path import Path as DevicePath
+from mpath.filter.path import PathState
+from mpath.nbd import ListenAddress, NbdServer, ServeSettings
+
+log = logging.getLogger(__name__)
+
+#: How long ``fail path`` waits for the path's session to close before answering.
+FAIL_PATH_TIMEOUT = 2.0
+
+
+@dataclass(slots=True)
+class MapCounters:
+    """Counters the daemon keeps per map (the device keeps its own I/O counters)."""
+
+    table_loads: int = 1
+    admin_fails: int = 0
+    admin_reinstates: int = 0
+
+
+@dataclass(slots=True)
+class DaemonMap:
+    """One LUN the daemon owns: its device, its export and its bookkeeping."""
+
+    name: str
+    key: frozenset[str]
+    spec: MapSpec
+    opened: OpenedDevice
+    holds: AdminHolds
+    server: NbdServer
+    socket: Path
+    opened_at: float
+    counters: MapCounters = field(default_factory=MapCounters)
+
+    @property
+    def device(self) -> MultipathDevice:
+        return self.opened.device
+
+    @property
+    def wwid(self) -> str:
+        lun = self.device.lun
+        return lun.wwid if lun is not None else ""
+
+    @property
+    def uri(self) -> str:
+        return f"nbd+unix:///{self.name}?socket={self.socket}"
+
+    def path(self, spec: str) -> DevicePath:
+        """A path of this map by its index (from 1) or its URL."""
+        for path in self.device.path_objects:
+            if spec in (str(path.index), path.url):
+                return path
+        raise UsageError(f"map {self.name} has no path {spec!r}")
+
+
+@dataclass(slots=True)
+class ReloadReport:
+    kept: list[str] = field(default_factory=list)
+    reopened: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, list[str]]:
+        return dataclasses.asdict(self)
+
+
+class Daemon:
+    """Owns the maps, applies reloads, and answers the control commands."""
+
+    def __init__(
+        self,
+        config_file: str | None = None,
+        *,
+        listen_dir: Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.config_file = config_file
+        self._listen_dir_override = listen_dir
+        self._overrides = overrides or {}
+        self.config = Config()
+        self.daemon_config = DaemonConfig()
+        self.maps: dict[str, DaemonMap] = {}
+        self.problems: list[str] = []
+        self.started_at = time.time()
+        self.reloads = 0
+        self.last_reload: dict[str, Any] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._bindings: Bindings | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- configuration --------------------------------------------------------------------
+
+    def _load(self) -> tuple[Config, DaemonConfig]:
+        config = load_config(self.config_file)
+        daemon = load_daemon_config(config.file, found=config.found)
+        if self._listen_dir_override is not None:
+            daemon = dataclasses.replace(
+                daemon,
+                listen_dir=self._listen_dir_override,
+                origins={**daemon.origins, "listen_dir": "command line"},
+            )
+        for key, value in self._overrides.items():
+            daemon = dataclasses.replace(
+                daemon, **{key: value}, origins={**daemon.origins, key: "command line"}
+            )
+        return config, daemon
+
+    async def _specs(self, config: Config, daemon: DaemonConfig) -> list[MapSpec]:
+        """The LUNs to own: ``[[daemon.maps]]`` plus every LUN discovery finds."""
+        specs = list(daemon.maps)
+        if daemon.portals:
+            from mpath.discovery.iscsi import discover
+
+            result = await discover(daemon.portals, chap=config.chap, targets=daemon.targets)
+            for problem in result.problems:
+                log.warning("discovery: %s", problem.line())
+            named = {frozenset(s.paths) for s in specs}
+            for device in result.devices:
+                urls = tuple(p.url for p in device.paths)
+                if frozenset(urls) not in named:
+                    specs.append(MapSpec(urls))
+        return specs
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the configuration and open every map (those that fail are reported and
+        retried at the next reload; the daemon runs with the rest)."""
+        self.config, self.daemon_config = self._load()
+        self._prepare_listen_dir()
+        self._bindings = Bindings(self.daemon_config.state_file)
+        specs = await self._specs(self.config, self.daemon_config)
+        results = await asyncio.gather(
+            *(self._open_map(spec) for spec in specs), return_exceptions=True
+        )
+        for spec, result in zip(specs, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, MpathError):
+                    raise result
+                self._problem(spec, result)
+
+    def _prepare_listen_dir(self) -> None:
+        directory = self.daemon_config.listen_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            # Non-root users reach the control socket (for ``show``) through it.
+            os.chmod(directory, 0o755)
+        except OSError as exc:
+            raise UsageError(f"cannot use listen_dir {directory}: {exc.strerror or exc}") from None
+
+    def _problem(self, spec: MapSpec, error: BaseException) -> None:
+        line = f"map {spec.alias or ' '.join(spec.paths)}: {error}"
+        log.error("%s", line)
+        self.problems.append(line)
+
+    async def _open_map(self, spec: MapSpec) -> DaemonMap:
+        holds = AdminHolds()
+        request = DeviceRequest(list(spec.paths), self.config_file)
+        opened = await open_device(request, monitor=holds.factory())
+        try:
+            name = self._name(spec, opened)
+            socket = self.daemon_config.listen_dir / f"{name}.sock"
+            device = opened.device
+            description = (
+                f"mpath map {name}: LUN {opened.resolution.wwid} over "
+                f"{len(spec.paths)} path(s), policy {device.policy}"
+            )
+            server = NbdServer(device, ServeSettings(description=description))
+            server.export_name = name
+            await server.start(ListenAddress.parse(f"unix:{socket}"))
+        except BaseException:
+            await opened.device.close()
+            raise
+        entry = DaemonMap(
+            name, frozenset(spec.paths), spec, opened, holds, server, socket, time.time()
+        )
+        self.maps[name] = entry
+        log.info(
+            "map %s: %s over %d path(s), policy %s, exported at %s",
+            name,
+            entry.wwid,
+            len(spec.paths),
+            device.policy,
+            entry.uri,
+        )
+        return entry
+
+    def _name(self, spec: MapSpec, opened: OpenedDevice) -> str:
+        wwid = opened.resolution.wwid or ""
+        name = spec.alias or opened.resolution.alias.value
+        if name is None:
+            assert self._bindings is not None
+            taken = set(self.maps)
+            name = self._bindings.name_for(wwid, taken)
+        if not valid_map_name(name):
+            raise UsageError(f"map name {name!r} (LUN {wwid}) cannot name a socket file")
+        if name in self.maps:
+            raise UsageError(f"map name {name!r} (LUN {wwid}) is already used by another LUN")
+        return name
+
+    async def _close_map(self, entry: DaemonMap) -> bool:
+        """Drain the export (requests in flight finish), flush, then close the device."""
+        self.maps.pop(entry.name, None)
+        clean = await entry.server.shutdown()
+        await entry.device.close()
+        log.info("map %s closed%s", entry.name, "" if clean else " (requests abandoned)")
+        return clean
+
+    async def stop(self) -> bool:
+        """Close every map (as ``mpath serve`` does on SIGTERM); True when nothing was lost."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        results = await asyncio.gather(*(self._close_map(m) for m in list(self.maps.values())))
+        return all(results)
+
+    def abort(self) -> None:
+        """A second SIGTERM: stop waiting for requests in flight."""
+        for entry in self.maps.values():
+            entry.server.abort()
+
+    async def reload(self) -> ReloadReport:
+        """Apply the configuration file as it is now. One reload at a time.
+
+        Raises :class:`~mpath.config.ConfigError` (and changes nothing) when the new
+        file is invalid.
+        """
+        async with self._reload_lock:
+            config, daemon = self._load()
+            if daemon.listen_dir != self.daemon_config.listen_dir:
+                log.warning("listen_dir changes only at restart; keeping %s",
+                            self.daemon_config.listen_dir)  # fmt: skip
+                daemon = dataclasses.replace(daemon, listen_dir=self.daemon_config.listen_dir)
+            specs = await self._specs(config, daemon)
+            self.config, self.daemon_config = config, daemon
+            report = ReloadReport()
+            by_key = {m.key: m for m in self.maps.values()}
+            wanted = {frozenset(s.paths): s for s in specs}
+            for key, gone in by_key.items():
+                if key not in wanted:
+                    await self._close_map(gone)
+                    report.removed.append(gone.name)
+            for key, spec in wanted.items():
+                entry = by_key.get(key)
+                try:
+                    if entry is None:
+                        report.added.append((await self._open_map(spec)).name)
+                    elif self._unchanged(entry, spec, config):
+                        report.kept.append(entry.name)
+                    else:
+                        counters = entry.counters
+                        await self._close_map(entry)
+                        reopened = await self._open_map(spec)
+                        reopened.counters = counters
+                        counters.table_loads += 1
+                        report.reopened.append(reopened.name)
+                except MpathError as exc:
+                    self._problem(spec, exc)
+                    report.failed.append(spec.alias or " ".join(spec.paths))
+            self.reloads += 1
+            self.last_reload = {"at": time.time(), **report.describe()}
+            log.info(
+                "reconfigured: kept %s, reopened %s, added %s, removed %s, failed %s",
+                *(", ".join(v) or "none" for v in report.describe().values()),
+            )
+            return report
+
+    def _unchanged(self, entry: DaemonMap, spec: MapSpec, config: Config) -> bool:
+        """Same paths, same name and same resolved settings: nothing to do (the
+        resolution is refreshed so ``show config`` names the origins as written now)."""
+        old = entry.opened.resolution
+        new = config.resolve(wwid=old.wwid, vendor=old.vendor, product=old.product)
+        if spec.alias != entry.spec.alias or new.alias.value != old.alias.value:
+            return False
+        if new.device_settings() != old.device_settings():
+            return False
+        entry.opened.resolution = new
+        entry.opened.config = config
+        return True
+
+    # -- control commands that change things --------------------------------------------------
+
+    def find_path(self, spec: str) -> tuple[DaemonMap, DevicePath]:
+        """A path named ``MAP:INDEX``, ``MAP:URL`` or by its URL alone."""
+        name, sep, rest = spec.partition(":")
+        if sep and name in self.maps:
+            entry = self.maps[name]
+            return entry, entry.path(rest)
+        found = [
+            (entry, path)
+            for entry in self.maps.values()
+            for path in entry.device.path_objects
+            if path.url == spec
+        ]
+        if not found:
+            known = ", ".join(f"{m}:1" for m in self.maps) or "no maps"
+            raise UsageError(f"no path {spec!r} (name one as MAP:INDEX or by URL; e.g. {known})")
+        if len(found) > 1:
+            raise UsageError(f"path {spec!r} belongs to several maps: name it as MAP:INDEX")
+        return found[0]
+
+    async def fail_path(self, spec: str) -> dict[str, Any]:
+        """Take a path out of use until ``reinstate path``; I/O moves to the others."""
+        entry, path = self.find_path(spec)
+        entry.holds.held.add(path)
+        entry.counters.admin_fails += 1
+        failing = asyncio.ensure_future(entry.device.fail(path, "failed by the administrator"))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(failing), FAIL_PATH_TIMEOUT)
+        log.warning("map %s path %d (%s): failed by the administrator", entry.name,
+                    path.index, path.url)  # fmt: skip
+        return {"map": entry.name, "path": path.index, "url": path.url, "state": path.state.value}
+
+    def reinstate_path(self, spec: str) -> dict[str, Any]:
+        """Lift an administrator's hold and bring the path back: at once if it is
+        logged in, else after a login in the background (the answer says ``pending``)."""
+        entry, path = self.find_path(spec)
+        entry.holds.held.discard(path)
+        entry.counters.admin_reinstates += 1
+        if path.state is PathState.FAILED:
+            if path.transport.connected:
+                entry.device.reinstate(path)
+            else:
+                self._spawn(self._log_in_and_reinstate(entry, path))
+        log.info("map %s path %d (%s): reinstated by the administrator%s", entry.name,
+                 path.index, path.url,
+                 "" if path.state is PathState.ACTIVE else " (logging in)")  # fmt: skip
+        return {
+            "map": entry.name,
+            "path": path.index,
+            "url": path.url,
+            "state": path.state.value,
+            "pending": path.state is not PathState.ACTIVE,
+        }
+
+    async def _log_in_and_reinstate(self, entry: DaemonMap, path: DevicePath) -> None:
+        """Log a reinstated path in and check its identity (as the checker would)."""
+        try:
+            async with asyncio.timeout(FAIL_PATH_TIMEOUT * 5):
+                reason = await entry.device.verify_identity(path)
+        except TimeoutError:
+            reason = "login timed out"
+        if path.state is not PathState.FAILED or path in entry.holds.held:
+            return
+        if reason is None:
+            entry.device.reinstate(path)
+        else:
+            log.warning("map %s path %d (%s): not reinstated yet: %s (the checker retries)",
+                        entry.name, path.index, path.url, reason)  # fmt: skip
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def reset_stats(self) -> None:
+        for entry in self.maps.values():
+            entry.counters = MapCounters(table_loads=0)
+
+    def map(self, name: str) -> DaemonMap:
+        entry = self.maps.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self.maps)) or "none"
+            raise UsageError(f"no map named {name!r} (maps: {known})")
+        return entry
+
+    def require_maps(self, names: Sequence[str]) -> list[DaemonMap]:
+        return [self.map(n) for n in names] if names else list(self.maps.values())

@@ -1,0 +1,66 @@
+"""The [daemon] section: values, origins, and located errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mpath.config import ConfigError, load_config
+from mpath.daemon.config import MapSpec, load_daemon_config, parse_metrics_address
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "mpath.toml"
+    file.write_text(text)
+    return file
+
+
+def test_daemon_section_is_read_with_origins(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        '[defaults]\npolicy = "round-robin"\n\n[daemon]\nlisten_dir = "/run/x"\n'
+        'metrics = "127.0.0.1:9586"\nportals = ["198.18.1.2", "198.18.2.2"]\n\n'
+        '[[daemon.maps]]\npaths = ["iscsi://198.18.3.2/iqn.x:y/1"]\nalias = "db"\n',
+    )
+    config = load_config(file)  # the rest of the file still validates
+    daemon = load_daemon_config(config.file, found=config.found)
+    assert daemon.listen_dir == Path("/run/x")
+    assert daemon.control_socket == Path("/run/x/control.sock")
+    assert str(daemon.metrics) == "127.0.0.1:9586"
+    assert daemon.portals == ("198.18.1.2", "198.18.2.2")
+    assert daemon.maps == (MapSpec(("iscsi://198.18.3.2/iqn.x:y/1",), "db"),)
+    assert daemon.origins["metrics"] == f"{file}:6"
+
+
+def test_missing_file_gives_defaults() -> None:
+    daemon = load_daemon_config(Path("/nonexistent/mpath.toml"), found=False)
+    assert daemon.listen_dir == Path("/run/mpath")
+    assert daemon.maps == () and daemon.metrics is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[daemon]\nlisten_dri = "/x"\n', "did you mean 'listen_dir'"),
+        ('[daemon]\nlisten_dir = "relative"\n', "absolute path"),
+        ('[daemon]\nmetrics = "0.0.0.0:9586"\n', "only loopback"),
+        ('[daemon]\nmetrics = "127.0.0.1"\n', "HOST:PORT"),
+        ("[daemon]\nportals = [1]\n", "non-empty strings"),
+        ('[[daemon.maps]]\nalias = "x"\n', "needs paths"),
+        ('[[daemon.maps]]\npaths = ["a"]\nalias = "a/b"\n', "socket file"),
+        ('[[daemon.maps]]\npaths = ["a"]\nalias = "x"\n[[daemon.maps]]\npaths = ["b"]\n'
+         'alias = "x"\n', "given twice"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
+    file = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_daemon_config(load_config(file).file)
+    assert caught.value.line is not None
+    assert caught.value.exit_code == 2
+
+
+def test_metrics_address_accepts_loopback_forms() -> None:
+    assert parse_metrics_address("[::1]:0").port == 0
+    assert parse_metrics_address("localhost:9").host == "localhost"

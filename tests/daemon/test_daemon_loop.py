@@ -1,0 +1,167 @@
+"""The daemon over block paths: two loop devices on one backing file are two paths to
+one LUN (one identity), through mpath's real block transport. Needs root (losetup),
+not the iSCSI rig, so the service's own behaviour is checked quickly and everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.helpers import (
+    NOBODY,
+    Running,
+    fio,
+    fio_result,
+    path_row,
+    scrape,
+    start_daemon,
+    stop_daemon,
+    wait_for,
+)
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices"),
+    pytest.mark.skipif(shutil.which("losetup") is None, reason="losetup (util-linux) missing"),
+]
+
+
+@pytest.fixture
+def loops() -> Iterator[list[str]]:
+    directory = Path(tempfile.mkdtemp(prefix="mpath-loop-"))
+    devices: list[str] = []
+    try:
+        image = directory / "disk.img"
+        with image.open("wb") as handle:
+            handle.truncate(32 * 1024 * 1024)
+        for _ in range(2):
+            devices.append(
+                subprocess.run(
+                    ["losetup", "--find", "--show", str(image)],
+                    capture_output=True, text=True, check=True, timeout=30,
+                ).stdout.strip()
+            )  # fmt: skip
+        yield devices
+    finally:
+        for device in devices:
+            subprocess.run(["losetup", "--detach", device], check=False, timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(loops: list[str]) -> Iterator[Running]:
+    directory = Path(tempfile.mkdtemp(prefix="mpath-daemon-"))
+    directory.chmod(0o755)
+    running: Running | None = None
+    try:
+        running = start_daemon(
+            directory,
+            f'[daemon]\nlisten_dir = "{directory}/run"\nstate_file = "{directory}/b.json"\n'
+            f'metrics = "127.0.0.1:0"\n\n[[daemon.maps]]\npaths = {json.dumps(loops)}\n',
+        )
+        yield running
+    finally:
+        try:
+            if running is not None:
+                assert stop_daemon(running.process) == 0
+        finally:
+            print((directory / "daemon.log").read_text()[-3000:])
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_one_map_named_by_binding_with_a_working_export(daemon: Running) -> None:
+    (entry,) = daemon.ctl("show", "maps")
+    assert entry["name"] == "mpatha" and entry["paths_total"] == 2
+    assert json.loads((daemon.directory / "b.json").read_text())["bindings"] == {
+        entry["wwid"]: "mpatha"
+    }
+    listed = subprocess.run(
+        ["nbdinfo", "--list", "--json", f"nbd+unix:///?socket={entry['socket']}"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [e["export-name"] for e in json.loads(listed.stdout)["exports"]] == ["mpatha"]
+
+
+def test_fail_path_holds_until_reinstated(daemon: Running) -> None:
+    job = fio(
+        daemon.ready["maps"]["mpatha"], "--rw=randwrite", "--size=16M", "--time_based",
+        "--runtime=5",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: path_row(daemon, "mpatha:1")["ios"] > 200, 30, "I/O on path 1")
+        assert daemon.ctl("fail", "path", "mpatha:1")["state"] == "failed"
+        wait_for(lambda: path_row(daemon, "mpatha:1")["in_flight"] == 0, 5, "drained")
+        ios = path_row(daemon, "mpatha:1")["ios"]
+        other = path_row(daemon, "mpatha:2")["ios"]
+        wait_for(lambda: path_row(daemon, "mpatha:2")["ios"] > other + 3000, 30, "I/O on 2")
+        time.sleep(2)  # two checker polls, which must not bring the path back
+        row = path_row(daemon, "mpatha:1")
+        assert (row["state"], row["held_by_admin"], row["ios"]) == ("failed", True, ios)
+        back = daemon.cli("reinstate", "path", "mpatha:1")
+        assert back.returncode == 0, back.stderr
+        wait_for(lambda: path_row(daemon, "mpatha:1")["ios"] > ios, 10, "I/O back on 1")
+        result = fio_result(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert result["error"] == 0
+    (stats,) = daemon.ctl("show", "stats")["maps"]
+    assert (stats["admin_fails"], stats["admin_reinstates"], stats["errors"]) == (1, 1, 0)
+
+
+def test_sighup_applies_a_new_policy_and_show_config_names_its_origin(daemon: Running) -> None:
+    (entry,) = daemon.ctl("show", "maps")
+    assert entry["policy"] == "share"
+    daemon.config.write_text(
+        daemon.base_config + f'\n[[multipaths]]\nwwid = "{entry["wwid"]}"\npolicy = "round-robin"\n'
+    )
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.ctl("show", "stats")["reloads"] == 1, 30, "the reload")
+    (entry,) = daemon.ctl("show", "maps")
+    assert entry["policy"] == "round-robin"
+    (config,) = daemon.ctl("show", "config")["maps"]
+    assert config["settings"]["policy"] == {
+        "value": "round-robin",
+        "origin": f"multipaths section (wwid {entry['wwid']})",
+        "location": f"{daemon.config}:11",
+    }
+    assert daemon.ctl("show", "stats")["last_reload"]["reopened"] == ["mpatha"]
+    # The same file again: nothing changed, the map is kept.
+    assert daemon.ctl("reconfigure")["kept"] == ["mpatha"]
+    # A broken file changes nothing and is a clear error.
+    daemon.config.write_text(daemon.base_config + "[daemon.typo]\n")
+    reconfigure = daemon.cli("reconfigure")
+    assert reconfigure.returncode == 2
+    assert "mpath.toml" in reconfigure.stderr
+    assert daemon.ctl("show", "maps")[0]["policy"] == "round-robin"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing (make setup)")
+def test_metrics_pass_promtool(daemon: Running) -> None:
+    exposition = scrape(daemon)
+    check = subprocess.run(["promtool", "check", "metrics"], input=exposition,
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert 'mpath_map_paths_up{map="mpatha"' in exposition
+    assert 'mpath_path_checker_state{map="mpatha",path="1"' in exposition
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
+def test_non_root_gets_show_and_not_fail(daemon: Running) -> None:
+    shown = daemon.cli("show", "paths", "--format", "{name} {state}", user=NOBODY)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["mpatha:1 active", "mpatha:2 active"]
+    refused = daemon.cli("fail", "path", "mpatha:1", user=NOBODY)
+    assert refused.returncode == 1
+    assert "needs root: only 'show' is open to other users" in refused.stderr
