@@ -117,3 +117,44 @@ def alua_priority(state: int, *, preferred: bool, exclusive_pref: bool = False) 
     if preferred and (state != AluaState.ACTIVE_OPTIMIZED or exclusive_pref):
         priority += _PREFERRED_BONUS
     return priority
+
+
+#: Each state's name, as ``mpath show`` prints it and ``mpath rig fault N alua`` takes it.
+STATE_NAMES: Final[dict[int, str]] = {
+    AluaState.ACTIVE_OPTIMIZED: "active-optimized",
+    AluaState.ACTIVE_NON_OPTIMIZED: "active-nonoptimized",
+    AluaState.STANDBY: "standby",
+    AluaState.UNAVAILABLE: "unavailable",
+    AluaState.LBA_DEPENDENT: "lba-dependent",
+    AluaState.OFFLINE: "offline",
+    AluaState.TRANSITIONING: "transitioning",
+}
+
+
+def state_name(state: int | None) -> str | None:
+    """The state's name (``reserved-0x5`` for values SPC leaves reserved; None: unknown)."""
+    if state is None:
+        return None
+    return STATE_NAMES.get(state, f"reserved-{state:#x}")
+
+
+#: Which states may carry media access, best first (SPC-4 5.15.2.4): active/optimized
+#: and LBA-dependent (which the kernel's ALUA handler also treats as active) before
+#: active/non-optimized. Standby, unavailable, offline and transitioning ports reject
+#: reads and writes, so they carry none.
+_IO_TIER: Final[dict[int, int]] = {
+    AluaState.ACTIVE_OPTIMIZED: 0,
+    AluaState.LBA_DEPENDENT: 0,
+    AluaState.ACTIVE_NON_OPTIMIZED: 1,
+}
+
+
+def io_tier(state: int | None) -> int | None:
+    """Rank of a port in this state for I/O (lower is better); None: it takes no I/O.
+
+    An unknown state (the LU has no ALUA, or it was not read yet) ranks with the
+    optimized ones, so a target without ALUA is used on every path as before.
+    """
+    if state is None:
+        return 0
+    return _IO_TIER.get(state)
