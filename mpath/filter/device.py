@@ -68,6 +68,9 @@ TRANSITION_BACKOFF = 0.1
 FENCE_RETRY_INTERVAL = 0.25
 #: Bound on one fencing attempt (one login through one portal).
 FENCE_ATTEMPT_TIMEOUT = 2.0
+#: asyncio may fire a timer up to its clock resolution early: a wait with less than
+#: this left counts as over (else it would be re-armed for ~0 s, again and again).
+CLOCK_SLACK = 1e-6
 #: How often REPORT TARGET PORT GROUPS is read while a port is transitioning (the
 #: kernel's ALUA handler re-reads every 2 s; a transition often settles in well under).
 ALUA_TRANSITION_POLL = 0.2
@@ -587,7 +590,7 @@ class MultipathDevice:
                     if no_path_since is None:
                         no_path_since = now
                     remaining = self.settings.no_path_retry - (now - no_path_since)
-                    if remaining <= 0:
+                    if remaining <= CLOCK_SLACK:
                         self.stats.errors += 1
                         raise NoPathError(
                             now - no_path_since, self.settings.no_path_retry, self._last_failure

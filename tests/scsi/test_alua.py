@@ -87,3 +87,23 @@ def test_priority_matches_multipath_tools_alua_prioritizer(
 def test_arbitrary_bytes_parse_or_raise_a_data_error(raw: bytes) -> None:
     with contextlib.suppress(ScsiDataError):
         parse_target_port_groups(raw)
+
+
+def test_state_names_are_the_rigs_and_reserved_values_are_named_as_such() -> None:
+    from mpath.scsi.alua import state_name
+
+    assert state_name(AluaState.ACTIVE_NON_OPTIMIZED) == "active-nonoptimized"
+    assert state_name(AluaState.TRANSITIONING) == "transitioning"
+    assert state_name(0x5) == "reserved-0x5"
+    assert state_name(None) is None
+
+
+def test_io_tier_ranks_optimized_first_and_refuses_states_without_media_access() -> None:
+    from mpath.scsi.alua import io_tier
+
+    assert io_tier(AluaState.ACTIVE_OPTIMIZED) == io_tier(AluaState.LBA_DEPENDENT) == 0
+    assert io_tier(AluaState.ACTIVE_NON_OPTIMIZED) == 1
+    assert io_tier(None) == 0
+    for state in (AluaState.STANDBY, AluaState.UNAVAILABLE, AluaState.OFFLINE,
+                  AluaState.TRANSITIONING):  # fmt: skip
+        assert io_tier(state) is None
