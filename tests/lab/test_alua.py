@@ -187,7 +187,7 @@ def test_show_prints_each_paths_alua_group_and_state(rig: Rig) -> None:
     result = CliRunner().invoke(main, ["show", *rig.urls, "--json"])
     assert result.exit_code == 0, (result.stdout, result.stderr)
     doc = json.loads(result.stdout)
-    paths = doc["paths"]
+    paths = [path for group in doc["groups"] for path in group["paths"]]
     assert [(p["alua_group"], p["alua_state"]) for p in paths] == [
         (1, "active-optimized"),
         (2, "active-nonoptimized"),
