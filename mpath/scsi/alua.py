@@ -19,6 +19,9 @@ _EXTENDED_FORMAT: Final = 0x10  # byte 4 bits 6..4 = 001b
 _PREFERRED: Final = 0x80
 _DESCRIPTOR_LEN: Final = 8
 _PORT_LEN: Final = 4
+#: How far LIO's extended-format answer falls short of its own descriptors (see
+#: :func:`parse_target_port_groups`).
+_LIO_SHORTFALL: Final = 4
 
 
 class AluaState(IntEnum):
@@ -62,7 +65,14 @@ class TargetPortGroups:
 
 
 def parse_target_port_groups(data: bytes | bytearray | memoryview) -> TargetPortGroups:
-    """Parse RTPG parameter data in either the length-only or the extended format."""
+    """Parse RTPG parameter data in either the length-only or the extended format.
+
+    Linux's LIO target counts RETURN DATA LENGTH without the extended header's 4 bytes
+    and sends only that much, so its last group's last port descriptor is missing.
+    In the extended format a port list cut short by at most those 4 bytes is therefore
+    kept (with the ports that arrived): the group's number and state, which is what
+    matters, are all there. Anything cut shorter is refused.
+    """
     buf = bytes(data)
     if len(buf) < 4:
         raise ScsiDataError(_WHAT, f"{len(buf)} bytes, too short for the header")
@@ -79,7 +89,9 @@ def parse_target_port_groups(data: bytes | bytearray | memoryview) -> TargetPort
         descriptor = buf[offset : offset + _DESCRIPTOR_LEN]
         ports_end = offset + _DESCRIPTOR_LEN + descriptor[7] * _PORT_LEN
         if ports_end > needed:
-            raise ScsiDataError(_WHAT, f"port list of the group at offset {offset} is cut off")
+            if not (extended and ports_end - needed <= _LIO_SHORTFALL):
+                raise ScsiDataError(_WHAT, f"port list of the group at offset {offset} is cut off")
+            ports_end = needed - (needed - offset - _DESCRIPTOR_LEN) % _PORT_LEN
         ports = tuple(
             int.from_bytes(buf[port + 2 : port + 4], "big")
             for port in range(offset + _DESCRIPTOR_LEN, ports_end, _PORT_LEN)
