@@ -112,6 +112,7 @@ def test_standby_path_carries_no_io_and_shows_its_state(rig: Rig) -> None:
             await device.close()
 
     paths, errors = asyncio.run(body())
+    print("MUST-SHOW standby ios per path:", [p["ios"] for p in paths], "errors:", errors)
     assert [(p["alua_group"], p["alua_state"]) for p in paths] == [
         (1, "standby"),
         (2, "active-optimized"),
@@ -144,6 +145,10 @@ def test_transition_on_the_only_optimized_path_is_waited_out_without_errors(rig:
         return device, load, writes_during
 
     device, load, writes_during = asyncio.run(body())
+    print(
+        "MUST-SHOW transition:", f"writes={load.writes} during={writes_during}",
+        f"errors={len(load.errors)} mismatches={load.mismatches}", device.stats.describe(),
+    )  # fmt: skip
     assert load.errors == [] and load.mismatches == 0
     assert writes_during <= 1, "I/O went on during the transition with no usable port"
     assert [p["failures"] for p in device.paths] == [0, 0]
@@ -175,6 +180,11 @@ def test_unavailable_group_fails_over_and_comes_back_with_data_intact(rig: Rig) 
         return device, load, before, during
 
     device, load, before, during = asyncio.run(body())
+    print(
+        "MUST-SHOW unavailable:", f"ios before={before} during={during}",
+        f"final={[p['ios'] for p in device.paths]} writes={load.writes}",
+        f"errors={len(load.errors)} mismatches={load.mismatches}", device.stats.describe(),
+    )  # fmt: skip
     assert load.errors == [] and load.mismatches == 0
     # While unavailable, path 1 carried at most the command that met 04/0c.
     assert during[0] - before[0] <= 1 and during[1] - before[1] >= 32
@@ -195,3 +205,4 @@ def test_show_prints_each_paths_alua_group_and_state(rig: Rig) -> None:
     text = CliRunner().invoke(main, ["show", *rig.urls])
     assert text.exit_code == 0, text.stderr
     assert "alua group 2 active-nonoptimized" in text.stdout, text.stdout
+    print("MUST-SHOW show:", text.stdout)
