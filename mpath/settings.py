@@ -54,6 +54,15 @@ class DeviceSettings:
       elsewhere only after that path is fenced (it can no longer execute the write);
       when no fence succeeds within this many seconds, the write fails with
       :class:`~mpath.errors.FenceTimeoutError` instead of being reissued.
+    * ``alua_poll_interval``: on an ALUA LU (INQUIRY TPGS), how often REPORT TARGET PORT
+      GROUPS is read to learn the ports' access states when no answer says they
+      changed (a sense code or unit attention about ALUA makes it read at once). A
+      port that comes back from standby or unavailable sends nothing on its own, so
+      this bounds how long the device takes to notice.
+    * ``alua_transition_timeout``: how long I/O waits, without counting
+      ``no_path_retry``, for ports in ALUA "transitioning" when no other port can carry
+      it; after it a port still transitioning counts as standby (as the kernel's ALUA
+      handler does).
     * ``priorities``: one priority per path, in path order, to group paths: I/O goes
       to the highest-priority group that has a usable path (the others stand by), and
       the policy balances within it. None: one group of all paths.
@@ -72,6 +81,8 @@ class DeviceSettings:
     slow_command_timeout: float = 60.0
     fence_timeout: float = 10.0
     priorities: tuple[int, ...] | None = None
+    alua_poll_interval: float = 1.0
+    alua_transition_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_commands is not None and self.max_commands < 1:
@@ -90,5 +101,9 @@ class DeviceSettings:
             raise UsageError("slow_command_timeout must not be below io_timeout_max")
         if self.fence_timeout < 0:
             raise UsageError(f"fence_timeout must be 0 or more seconds, not {self.fence_timeout}")
+        if self.alua_poll_interval <= 0:
+            raise UsageError("alua_poll_interval must be above 0 seconds")
+        if self.alua_transition_timeout < 0:
+            raise UsageError("alua_transition_timeout must be 0 or more seconds")
         if self.max_io_bytes < 512:
             raise UsageError("max_io_bytes must be at least 512")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any, Final
 
 import click
@@ -35,6 +36,7 @@ from mpath.filter.path import PathState as DeviceState
 from mpath.rig.manager import RigManager
 from mpath.rig.model import Rig
 from mpath.scsi.states import CheckerState as PathState
+from mpath.sysfs.tree import Sysfs
 from mpath.units import format_size
 
 #: Interval of the checks while ``show`` waits for its round (seconds): the first
@@ -101,13 +103,16 @@ def show(
     \b
       WWID VENDOR,PRODUCT size=SIZE policy=POLICY max_commands=N
       `-+- policy='POLICY' prio=N status=active
-        |- PATH STATE CHECKER share=S bytes=B ios=N
-        `- PATH STATE CHECKER share=S bytes=B ios=N
+        |- PATH STATE CHECKER share=S bytes=B ios=N [alua group G ALUA] [SESSION]
+        `- PATH STATE CHECKER share=S bytes=B ios=N [alua group G ALUA] [SESSION]
 
     STATE is whether the device sends I/O down the path (active/failed); CHECKER is
-    what the check found (up/down/ghost/pending/shaky). Exit 0 when the device could
-    be opened (even with failed paths), 1 when no path could, 2 for bad input or a
-    blacklisted device.
+    what the check found (up/down/ghost/pending/shaky). On an ALUA LU, ALUA is the
+    path's target port group state (active-optimized, active-nonoptimized, standby,
+    transitioning, unavailable): only the best usable state carries I/O. For an
+    open-iscsi disk (/dev/sdX), SESSION is its session: NAME TARGET ADDRESS:PORT.
+    Exit 0 when the device could be opened (even with failed paths), 1 when no path
+    could, 2 for bad input or a blacklisted device.
 
     \b
     Examples:
@@ -194,6 +199,9 @@ def describe(opened: OpenedDevice, monitor: CheckerMonitor) -> dict[str, Any]:
                 "failures": path.failures,
                 "last_failure": path.last_failure or None,
                 "fence": device.fence_info(path),
+                "alua_group": path.alua_group,
+                "alua_state": view["alua_state"],
+                "iscsi_session": _iscsi_session(path.url),
             }
         )
     active = [p.priority for p in device.path_objects if p.state is DeviceState.ACTIVE]
@@ -226,6 +234,26 @@ def describe(opened: OpenedDevice, monitor: CheckerMonitor) -> dict[str, Any]:
     }
 
 
+def _iscsi_session(url: str) -> dict[str, Any] | None:
+    """The open-iscsi session of a block path (/dev/sdX), from sysfs; None otherwise."""
+    if not url.startswith("/dev/"):
+        return None
+    session = Sysfs().iscsi_session(os.path.basename(os.path.realpath(url)))
+    return None if session is None else session.describe()
+
+
+def _path_extras(path: dict[str, Any]) -> str:
+    """The ALUA and open-iscsi session fields of a path line, when known."""
+    extras = ""
+    if path.get("alua_state") is not None:
+        extras += f" alua group {path['alua_group']} {path['alua_state']}"
+    session = path.get("iscsi_session")
+    if session:
+        portal = f"{session['address']}:{session['port']}" if session["address"] else "-"
+        extras += f" {session['name']} {session['target']} {portal}"
+    return extras
+
+
 def _policy_text(document: dict[str, Any]) -> str:
     return " ".join([str(document["policy"]), *map(str, document["policy_args"])])
 
@@ -254,5 +282,6 @@ def render(document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{indent}{branch} {path['url']} {path['state']} {path['checker']} "
                 f"share={path['share']:.2f} bytes={path['bytes']} ios={path['ios']}"
+                + _path_extras(path)
             )
     return lines

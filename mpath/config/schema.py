@@ -247,6 +247,21 @@ SETTINGS: dict[str, SettingSpec] = {
             "largest single command; bigger requests are split (the LUN's Block "
             "Limits page may lower it)",
         ),
+        SettingSpec(
+            "alua_poll_interval",
+            "seconds (0, 3600]",
+            lambda v: _number(v, 0.0, 3600.0, low_open=True),
+            "on an ALUA LU, how often REPORT TARGET PORT GROUPS is read when no answer "
+            "says the access states changed (how soon a port back from standby or "
+            "unavailable is used again)",
+        ),
+        SettingSpec(
+            "alua_transition_timeout",
+            "seconds [0, 3600]",
+            lambda v: _number(v, 0.0, 3600.0),
+            "how long I/O waits for ports in ALUA transitioning when no other port can "
+            "carry it (no_path_retry does not run meanwhile); then they count as standby",
+        ),
     )
 }
 """Every configurable setting, in the order ``config show`` prints them."""

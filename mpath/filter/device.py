@@ -30,10 +30,13 @@ from mpath.errors import (
     TargetIOError,
     UsageError,
 )
+from mpath.filter import alua
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
 from mpath.scsi import cdb
-from mpath.scsi.classify import Disposition, classify
+from mpath.scsi.alua import parse_target_port_groups, state_name
+from mpath.scsi.classify import Disposition, Recheck, classify, explain
+from mpath.scsi.errors import ScsiError
 from mpath.scsi.probe import LunInfo, probe_lun
 from mpath.selectors import create_selector
 from mpath.selectors.base import PathSelector
@@ -65,6 +68,20 @@ TRANSITION_BACKOFF = 0.1
 FENCE_RETRY_INTERVAL = 0.25
 #: Bound on one fencing attempt (one login through one portal).
 FENCE_ATTEMPT_TIMEOUT = 2.0
+#: asyncio may fire a timer up to its clock resolution early: a wait with less than
+#: this left counts as over (else it would be re-armed for ~0 s, again and again).
+CLOCK_SLACK = 1e-6
+#: How often REPORT TARGET PORT GROUPS is read while a port is transitioning (the
+#: kernel's ALUA handler re-reads every 2 s; a transition often settles in well under).
+ALUA_TRANSITION_POLL = 0.2
+#: Bound on one REPORT TARGET PORT GROUPS through one path.
+ALUA_RTPG_TIMEOUT = 2.0
+#: Tries of one REPORT TARGET PORT GROUPS that meets a unit attention (which the
+#: state change itself queues on every session of the group).
+ALUA_RTPG_ATTEMPTS = 3
+#: How often one command may be sent elsewhere because its path's port answered with
+#: an ALUA state; bounds a target whose sense and RTPG answers disagree.
+ALUA_REDIRECTS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +162,11 @@ class MultipathDevice:
         self._fenced: dict[Path, int] = {}
         self._fence_tasks: dict[Path, tuple[int, asyncio.Task[None]]] = {}
         self._fences_done: dict[Path, int] = {}
+        #: The LU reports ALUA states; paths of worse states are kept out of the
+        #: selector (``_alua_held``) while their session stays up.
+        self.alua = False
+        self._alua_held: set[Path] = set()
+        self._alua_wake = asyncio.Event()
 
     # -- opening -----------------------------------------------------------------------
 
@@ -206,6 +228,9 @@ class MultipathDevice:
             if info.wwid != first.wwid:
                 raise IdentityMismatchError(first_path.url, first.wwid, path.url, info.wwid)
         self.lun = first
+        self.alua = any(info.alua for info in probes.values())
+        for path, info in probes.items():
+            path.alua_group = info.target_port_group
         self._apply_lun_limits(first)
         for path in self._paths:
             if isinstance(self._selector, PriorityGroups):
@@ -216,6 +241,9 @@ class MultipathDevice:
             self._mark_failed(path, reason)
             await path.transport.close()
             self._start_recovery(path)
+        if self.alua:
+            await self.refresh_alua()
+            self._spawn(self._alua_watch())
         self._spawn(self._watchdog())
         self._monitor.start()
 
@@ -425,6 +453,7 @@ class MultipathDevice:
             same_path: Path | None = None
             avoid: Path | None = None
             same_path_tries = 0
+            alua_redirects = 0
             while True:
                 if same_path is not None:
                     path = same_path
@@ -442,7 +471,8 @@ class MultipathDevice:
                 if result.status == ScsiStatus.GOOD:
                     self.stats.ios += 1
                     return result
-                disposition = classify(result.status, result.sense)
+                verdict = explain(result.status, result.sense)
+                disposition = verdict.disposition
                 if disposition is Disposition.OK or (
                     raw and disposition is Disposition.TARGET_ERROR
                 ):
@@ -451,6 +481,22 @@ class MultipathDevice:
                 if disposition is Disposition.TARGET_ERROR:
                     return result
                 self.stats.retries += 1
+                if self.alua and verdict.recheck & Recheck.ALUA:
+                    self._alua_wake.set()
+                reported = verdict.alua_state
+                if (
+                    self.alua
+                    and reported is not None
+                    and path.state is PathState.ACTIVE
+                    and alua_redirects < ALUA_REDIRECTS
+                ):
+                    # The port told its group's state (standby, unavailable,
+                    # transitioning): the command was not executed and the path is not
+                    # broken. Keep it out of I/O until RTPG shows it usable again.
+                    alua_redirects += 1
+                    self._set_alua(path, reported)
+                    self._apply_alua()
+                    continue
                 transient = disposition in (
                     Disposition.RETRY_SAME_PATH,
                     Disposition.RETRY_OTHER_PATH,
@@ -536,14 +582,19 @@ class MultipathDevice:
                 raise DeviceError("device is closed")
             if self._selector.valid_count == 0:
                 now = self._clock()
-                if no_path_since is None:
-                    no_path_since = now
-                remaining = self.settings.no_path_retry - (now - no_path_since)
-                if remaining <= 0:
-                    self.stats.errors += 1
-                    raise NoPathError(
-                        now - no_path_since, self.settings.no_path_retry, self._last_failure
-                    )
+                if self._transition_pending(now):
+                    # A port is changing ALUA state: wait for it, not for no_path_retry.
+                    no_path_since = None
+                    remaining = ALUA_TRANSITION_POLL
+                else:
+                    if no_path_since is None:
+                        no_path_since = now
+                    remaining = self.settings.no_path_retry - (now - no_path_since)
+                    if remaining <= CLOCK_SLACK:
+                        self.stats.errors += 1
+                        raise NoPathError(
+                            now - no_path_since, self.settings.no_path_retry, self._last_failure
+                        )
                 changed = self._paths_changed
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), remaining)
@@ -566,6 +617,8 @@ class MultipathDevice:
         path.last_failure = reason
         self._last_failure = f"{path.url}: {reason}"
         self._selector.fail_path(path)
+        self._alua_held.discard(path)
+        self._apply_alua()
         self.stats.failovers += 1
         log.warning("path %s failed: %s", path.url, reason)
 
@@ -612,6 +665,7 @@ class MultipathDevice:
             with contextlib.suppress(Exception):
                 await path.transport.close()
             return str(exc)
+        path.alua_group = info.target_port_group
         if info.wwid != self._lun().wwid:
             with contextlib.suppress(Exception):
                 await path.transport.close()
@@ -798,8 +852,118 @@ class MultipathDevice:
         path.state = PathState.ACTIVE
         self._selector.reinstate_path(path)
         log.info("path %s reinstated", path.url)
+        self._apply_alua()
+        if self.alua:
+            self._alua_wake.set()  # its group's state may have changed while it was out
+        self._wake_paths()
+
+    def _wake_paths(self) -> None:
+        """Wake I/O waiting for a usable path."""
         changed, self._paths_changed = self._paths_changed, asyncio.Event()
         changed.set()
+
+    # -- ALUA ---------------------------------------------------------------------------------
+
+    async def refresh_alua(self) -> bool:
+        """Read REPORT TARGET PORT GROUPS through one logged-in path and apply the states.
+
+        Any logged-in path will do (standby and unavailable ports still answer RTPG),
+        active ones first. Returns False when no path gave an answer; the states are
+        then left as they were.
+        """
+        order = sorted(
+            (p for p in self._paths if p.transport.connected and p.close_task is None),
+            key=lambda p: p.state is not PathState.ACTIVE,
+        )
+        for path in order:
+            data = await self._report_target_port_groups(path)
+            if data is None:
+                continue
+            try:
+                groups = parse_target_port_groups(data)
+            except ScsiError as exc:
+                log.warning("path %s: bad REPORT TARGET PORT GROUPS data: %s", path.url, exc)
+                continue
+            for each in self._paths:
+                group = None if each.alua_group is None else groups.group(each.alua_group)
+                if group is not None:
+                    self._set_alua(each, group.state)
+            self._apply_alua()
+            return True
+        return False
+
+    async def _report_target_port_groups(self, path: Path) -> bytes | None:
+        """RTPG's data through ``path`` (None: no usable answer), unit attentions retried."""
+        command = cdb.report_target_port_groups()
+        for _ in range(ALUA_RTPG_ATTEMPTS):
+            try:
+                async with asyncio.timeout(ALUA_RTPG_TIMEOUT):
+                    result = await path.transport.execute(
+                        command, data_in_length=cdb.DEFAULT_RTPG_ALLOC_LEN
+                    )
+            except (TransportError, TimeoutError) as exc:
+                log.debug("path %s: REPORT TARGET PORT GROUPS failed: %s", path.url, exc)
+                return None
+            if result.status == ScsiStatus.GOOD:
+                return result.data
+            if classify(result.status, result.sense) is not Disposition.RETRY_SAME_PATH:
+                log.debug("path %s: REPORT TARGET PORT GROUPS: %s", path.url, _describe(result))
+                return None
+        return None
+
+    def _set_alua(self, path: Path, state: int) -> None:
+        if state == path.alua_state:
+            return
+        log.info(
+            "path %s: ALUA group %s %s -> %s", path.url, path.alua_group,
+            state_name(path.alua_state), state_name(state),
+        )  # fmt: skip
+        path.alua_state = state
+        path.alua_since = self._clock()
+
+    def _apply_alua(self) -> None:
+        """Keep in the selector only the usable paths of the best ALUA state.
+
+        The others stay logged in and ACTIVE (not failed: no failover is counted, no
+        fence is needed, since their port executed nothing) but get no I/O. On a LU
+        without ALUA every path ranks the same and nothing changes.
+        """
+        chosen = alua.carriers((p, p.state is PathState.ACTIVE, p.alua_state) for p in self._paths)
+        woke = False
+        for path in self._paths:
+            if path.state is not PathState.ACTIVE:
+                self._alua_held.discard(path)
+            elif path in chosen:
+                if path in self._alua_held:
+                    self._alua_held.discard(path)
+                    self._selector.reinstate_path(path)
+                    woke = True
+            elif path not in self._alua_held:
+                self._alua_held.add(path)
+                self._selector.fail_path(path)
+        if woke:
+            self._wake_paths()
+
+    def _transition_pending(self, now: float) -> bool:
+        if not self.alua:
+            return False
+        return alua.transition_pending(
+            ((p.state is PathState.ACTIVE, p.alua_state, p.alua_since) for p in self._paths),
+            now,
+            self.settings.alua_transition_timeout,
+        )
+
+    async def _alua_watch(self) -> None:
+        """Re-read the ALUA states: every ``alua_poll_interval``, often while a port is
+        transitioning, and at once when an answer says they changed."""
+        while not self._closed:
+            pending = self._transition_pending(self._clock())
+            interval = ALUA_TRANSITION_POLL if pending else self.settings.alua_poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._alua_wake.wait(), interval)
+            self._alua_wake.clear()
+            if not self._closed:
+                await self.refresh_alua()
 
     async def _watchdog(self) -> None:
         """Fail busy paths that made no progress within their timeout.

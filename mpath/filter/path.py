@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mpath.scsi.alua import state_name
 from mpath.settings import DeviceSettings
 from mpath.transports.base import Transport
 
@@ -48,6 +49,11 @@ class Path:
     errors: int = 0
     failures: int = 0
     last_failure: str = ""
+    #: The path's ALUA target port group and that group's access state (None: the LU
+    #: has no ALUA, or it is not known yet), and when the state last changed.
+    alua_group: int | None = None
+    alua_state: int | None = None
+    alua_since: float = 0.0
     close_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -80,4 +86,6 @@ class Path:
             "failures": self.failures,
             "latency_ms": round(self.latency * 1000, 3),
             "last_failure": self.last_failure or None,
+            "alua_group": self.alua_group,
+            "alua_state": state_name(self.alua_state),
         }

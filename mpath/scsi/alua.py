@@ -19,6 +19,9 @@ _EXTENDED_FORMAT: Final = 0x10  # byte 4 bits 6..4 = 001b
 _PREFERRED: Final = 0x80
 _DESCRIPTOR_LEN: Final = 8
 _PORT_LEN: Final = 4
+#: How far LIO's extended-format answer falls short of its own descriptors (see
+#: :func:`parse_target_port_groups`).
+_LIO_SHORTFALL: Final = 4
 
 
 class AluaState(IntEnum):
@@ -62,7 +65,14 @@ class TargetPortGroups:
 
 
 def parse_target_port_groups(data: bytes | bytearray | memoryview) -> TargetPortGroups:
-    """Parse RTPG parameter data in either the length-only or the extended format."""
+    """Parse RTPG parameter data in either the length-only or the extended format.
+
+    Linux's LIO target counts RETURN DATA LENGTH without the extended header's 4 bytes
+    and sends only that much, so its last group's last port descriptor is missing.
+    In the extended format a port list cut short by at most those 4 bytes is therefore
+    kept (with the ports that arrived): the group's number and state, which is what
+    matters, are all there. Anything cut shorter is refused.
+    """
     buf = bytes(data)
     if len(buf) < 4:
         raise ScsiDataError(_WHAT, f"{len(buf)} bytes, too short for the header")
@@ -79,7 +89,9 @@ def parse_target_port_groups(data: bytes | bytearray | memoryview) -> TargetPort
         descriptor = buf[offset : offset + _DESCRIPTOR_LEN]
         ports_end = offset + _DESCRIPTOR_LEN + descriptor[7] * _PORT_LEN
         if ports_end > needed:
-            raise ScsiDataError(_WHAT, f"port list of the group at offset {offset} is cut off")
+            if not (extended and ports_end - needed <= _LIO_SHORTFALL):
+                raise ScsiDataError(_WHAT, f"port list of the group at offset {offset} is cut off")
+            ports_end = needed - (needed - offset - _DESCRIPTOR_LEN) % _PORT_LEN
         ports = tuple(
             int.from_bytes(buf[port + 2 : port + 4], "big")
             for port in range(offset + _DESCRIPTOR_LEN, ports_end, _PORT_LEN)
@@ -117,3 +129,44 @@ def alua_priority(state: int, *, preferred: bool, exclusive_pref: bool = False) 
     if preferred and (state != AluaState.ACTIVE_OPTIMIZED or exclusive_pref):
         priority += _PREFERRED_BONUS
     return priority
+
+
+#: Each state's name, as ``mpath show`` prints it and ``mpath rig fault N alua`` takes it.
+STATE_NAMES: Final[dict[int, str]] = {
+    AluaState.ACTIVE_OPTIMIZED: "active-optimized",
+    AluaState.ACTIVE_NON_OPTIMIZED: "active-nonoptimized",
+    AluaState.STANDBY: "standby",
+    AluaState.UNAVAILABLE: "unavailable",
+    AluaState.LBA_DEPENDENT: "lba-dependent",
+    AluaState.OFFLINE: "offline",
+    AluaState.TRANSITIONING: "transitioning",
+}
+
+
+def state_name(state: int | None) -> str | None:
+    """The state's name (``reserved-0x5`` for values SPC leaves reserved; None: unknown)."""
+    if state is None:
+        return None
+    return STATE_NAMES.get(state, f"reserved-{state:#x}")
+
+
+#: Which states may carry media access, best first (SPC-4 5.15.2.4): active/optimized
+#: and LBA-dependent (which the kernel's ALUA handler also treats as active) before
+#: active/non-optimized. Standby, unavailable, offline and transitioning ports reject
+#: reads and writes, so they carry none.
+_IO_TIER: Final[dict[int, int]] = {
+    AluaState.ACTIVE_OPTIMIZED: 0,
+    AluaState.LBA_DEPENDENT: 0,
+    AluaState.ACTIVE_NON_OPTIMIZED: 1,
+}
+
+
+def io_tier(state: int | None) -> int | None:
+    """Rank of a port in this state for I/O (lower is better); None: it takes no I/O.
+
+    An unknown state (the LU has no ALUA, or it was not read yet) ranks with the
+    optimized ones, so a target without ALUA is used on every path as before.
+    """
+    if state is None:
+        return 0
+    return _IO_TIER.get(state)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import Enum, Flag, auto
 from typing import Final
 
+from mpath.scsi.alua import AluaState
 from mpath.scsi.sense import Sense, SenseKey, decode_sense
 from mpath.scsi.status import ScsiStatus, status_name
 
@@ -93,6 +94,9 @@ class SenseRule:
     disposition: Disposition
     why: str
     recheck: Recheck = Recheck.NONE
+    #: The ALUA access state the answer reveals for this path's target port group
+    #: (04/0a transitioning, 04/0b standby, 04/0c unavailable), else None.
+    alua_state: AluaState | None = None
 
     @property
     def pattern(self) -> str:
@@ -125,6 +129,11 @@ class Verdict:
     def recheck(self) -> Recheck:
         return Recheck.NONE if self.rule is None else self.rule.recheck
 
+    @property
+    def alua_state(self) -> AluaState | None:
+        """The ALUA state this answer reveals for the path's port group (or None)."""
+        return None if self.rule is None else self.rule.alua_state
+
 
 _D = Disposition
 _K = SenseKey
@@ -137,8 +146,9 @@ def _rule(
     disposition: Disposition,
     why: str,
     recheck: Recheck = Recheck.NONE,
+    alua_state: AluaState | None = None,
 ) -> SenseRule:
-    return SenseRule(key, asc, ascq, disposition, why, recheck)
+    return SenseRule(key, asc, ascq, disposition, why, recheck, alua_state)
 
 
 # fmt: off
@@ -168,12 +178,14 @@ SENSE_TABLE: Final[tuple[SenseRule, ...]] = (
           "self-test in progress: a passing state of the LU"),
     _rule(_K.NOT_READY, 0x04, 0x0A, _D.RETRY_OTHER_PATH,
           "ALUA state transition: this port settles soon; use another path meanwhile "
-          "but do not fail this one (multipath-tools: pending)", Recheck.ALUA),
+          "but do not fail this one (multipath-tools: pending)", Recheck.ALUA,
+          AluaState.TRANSITIONING),
     _rule(_K.NOT_READY, 0x04, 0x0B, _D.PATH_ERROR,
           "ALUA standby: this target port cannot serve media access (multipath-tools: "
-          "ghost)", Recheck.ALUA),
+          "ghost)", Recheck.ALUA, AluaState.STANDBY),
     _rule(_K.NOT_READY, 0x04, 0x0C, _D.PATH_ERROR,
-          "ALUA unavailable: this target port cannot serve the LU", Recheck.ALUA),
+          "ALUA unavailable: this target port cannot serve the LU", Recheck.ALUA,
+          AluaState.UNAVAILABLE),
     _rule(_K.NOT_READY, 0x04, 0x14, _D.RETRY_SAME_PATH,
           "space allocation in progress (thin provisioning): a passing state of the LU"),
     _rule(_K.NOT_READY, ANY, ANY, _D.PATH_ERROR,
@@ -211,7 +223,7 @@ SENSE_TABLE: Final[tuple[SenseRule, ...]] = (
     # --- UNIT ATTENTION: reported once per I_T nexus; the command was not executed.
     _rule(_K.UNIT_ATTENTION, 0x04, 0x0A, _D.RETRY_OTHER_PATH,
           "ALUA state transition reported as unit attention: as NOT READY 04/0a",
-          Recheck.ALUA),
+          Recheck.ALUA, AluaState.TRANSITIONING),
     _rule(_K.UNIT_ATTENTION, 0x28, ANY, _D.RETRY_SAME_PATH,
           "not-ready-to-ready change, medium may have changed: reissue, then verify "
           "the LU", Recheck.IDENTITY | Recheck.CAPACITY),

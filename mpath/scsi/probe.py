@@ -66,6 +66,10 @@ class LunInfo:
     size_bytes: int
     max_transfer_bytes: int | None
     optimal_transfer_bytes: int | None
+    #: The LU reports ALUA states (INQUIRY TPGS != 0): REPORT TARGET PORT GROUPS works.
+    alua: bool = False
+    #: This path's target port group (VPD 0x83 type-5 designator), when the LU names it.
+    target_port_group: int | None = None
 
 
 async def _command(transport: CommandPath, command: bytes, length: int) -> CommandResult | None:
@@ -124,8 +128,9 @@ async def probe_lun(transport: CommandPath) -> LunInfo:
         page80 = await _command(
             transport, cdb.inquiry(VpdPage.UNIT_SERIAL_NUMBER, VPD_ALLOC_LEN), VPD_ALLOC_LEN
         )
+        designators = parse_designators(page83.data) if page83 else ()
         identity = lun_identity(
-            parse_designators(page83.data) if page83 else (),
+            designators,
             unit_serial=parse_unit_serial(page80.data) if page80 else None,
             vendor=inquiry.vendor,
             product=inquiry.product,
@@ -153,4 +158,8 @@ async def probe_lun(transport: CommandPath) -> LunInfo:
         size_bytes=capacity.size_bytes,
         max_transfer_bytes=max_transfer * block if max_transfer else None,
         optimal_transfer_bytes=optimal * block if optimal else None,
+        alua=inquiry.alua,
+        target_port_group=next(
+            (d.target_port_group for d in designators if d.target_port_group is not None), None
+        ),
     )

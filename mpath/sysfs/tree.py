@@ -170,6 +170,33 @@ def parse_stat(text: str) -> BlockStat | None:
     )
 
 
+_SESSION = re.compile(r"session(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class IscsiSession:
+    """The open-iscsi session a SCSI disk belongs to, as the kernel names it.
+
+    ``name`` is the kernel's (``session3``, what ``iscsiadm -m session -r 3`` takes);
+    ``address`` and ``port`` are the first connection's persistent portal (the one
+    open-iscsi logged in to, kept across reconnects), None when it has none yet.
+    """
+
+    name: str
+    target: str | None
+    address: str | None
+    port: int | None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able form (``mpath show --json``'s ``iscsi_session``)."""
+        return {"name": self.name, "target": self.target, "address": self.address,
+                "port": self.port}  # fmt: skip
+
+    def __str__(self) -> str:
+        portal = f"{self.address}:{self.port}" if self.address else "no portal"
+        return f"{self.name} {self.target or '?'} {portal}"
+
+
 class Sysfs:
     """Reads one sysfs tree (the real one, or a fake one in tests)."""
 
@@ -285,6 +312,44 @@ class Sysfs:
             if disk is not None:
                 return disk
         return None
+
+    def iscsi_session(self, name: str) -> IscsiSession | None:
+        """The open-iscsi session behind block device ``name`` (None: not iSCSI).
+
+        The disk's device directory lies under its session's
+        (``.../host2/session1/target2:0:0/2:0:0:0``); the session's target name and its
+        connections' portals are in the iscsi_session and iscsi_connection classes.
+        """
+        device = self._block(name) / "device"
+        try:
+            parts = Path(os.path.realpath(device)).parts if device.exists() else ()
+        except OSError:
+            return None
+        number = next((m.group(1) for p in reversed(parts) if (m := _SESSION.fullmatch(p))), None)
+        if number is None:
+            return None
+        session = f"session{number}"
+        target = read_attribute(self.root / "class" / "iscsi_session" / session / "targetname")
+        address, port = self._session_portal(number)
+        return IscsiSession(session, target, address, port)
+
+    def _session_portal(self, number: str) -> tuple[str | None, int | None]:
+        connections = self.root / "class" / "iscsi_connection"
+        try:
+            prefix = f"connection{number}:"
+            names = sorted(n for n in os.listdir(connections) if n.startswith(prefix))
+        except OSError:
+            return None, None
+        for connection in names:
+            for address_attr, port_attr in (
+                ("persistent_address", "persistent_port"),
+                ("address", "port"),
+            ):
+                address = read_attribute(connections / connection / address_attr)
+                port = read_attribute(connections / connection / port_attr)
+                if address and port and port.isdigit():
+                    return address, int(port)
+        return None, None
 
     def _session_has_portal(self, number: str, url: IscsiAddress) -> bool:
         connections = self.root / "class" / "iscsi_connection"

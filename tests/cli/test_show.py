@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mpath.cli import main
-from mpath.cli.show import contract_checker_state
+from mpath.cli.show import contract_checker_state, render
 from mpath.rig import Rig, RigManager
 from mpath.scsi.states import CheckerState
 from tests.discovery.loops import LoopFactory, attach_loops, make_image
@@ -55,6 +55,22 @@ def test_checker_states_outside_the_contract_are_mapped_into_it() -> None:
     assert contract_checker_state(CheckerState.REMOVED) == "down"
     assert contract_checker_state(CheckerState.UNCHECKED) == "pending"
     assert contract_checker_state(CheckerState.WILD) == "pending"
+
+
+def test_path_lines_end_with_the_alua_state_and_the_open_iscsi_session() -> None:
+    path = {"url": "/dev/sda", "state": "active", "checker": "ghost", "share": 0.0,
+            "bytes": 0, "ios": 0, "alua_group": 1, "alua_state": "standby",
+            "iscsi_session": {"name": "session3", "target": "iqn.x:t",
+                              "address": "198.18.1.2", "port": 3260}}  # fmt: skip
+    plain = {**path, "url": "iscsi://198.18.2.2/iqn.x:t/1", "alua_group": None,
+             "alua_state": None, "iscsi_session": None}  # fmt: skip
+    document = {"wwid": "3600", "vendor": "MPATH", "product": "RIG-LUN", "size_bytes": 1 << 26,
+                "policy": "share", "policy_args": [], "max_commands": 64,
+                "groups": [{"priority": 0, "status": "active",
+                            "paths": [path, plain]}]}  # fmt: skip
+    _, _, first, second = render(document)
+    assert first.endswith("ios=0 alua group 1 standby session3 iqn.x:t 198.18.1.2:3260")
+    assert second.endswith("ios=0")
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,9 @@ class FakeLun:
     in_flight: int = 0
     max_in_flight: int = 0
     log: list[str] = field(default_factory=list)  # "<url> close", "<url> write" in order
+    #: ALUA: target port group -> access state (mpath.scsi.alua.AluaState). None: the
+    #: LU has no ALUA (INQUIRY TPGS 0), as before.
+    alua: dict[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.data = bytearray(self.blocks * BLOCK)
@@ -46,8 +49,8 @@ class FakeLun:
         return "3" + self.designator.hex()
 
 
-def _standard_inquiry() -> bytes:
-    body = bytes([0x00, 0x00, 0x05, 0x02, 91, 0x00, 0x00, 0x02])
+def _standard_inquiry(alua: bool) -> bytes:
+    body = bytes([0x00, 0x00, 0x05, 0x02, 91, 0x10 if alua else 0x00, 0x00, 0x02])
     return (body + b"FAKE    " + b"FAKE-LUN        " + b"0001").ljust(96, b"\0")
 
 
@@ -58,8 +61,12 @@ def _vpd(page: int, payload: bytes) -> bytes:
 class FakeTransport:
     """One fake path to a :class:`FakeLun`."""
 
-    def __init__(self, url: str, lun: FakeLun, *, window: int | None = None) -> None:
+    def __init__(
+        self, url: str, lun: FakeLun, *, window: int | None = None, group: int | None = None
+    ) -> None:
         self._url = url
+        #: This path's ALUA target port group (used when the LUN has ALUA).
+        self.group = 1 if group is None else group
         self.lun = lun
         self.window = window
         self._connected = False
@@ -165,6 +172,9 @@ class FakeTransport:
         if rw is not None:
             if self.injected:
                 return self.injected.popleft()
+            refusal = self._alua_refusal()
+            if refusal is not None:
+                return refusal
             start, end = rw.lba * BLOCK, (rw.lba + rw.blocks) * BLOCK
             if end > len(self.lun.data):
                 return check_condition(0x05, 0x21, 0x00)
@@ -177,9 +187,12 @@ class FakeTransport:
         opcode = cdb[0]
         if opcode == Opcode.INQUIRY:
             if not cdb[1] & 1:
-                data = _standard_inquiry()
+                data = _standard_inquiry(self.lun.alua is not None)
             elif cdb[2] == 0x83:
-                data = _vpd(0x83, bytes([0x01, 0x03, 0x00, 16]) + self.lun.designator)
+                page = bytes([0x01, 0x03, 0x00, 16]) + self.lun.designator
+                if self.lun.alua is not None:  # type 5, target port association
+                    page += bytes([0x01, 0x15, 0x00, 4, 0, 0]) + struct.pack(">H", self.group)
+                data = _vpd(0x83, page)
             elif cdb[2] == 0x80:
                 data = _vpd(0x80, b"FAKESERIAL")
             elif cdb[2] == 0xB0:
@@ -187,12 +200,30 @@ class FakeTransport:
             else:
                 return check_condition(0x05, 0x24, 0x00)
             return ScsiResult(ScsiStatus.GOOD, data=data[:length])
+        if opcode == Opcode.MAINTENANCE_IN and self.lun.alua is not None:
+            return ScsiResult(ScsiStatus.GOOD, data=_rtpg(self.lun.alua)[:length])
         if opcode == Opcode.SERVICE_ACTION_IN_16:
             data = struct.pack(">QI", self.lun.blocks - 1, BLOCK).ljust(32, b"\0")
             return ScsiResult(ScsiStatus.GOOD, data=data[:length])
         if self.injected:
             return self.injected.popleft()
         return ScsiResult(ScsiStatus.GOOD)
+
+    def _alua_refusal(self) -> ScsiResult | None:
+        """What a port answers media access in its group's ALUA state (SPC-4)."""
+        if self.lun.alua is None:
+            return None
+        ascq = {0x2: 0x0B, 0x3: 0x0C, 0xF: 0x0A}.get(self.lun.alua[self.group])
+        return None if ascq is None else check_condition(0x02, 0x04, ascq)
+
+
+def _rtpg(groups: dict[int, int]) -> bytes:
+    """REPORT TARGET PORT GROUPS data, extended header, one port per group."""
+    body = b"".join(
+        bytes([state, 0x8F, *struct.pack(">H", group), 0, 0, 0, 1, 0, 0]) + struct.pack(">H", group)
+        for group, state in groups.items()
+    )
+    return struct.pack(">I", len(body) + 4) + bytes([0x10, 0, 0, 0]) + body
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

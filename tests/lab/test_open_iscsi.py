@@ -64,6 +64,35 @@ def test_show_opens_both_disks_with_sg_io(sessions: Sessions) -> None:
     print("MUST-SHOW show:", text)
 
 
+def test_show_names_each_disks_open_iscsi_session(sessions: Sessions) -> None:
+    rig = sessions.rig
+    # iscsiadm's own view: "tcp: [N] ADDRESS:PORT,TPGT TARGET (non-flash)" per session.
+    listed = sh("iscsiadm", "-m", "session").stdout
+    expected = []
+    for portal in rig.portals:
+        number = next(
+            line.split("[", 1)[1].split("]", 1)[0]
+            for line in listed.splitlines()
+            if f" {portal.ip}:{portal.port}," in line and rig.target.iqn in line
+        )
+        expected.append(
+            {"name": f"session{number}", "target": rig.target.iqn,
+             "address": str(portal.ip), "port": portal.port}
+        )  # fmt: skip
+    code, out, err = cli("show", *sessions.disks, "--json")
+    assert code == 0, err
+    shown = {p["url"]: p["iscsi_session"] for g in json.loads(out)["groups"] for p in g["paths"]}
+    assert [shown[disk] for disk in sessions.disks] == expected, (listed, shown)
+    code, text, err = cli("show", *sessions.disks)
+    assert code == 0, err
+    for disk, session in zip(sessions.disks, expected, strict=True):
+        line = next(line for line in text.splitlines() if disk in line)
+        assert (
+            f"{session['name']} {rig.target.iqn} {session['address']}:{session['port']}" in line
+        ), text
+    print("MUST-SHOW show sessions:", text)
+
+
 def test_bench_verify_with_a_path_cut_has_no_error_and_no_mismatch(sessions: Sessions) -> None:
     """A cut path's writes stay queued in the kernel (iSCSI session recovery) until the
     link returns; mpath reissues them only once its block-path fence has seen every

@@ -87,3 +87,44 @@ def test_priority_matches_multipath_tools_alua_prioritizer(
 def test_arbitrary_bytes_parse_or_raise_a_data_error(raw: bytes) -> None:
     with contextlib.suppress(ScsiDataError):
         parse_target_port_groups(raw)
+
+
+def test_state_names_are_the_rigs_and_reserved_values_are_named_as_such() -> None:
+    from mpath.scsi.alua import state_name
+
+    assert state_name(AluaState.ACTIVE_NON_OPTIMIZED) == "active-nonoptimized"
+    assert state_name(AluaState.TRANSITIONING) == "transitioning"
+    assert state_name(0x5) == "reserved-0x5"
+    assert state_name(None) is None
+
+
+def test_io_tier_ranks_optimized_first_and_refuses_states_without_media_access() -> None:
+    from mpath.scsi.alua import io_tier
+
+    assert io_tier(AluaState.ACTIVE_OPTIMIZED) == io_tier(AluaState.LBA_DEPENDENT) == 0
+    assert io_tier(AluaState.ACTIVE_NON_OPTIMIZED) == 1
+    assert io_tier(None) == 0
+    for state in (AluaState.STANDBY, AluaState.UNAVAILABLE, AluaState.OFFLINE,
+                  AluaState.TRANSITIONING):  # fmt: skip
+        assert io_tier(state) is None
+
+
+def test_lio_extended_answer_that_leaves_out_its_header_from_the_length_is_read() -> None:
+    """LIO counts RETURN DATA LENGTH without the extended header's 4 bytes and sends
+    that much: the last group's last port is missing, its number and state are not."""
+    groups = bytes([0x00, 0x8F, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]) + bytes(
+        [0x02, 0x8F, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2]
+    )
+    answer = (len(groups)).to_bytes(4, "big") + bytes([0x10, 0, 0, 0]) + groups
+    parsed = parse_target_port_groups(answer[: 4 + len(groups)])
+    assert [(g.group, g.state, g.relative_ports) for g in parsed.groups] == [
+        (1, AluaState.ACTIVE_OPTIMIZED, (1,)),
+        (2, AluaState.STANDBY, ()),
+    ]
+    # The same shortfall in the length-only format, or a larger one, stays an error.
+    with pytest.raises(ScsiDataError):
+        parse_target_port_groups((len(groups) - 4).to_bytes(4, "big") + groups[:-4])
+    with pytest.raises(ScsiDataError):
+        parse_target_port_groups(
+            (len(groups) - 4).to_bytes(4, "big") + bytes([0x10, 0, 0, 0]) + groups[:-8]
+        )

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mpath.scsi.alua import AluaState
 from mpath.scsi.classify import (
     SENSE_TABLE,
     STATUS_RULES,
@@ -242,3 +243,24 @@ def test_both_sense_formats_classify_alike(key: SenseKey, asc: int, ascq: int) -
     fixed = classify(CHECK, encode_sense(key, asc, ascq))
     descriptor = classify(CHECK, encode_sense(key, asc, ascq, descriptor=True))
     assert fixed is descriptor
+
+
+@pytest.mark.parametrize(
+    ("key", "ascq", "state"),
+    [
+        (0x02, 0x0A, AluaState.TRANSITIONING),
+        (0x06, 0x0A, AluaState.TRANSITIONING),
+        (0x02, 0x0B, AluaState.STANDBY),
+        (0x02, 0x0C, AluaState.UNAVAILABLE),
+    ],
+)
+def test_alua_sense_rows_name_the_state_they_reveal(key: int, ascq: int, state: int) -> None:
+    verdict = explain(ScsiStatus.CHECK_CONDITION, encode_sense(key, 0x04, ascq))
+    assert verdict.alua_state == state
+    assert verdict.recheck & Recheck.ALUA
+
+
+def test_access_state_changed_unit_attention_rechecks_alua_but_names_no_state() -> None:
+    verdict = explain(ScsiStatus.CHECK_CONDITION, encode_sense(0x06, 0x2A, 0x06))
+    assert verdict.alua_state is None and verdict.recheck & Recheck.ALUA
+    assert verdict.disposition is Disposition.RETRY_SAME_PATH

@@ -9,6 +9,7 @@ import pytest
 from mpath.sysfs.tree import (
     SYSFS_ENV,
     BlockStat,
+    IscsiSession,
     Sysfs,
     multipath_wwid,
     parse_stat,
@@ -66,6 +67,19 @@ def test_iscsi_url_to_kernel_disk(two_sessions: FakeSysfs, sysfs: Sysfs) -> None
     assert disk(f"iscsi://198.18.1.2/{IQN}/7") is None  # other LUN
     assert disk("iscsi://198.18.1.2/iqn.2026-11.org.other:x/1") is None
     assert Sysfs("/nonexistent").iscsi_disk(parse_iscsi_url(f"iscsi://198.18.1.2/{IQN}/1")) is None
+
+
+def test_open_iscsi_session_of_a_disk(two_sessions: FakeSysfs, sysfs: Sysfs) -> None:
+    one = sysfs.iscsi_session("sdb")
+    assert one == IscsiSession("session1", IQN, "198.18.1.2", 3260)
+    assert str(one) == f"session1 {IQN} 198.18.1.2:3260"
+    assert sysfs.iscsi_session("sdd") == IscsiSession("session2", IQN, "198.18.2.2", 3261)
+    assert sysfs.iscsi_session("sda") is None  # a local disk has no session
+    assert sysfs.iscsi_session("sdz") is None
+    described = sysfs.iscsi_session("sdc")
+    assert described is not None and described.describe() == {
+        "name": "session2", "target": IQN, "address": "198.18.2.2", "port": 3261,
+    }  # fmt: skip
 
 
 def test_io_error_ratio(fake_sysfs: FakeSysfs, sysfs: Sysfs) -> None:
