@@ -37,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks.report import replace_section
 from mpath.rig import Rig, RigManager
@@ -90,9 +90,21 @@ class Result:
         return self.iops if workload.metric == "IOPS" else self.iops * workload.block_bytes / 1e6
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time (/proc/PID/stat utime + stime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Served(Protocol):
+    """An NBD server under test: where to connect, and its process's CPU time."""
+
+    @property
+    def uri(self) -> str: ...
+
+    def cpu_seconds(self) -> float: ...
+
+    def path_failures(self) -> int: ...
 
 
 class Export:
@@ -128,7 +140,7 @@ class Export:
             text += chunk
 
     def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.process.pid)
+        return cpu_seconds(self.process.pid)
 
     def path_failures(self) -> int:
         """Paths failed so far (the device logs one line per failure on stderr)."""
@@ -157,7 +169,7 @@ def fio_command(uri: str, workload: Workload, seconds: int) -> list[str]:
     ]  # fmt: skip
 
 
-def run_fio(export: Export, workload: Workload, seconds: int) -> Result:
+def run_fio(export: Served, workload: Workload, seconds: int) -> Result:
     cpu0, failures0 = export.cpu_seconds(), export.path_failures()
     done = subprocess.run(
         fio_command(export.uri, workload, seconds),
