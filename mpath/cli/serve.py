@@ -24,6 +24,7 @@ from mpath.cli.paths import (
 from mpath.cli.rigmatch import rig_of_paths
 from mpath.errors import DeviceError
 from mpath.filter.device import MultipathDevice
+from mpath.filter.provisioning import Provisioned
 from mpath.nbd import (
     DEFAULT_PORT,
     ListenAddress,
@@ -174,7 +175,11 @@ async def _serve(
             description = (
                 f"mpath: LUN {wwid} over {len(request.paths)} path(s), policy {device.policy}"
             )
-            server = NbdServer(device, dataclasses.replace(settings, description=description))
+            server = NbdServer(
+                device,
+                dataclasses.replace(settings, description=description),
+                saving=Provisioned(device),
+            )
             await server.start(address)
             try:
                 _announce(server, device, request.paths, address, as_json)
@@ -247,6 +252,7 @@ def _announce(
                 "wwid": lun.wwid if lun is not None else None,
                 "policy": device.policy,
                 "max_commands": device.max_commands,
+                "provisioning": lun.provisioning.describe() if lun is not None else None,
                 "paths": urls,
                 "pid": os.getpid(),
             }

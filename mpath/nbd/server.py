@@ -59,12 +59,14 @@ from mpath.nbd.protocol import (
     TFLAG_CAN_MULTI_CONN,
     TFLAG_HAS_FLAGS,
     TFLAG_READ_ONLY,
+    TFLAG_SEND_FAST_ZERO,
     TFLAG_SEND_FLUSH,
     TFLAG_SEND_FUA,
+    TFLAG_SEND_TRIM,
     TFLAG_SEND_WRITE_ZEROES,
     ProtocolError,
 )
-from mpath.nbd.settings import BlockDevice, ServeSettings, ServeStats
+from mpath.nbd.settings import BlockDevice, SavingCommands, ServeSettings, ServeStats
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,17 @@ class NbdServer:
 
     export_name = ""
 
-    def __init__(self, device: BlockDevice, settings: ServeSettings | None = None) -> None:
+    def __init__(
+        self,
+        device: BlockDevice,
+        settings: ServeSettings | None = None,
+        saving: SavingCommands | None = None,
+    ) -> None:
         self.device = device
         self.settings = settings or ServeSettings()
         self.stats = ServeStats()
-        self.io = ByteIO(device, self.stats)
+        self.saving = saving
+        self.io = ByteIO(device, self.stats, saving)
         self.block_size = device.block_size
         self.size_bytes = device.size_bytes
         if self.settings.max_request_bytes % self.block_size:
@@ -104,7 +112,21 @@ class NbdServer:
         flags = TFLAG_HAS_FLAGS | TFLAG_CAN_MULTI_CONN
         if self.settings.read_only:
             return flags | TFLAG_READ_ONLY
-        return flags | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_WRITE_ZEROES
+        flags |= TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_WRITE_ZEROES
+        saving = self.saving
+        if saving is not None:
+            # Advertised only where the LU does it: trimming is UNMAP, a fast zero is
+            # WRITE SAME (a LU that refuses it later makes FAST_ZERO requests ENOTSUP).
+            if saving.can_unmap:
+                flags |= TFLAG_SEND_TRIM
+            if saving.can_write_same:
+                flags |= TFLAG_SEND_FAST_ZERO
+        return flags
+
+    @property
+    def can_map(self) -> bool:
+        """Block status (``base:allocation``) can be answered: GET LBA STATUS works."""
+        return self.saving is not None and self.saving.can_map
 
     @property
     def uri(self) -> str:
@@ -251,6 +273,7 @@ class NbdServer:
                 clean = False
                 log.warning("final flush failed: %s", exc)
         for connection in list(self._connections):
+            connection.flush_replies()
             connection.writer.close()
         handlers = list(self._handlers)
         if handlers:
