@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from mpath.filter import DeviceSettings, MultipathDevice
 from mpath.nbd import ListenAddress, NbdServer, ServeSettings
-from mpath.nbd.settings import SavingCommands
 from mpath.nbd import protocol as nbd
+from mpath.nbd.settings import SavingCommands
 from tests.filter.fakes import FakeLun, FakeTransport
 
 T = TypeVar("T")
