@@ -11,14 +11,15 @@ own event loop keeps one loop, one process and one error path (docs/nbd.md).
 What is implemented (https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md):
 
 * Handshake: fixed newstyle only, with ``NBD_FLAG_NO_ZEROES``. Options ``EXPORT_NAME``,
-  ``INFO``, ``GO``, ``LIST``, ``ABORT``; everything else (``STARTTLS``,
-  ``STRUCTURED_REPLY``, meta contexts) is answered ``NBD_REP_ERR_UNSUP``, which every
-  client handles. One export, the default one (empty name).
-* Transmission: simple replies; ``READ``, ``WRITE`` (``FUA`` → the WRITE, then
-  SYNCHRONIZE CACHE: targets without DPOFUA refuse the FUA bit), ``FLUSH`` (→
-  SYNCHRONIZE CACHE), ``WRITE_ZEROES``
-  (written as zeroes) and ``DISC``. ``TRIM``, ``CACHE`` and block status are not
-  advertised and are refused with ``EINVAL`` if sent anyway.
+  ``INFO``, ``GO``, ``LIST``, ``ABORT``, ``STRUCTURED_REPLY`` and the meta contexts
+  (``base:allocation`` only, where the LUN reports allocation); ``STARTTLS`` and
+  anything else are refused. One export, the default one (empty name).
+* Transmission: simple or structured replies; ``READ``, ``WRITE`` (``FUA`` → the
+  WRITE, then SYNCHRONIZE CACHE: targets without DPOFUA refuse the FUA bit), ``FLUSH``
+  (→ SYNCHRONIZE CACHE), ``WRITE_ZEROES`` (→ WRITE SAME (16), UNMAP where holes read
+  zeroes; ``FAST_ZERO``), ``TRIM`` (→ UNMAP), ``BLOCK_STATUS`` (→ GET LBA STATUS) and
+  ``DISC``; the last three only where the LUN supports them (:class:`SavingCommands`).
+  ``CACHE`` is not advertised and refused with ``EINVAL``.
 * Many requests in flight per connection, answered as they finish (matched by handle),
   bounded per connection (``max_requests``) and server-wide in bytes
   (``max_inflight_bytes``), so a fast client cannot make the server buffer without limit.
