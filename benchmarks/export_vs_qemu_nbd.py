@@ -126,7 +126,12 @@ def _key(workload: Workload) -> str:
 
 
 def measure(
-    rig: Rig, workloads: tuple[Workload, ...], seconds: int, rounds: int, folder: Path
+    rig: Rig,
+    workloads: tuple[Workload, ...],
+    seconds: int,
+    rounds: int,
+    folder: Path,
+    extra: tuple[str, ...] = (),
 ) -> Measure:
     """Every workload through every server, the servers' order alternating by round."""
     started: list[Export | QemuNbd] = []
@@ -136,10 +141,10 @@ def measure(
         qemu = QemuNbd(rig.urls[0], folder)
         started.append(qemu)
         servers["qemu_nbd"] = qemu
-        one = Export(rig.urls[:1], folder)
+        one = Export(rig.urls[:1], folder, extra)
         started.append(one)
         servers["mpath_1path"] = one
-        both = Export(rig.urls, folder)
+        both = Export(rig.urls, folder, extra)
         started.append(both)
         servers["mpath_2path"] = both
         for round_number in range(rounds):
@@ -212,7 +217,11 @@ def table(measured: list[dict[str, Any]]) -> list[str]:
 
 
 def markdown(
-    unlimited: list[dict[str, Any]], limited: list[dict[str, Any]], seconds: int, rounds: int
+    unlimited: list[dict[str, Any]],
+    limited: list[dict[str, Any]],
+    seconds: int,
+    rounds: int,
+    event_loop: str,
 ) -> str:
     fio_example = " ".join(fio_command("URI", WORKLOADS[0], seconds)).replace(
         f"--size={LUN_SIZE}", "--size=1G"
@@ -234,13 +243,14 @@ def markdown(
             "    mpath rig up --name bench-qnbd --paths 2 --size 1G",
             "    qemu-nbd --format=raw --socket=/tmp/q.sock --persistent --shared=8 \\",
             "        --cache=none URL1",
-            "    mpath serve URL1 --listen unix:/tmp/nbd-1.sock",
-            "    mpath serve --rig bench-qnbd --listen unix:/tmp/nbd-2.sock",
+            f"    mpath serve URL1 --listen unix:/tmp/nbd-1.sock --event-loop {event_loop}",
+            "    mpath serve --rig bench-qnbd --listen unix:/tmp/nbd-2.sock \\",
+            f"        --event-loop {event_loop}",
             f"    {fio_example}",
             "        # URI: nbd+unix:///?socket=SOCKET; --rw/--bs per row",
             "",
             "Regenerate with `.venv/bin/python -m benchmarks.export_vs_qemu_nbd` (root;",
-            "`--json` prints the figures).",
+            f"`--json` prints the figures; this run: `--event-loop {event_loop}`).",
             "",
             "**Unlimited paths** (the CPU is the limit):",
             "",
@@ -263,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every server")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="mpath serve's event loop (its --event-loop)",
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     if args.seconds < 1 or args.rounds < 1:
         print("--seconds and --rounds must be at least 1", file=sys.stderr)
@@ -279,14 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="mpqnbd-", dir="/tmp"))
     try:
         rig = manager.up(name=RIG_NAME, paths=2, size=LUN_SIZE)
-        unlimited = rows(measure(rig, WORKLOADS, args.seconds, args.rounds, folder), WORKLOADS)
+        extra = ("--event-loop", args.event_loop)
+        unlimited = rows(
+            measure(rig, WORKLOADS, args.seconds, args.rounds, folder, extra), WORKLOADS
+        )
         for index in (1, 2):
             manager.fault(RIG_NAME, index, "rate", parse_rate(LIMIT))
-        limited = rows(measure(rig, WORKLOADS, args.seconds, args.rounds, folder), WORKLOADS)
+        limited = rows(measure(rig, WORKLOADS, args.seconds, args.rounds, folder, extra), WORKLOADS)
     finally:
         manager.down(RIG_NAME)
         shutil.rmtree(folder, ignore_errors=True)
-    text = markdown(unlimited, limited, args.seconds, args.rounds)
+    text = markdown(unlimited, limited, args.seconds, args.rounds, args.event_loop)
     if args.json:
         print(json.dumps({"rows": unlimited, "limited_rows": limited}, indent=2))
     else:
