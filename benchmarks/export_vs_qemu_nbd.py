@@ -55,6 +55,9 @@ from mpath.rig import Rig, RigManager
 from mpath.units import parse_rate
 
 RIG_NAME = "bench-qnbd"
+#: Unlimited paths also get a multi-connection row: 4 fio jobs, one connection each.
+MULTI = Workload("4 KiB random read, 4 connections", "randread", 4096, "IOPS", jobs=4)
+UNLIMITED = (*WORKLOADS, MULTI)
 LIMIT = "400mbit"
 #: The servers, in the order of the JSON keys and the table's columns.
 SERVERS = ("qemu_nbd", "mpath_1path", "mpath_2path")
@@ -122,7 +125,7 @@ Measure = dict[str, dict[str, list[Result]]]  # workload key -> server -> rounds
 
 
 def _key(workload: Workload) -> str:
-    return workload.name + workload.rw
+    return f"{workload.name}{workload.rw}{workload.jobs}"
 
 
 def measure(
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         rig = manager.up(name=RIG_NAME, paths=2, size=LUN_SIZE)
         extra = ("--event-loop", args.event_loop)
         unlimited = rows(
-            measure(rig, WORKLOADS, args.seconds, args.rounds, folder, extra), WORKLOADS
+            measure(rig, UNLIMITED, args.seconds, args.rounds, folder, extra), UNLIMITED
         )
         for index in (1, 2):
             manager.fault(RIG_NAME, index, "rate", parse_rate(LIMIT))

@@ -57,6 +57,7 @@ class Workload:
     rw: str  # fio's --rw
     block_bytes: int
     metric: str  # "IOPS" or "MB/s"
+    jobs: int = 1  # fio --numjobs: one NBD connection each
 
     @property
     def fio_bs(self) -> str:
@@ -163,11 +164,12 @@ class Export:
 
 
 def fio_command(uri: str, workload: Workload, seconds: int) -> list[str]:
+    jobs = [f"--numjobs={workload.jobs}", "--group_reporting"] if workload.jobs > 1 else []
     return [
         "fio", "--name=bench", "--ioengine=nbd", f"--uri={uri}", f"--rw={workload.rw}",
         f"--bs={workload.fio_bs}", f"--iodepth={DEPTH}", "--time_based",
         f"--runtime={seconds}", f"--ramp_time={WARMUP}", f"--size={LUN_SIZE}",
-        "--verify_state_save=0", "--output-format=json",
+        "--verify_state_save=0", "--output-format=json", *jobs,
     ]  # fmt: skip
 
 

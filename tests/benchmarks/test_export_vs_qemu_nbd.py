@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from benchmarks.export_vs_qemu_nbd import SERVERS, rows, table
+from benchmarks.export_vs_qemu_nbd import SERVERS, _key, rows, table
 from benchmarks.nbd_fio import WORKLOADS, Result
 
 
@@ -12,11 +12,11 @@ def test_rows_carry_mean_spread_and_cpu_per_server_and_the_table_their_ratios() 
     figures = {"qemu_nbd": (10_000, 12_000), "mpath_1path": (11_000, 13_000)}
     figures["mpath_2path"] = (12_000, 12_000)
     measured = {
-        read4k.name + read4k.rw: {
+        _key(read4k): {
             name: [Result(iops=v, server_cpu_us=20.0 + i) for i, v in enumerate(values)]
             for name, values in figures.items()
         },
-        seq.name + seq.rw: {
+        _key(seq): {
             name: [Result(iops=2000.0, server_cpu_us=50.0, path_failures=1)] for name in SERVERS
         },
     }
