@@ -128,6 +128,22 @@ def _key(workload: Workload) -> str:
     return f"{workload.name}{workload.rw}{workload.jobs}"
 
 
+def fill_lun(path: str) -> None:
+    """Write data over the whole LUN from outside before anything is measured.
+
+    The rig's LUN is a sparse, thin-provisioned file: qemu's iSCSI driver keeps an
+    allocation map (GET LBA STATUS) and answers reads of unallocated blocks with zeroes
+    without asking the target, which would make its reads look many times faster than
+    any server that reads. Written full, every read goes to the target for everyone.
+    """
+    piece = os.urandom(1 << 20)
+    with open(path, "r+b") as lun:
+        for _ in range(LUN_SIZE // len(piece)):
+            lun.write(piece)
+        lun.flush()
+        os.fsync(lun.fileno())
+
+
 def measure(
     rig: Rig,
     workloads: tuple[Workload, ...],
@@ -236,7 +252,8 @@ def markdown(
             "",
             "fio's nbd engine (one connection, queue depth 32) through `qemu-nbd` (qemu's",
             "libiscsi driver, path 1), through `mpath serve` on path 1 and through `mpath serve`",
-            "on both paths of one 2-path tgt rig (1 GiB LUN). Mean of",
+            "on both paths of one 2-path tgt rig (1 GiB LUN, written full with random data",
+            "from outside first, so no server can answer reads from an allocation map). Mean of",
             f"{rounds} rounds (lowest to highest in brackets), {seconds} s per run after a 1 s",
             "warm-up, the servers' order alternating by round. The last column is each",
             "server process's own CPU time (utime + stime from /proc/PID/stat) per I/O.",
@@ -298,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="mpqnbd-", dir="/tmp"))
     try:
         rig = manager.up(name=RIG_NAME, paths=2, size=LUN_SIZE)
+        fill_lun(rig.lun.backing_file)
         extra = ("--event-loop", args.event_loop)
         unlimited = rows(
             measure(rig, UNLIMITED, args.seconds, args.rounds, folder, extra), UNLIMITED
