@@ -13,8 +13,10 @@ reply is ever sent behind it directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,10 @@ Buffer = bytes | bytearray | memoryview
 IOV_MAX = 1024
 #: Bytes the transport may hold unsent before a replying request waits for it to drain.
 HIGH_WATER = 4 * 1024 * 1024
+#: Socket send buffer asked for: room for a queue depth of large read replies, so one
+#: writev takes them all and nothing is left for the transport (which would join the
+#: rest into one new bytes object, a copy of every byte, on Python 3.11).
+SEND_BUFFER = 8 * 1024 * 1024
 
 
 class ReplyQueue:
@@ -37,6 +43,8 @@ class ReplyQueue:
         self.transport = writer.transport
         sock = writer.get_extra_info("socket")
         self._fd: int | None = sock.fileno() if sock is not None else None
+        if sock is not None:
+            _grow_send_buffer(sock)
         self._on_broken = on_broken
         self._pending: list[Buffer] = []
         self._scheduled = False
@@ -93,3 +101,13 @@ class ReplyQueue:
                 return
         if index < len(buffers):
             transport.writelines(buffers[index:])
+
+
+def _grow_send_buffer(sock: socket.socket) -> None:
+    """Ask for :data:`SEND_BUFFER` bytes (beyond net.core.wmem_max where permitted)."""
+    for option in (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF):
+        if option is None:
+            continue
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, SEND_BUFFER)
+            return
