@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks            # all (real-rig ones need root)
     .venv/bin/python -m benchmarks NAME...    # some: selector_cost, simulate_policies,
                                               # checker_scale, transport_vs_iscsi_perf,
-                                              # policies_rig, policies_matrix, nbd_fio
+                                              # policies_rig, policies_matrix, nbd_fio,
+                                              # export_vs_qemu_nbd, fencing_stall
 
 Speed targets live here, never in timed unit tests: the machines are shared and noisy,
 so each benchmark compares ratios measured within one run.
@@ -26,6 +27,7 @@ BENCHMARKS = (
     ("policies_rig", True),
     ("policies_matrix", True),
     ("nbd_fio", True),
+    ("export_vs_qemu_nbd", True),
     ("fencing_stall", True),
 )
 

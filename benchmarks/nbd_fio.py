@@ -37,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks.report import replace_section
 from mpath.rig import Rig, RigManager
@@ -57,6 +57,7 @@ class Workload:
     rw: str  # fio's --rw
     block_bytes: int
     metric: str  # "IOPS" or "MB/s"
+    jobs: int = 1  # fio --numjobs: one NBD connection each
 
     @property
     def fio_bs(self) -> str:
@@ -90,17 +91,31 @@ class Result:
         return self.iops if workload.metric == "IOPS" else self.iops * workload.block_bytes / 1e6
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time (/proc/PID/stat utime + stime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Served(Protocol):
+    """An NBD server under test: where to connect, and its process's CPU time."""
+
+    @property
+    def uri(self) -> str: ...
+
+    def cpu_seconds(self) -> float: ...
+
+    def path_failures(self) -> int: ...
 
 
 class Export:
     """``mpath serve`` on a Unix socket, as a user runs it; always stopped."""
 
-    def __init__(self, paths: list[str], folder: Path) -> None:
+    def __init__(self, paths: list[str], folder: Path, extra: tuple[str, ...] = ()) -> None:
         self.socket = folder / f"nbd-{len(paths)}.sock"
-        self.command = [*MPATH, "serve", *paths, "--listen", f"unix:{self.socket}", "--json"]
+        self.command = [
+            *MPATH, "serve", *paths, "--listen", f"unix:{self.socket}", "--json", *extra
+        ]  # fmt: skip
         self.log = folder / f"serve-{len(paths)}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=log)
@@ -128,7 +143,7 @@ class Export:
             text += chunk
 
     def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.process.pid)
+        return cpu_seconds(self.process.pid)
 
     def path_failures(self) -> int:
         """Paths failed so far (the device logs one line per failure on stderr)."""
@@ -149,15 +164,16 @@ class Export:
 
 
 def fio_command(uri: str, workload: Workload, seconds: int) -> list[str]:
+    jobs = [f"--numjobs={workload.jobs}", "--group_reporting"] if workload.jobs > 1 else []
     return [
         "fio", "--name=bench", "--ioengine=nbd", f"--uri={uri}", f"--rw={workload.rw}",
         f"--bs={workload.fio_bs}", f"--iodepth={DEPTH}", "--time_based",
         f"--runtime={seconds}", f"--ramp_time={WARMUP}", f"--size={LUN_SIZE}",
-        "--verify_state_save=0", "--output-format=json",
+        "--verify_state_save=0", "--output-format=json", *jobs,
     ]  # fmt: skip
 
 
-def run_fio(export: Export, workload: Workload, seconds: int) -> Result:
+def run_fio(export: Served, workload: Workload, seconds: int) -> Result:
     cpu0, failures0 = export.cpu_seconds(), export.path_failures()
     done = subprocess.run(
         fio_command(export.uri, workload, seconds),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from mpath.nbd.limits import BlockLocks
-from mpath.nbd.settings import BlockDevice, ServeStats
+from mpath.nbd.settings import BlockDevice, SavingCommands, ServeStats
 
 #: Piece size for WRITE_ZEROES and for discarding oversized payloads.
 ZERO_CHUNK = 1024 * 1024
@@ -22,8 +22,11 @@ ZERO_PARALLEL = 8
 class ByteIO:
     """Byte-granular reads and writes over a block device (read-modify-write at edges)."""
 
-    def __init__(self, device: BlockDevice, stats: ServeStats) -> None:
+    def __init__(
+        self, device: BlockDevice, stats: ServeStats, saving: SavingCommands | None = None
+    ) -> None:
         self.device = device
+        self.saving = saving
         self.block = device.block_size
         self.size = device.size_bytes
         self.locks = BlockLocks()
@@ -78,8 +81,72 @@ class ByteIO:
         finally:
             self.locks.release(claim)
 
-    async def write_zeroes(self, offset: int, length: int, *, fua: bool) -> None:
-        """Zero a range of any size in bounded pieces (at most ``ZERO_PARALLEL`` at once)."""
+    def _inner(self, offset: int, length: int) -> tuple[int, int]:
+        """The whole blocks inside a byte range (start == end when there are none)."""
+        block = self.block
+        start = -(-offset // block) * block
+        end = max(start, (offset + length) // block * block)
+        return start, end
+
+    async def write_zeroes(
+        self, offset: int, length: int, *, fua: bool, may_unmap: bool = False, fast: bool = False
+    ) -> bool:
+        """Zero a range; False (nothing done) when ``fast`` and the LU cannot zero itself.
+
+        The whole blocks go to the LU as WRITE SAME (deallocated, when ``may_unmap`` and
+        the LU reads holes back as zeroes); the partial edge blocks, or everything when
+        the LU refuses WRITE SAME, are written as zeroes.
+        """
+        saving = self.saving
+        start, end = self._inner(offset, length)
+        if saving is not None and saving.can_write_same and end > start:
+            block = self.block
+            claim = await self.locks.acquire(start // block, end // block)
+            try:
+                done = await saving.write_zeroes(start, end - start, unmap=may_unmap)
+                if done:
+                    self.dirty = True
+            finally:
+                self.locks.release(claim)
+            if done:
+                self.stats.offloaded += 1
+                for edge, size in ((offset, start - offset), (end, offset + length - end)):
+                    if size > 0:
+                        await self._write_zeroes_as_data(edge, size)
+                if fua:
+                    await self.device.flush()
+                return True
+        if fast:
+            return False
+        await self._write_zeroes_as_data(offset, length)
+        if fua:
+            await self.device.flush()  # one SYNCHRONIZE CACHE for the whole range
+        return True
+
+    async def trim(self, offset: int, length: int, *, fua: bool) -> bool:
+        """Deallocate the whole blocks of a range (UNMAP); partial blocks are left as they
+        are (a trim is advisory). False when the LU cannot."""
+        saving = self.saving
+        if saving is None or not saving.can_unmap:
+            return False
+        start, end = self._inner(offset, length)
+        if end > start:
+            block = self.block
+            claim = await self.locks.acquire(start // block, end // block)
+            try:
+                if not await saving.unmap(start, end - start):
+                    return False
+                self.dirty = True
+            finally:
+                self.locks.release(claim)
+            self.stats.offloaded += 1
+        if fua:
+            await self.device.flush()
+        return True
+
+    async def _write_zeroes_as_data(self, offset: int, length: int) -> None:
+        """Zero a range of any size by writing zeroes, in bounded pieces (at most
+        ``ZERO_PARALLEL`` at once)."""
         pieces: list[tuple[int, int]] = []
         position, end = offset, offset + length
         while position < end:
@@ -90,8 +157,6 @@ class ByteIO:
         for first in range(0, len(pieces), ZERO_PARALLEL):
             batch = pieces[first : first + ZERO_PARALLEL]
             await asyncio.gather(*(self.write(p, view[:n], fua=False) for p, n in batch))
-        if fua:
-            await self.device.flush()  # one SYNCHRONIZE CACHE for the whole range
 
     async def flush(self) -> None:
         self.dirty = False

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import struct
 from typing import Final, Protocol
 
@@ -18,11 +19,15 @@ from mpath.errors import MpathError
 from mpath.nbd.byteio import ZERO_CHUNK, ByteIO
 from mpath.nbd.limits import ByteBudget
 from mpath.nbd.protocol import (
+    CMD_BLOCK_STATUS,
     CMD_DISC,
+    CMD_FLAG_FAST_ZERO,
     CMD_FLAG_FUA,
     CMD_FLAG_NO_HOLE,
+    CMD_FLAG_REQ_ONE,
     CMD_FLUSH,
     CMD_READ,
+    CMD_TRIM,
     CMD_WRITE,
     CMD_WRITE_ZEROES,
     COMMAND_NAMES,
@@ -37,13 +42,18 @@ from mpath.nbd.protocol import (
     INFO_NAME,
     MAX_OPTION_BYTES,
     MAX_OPTIONS,
+    META_BASE_ALLOCATION,
+    META_BASE_ALLOCATION_ID,
     NBDMAGIC,
     OPT_ABORT,
     OPT_EXPORT_NAME,
     OPT_GO,
     OPT_INFO,
     OPT_LIST,
+    OPT_LIST_META_CONTEXT,
+    OPT_SET_META_CONTEXT,
     OPT_STARTTLS,
+    OPT_STRUCTURED_REPLY,
     OPTION_HEADER,
     OPTION_REPLY,
     OPTION_REPLY_MAGIC,
@@ -54,13 +64,24 @@ from mpath.nbd.protocol import (
     REP_ERR_UNKNOWN,
     REP_ERR_UNSUP,
     REP_INFO,
+    REP_META_CONTEXT,
     REP_SERVER,
+    REPLY_FLAG_DONE,
+    REPLY_TYPE_BLOCK_STATUS,
+    REPLY_TYPE_ERROR,
+    REPLY_TYPE_NONE,
+    REPLY_TYPE_OFFSET_DATA,
     REQUEST,
     REQUEST_MAGIC,
     SIMPLE_REPLY,
     SIMPLE_REPLY_MAGIC,
+    STATE_HOLE,
+    STATE_ZERO,
+    STRUCTURED_REPLY,
+    STRUCTURED_REPLY_MAGIC,
     ProtocolError,
 )
+from mpath.nbd.replies import ReplyQueue
 from mpath.nbd.settings import ServeSettings, ServeStats
 from mpath.scsi.errnos import errno_for_error
 
@@ -111,6 +132,8 @@ class Export(Protocol):
     def shutting_down(self) -> bool: ...
     @property
     def transmission_flags(self) -> int: ...
+    @property
+    def can_map(self) -> bool: ...
 
 
 class Connection:
@@ -129,7 +152,9 @@ class Connection:
         self.name = f"client {number}"
         self.tasks: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(server.settings.max_requests)
-        self.send_lock = asyncio.Lock()
+        self.replies: ReplyQueue | None = None  # made when transmission begins
+        self.structured = False  # NBD_OPT_STRUCTURED_REPLY was negotiated
+        self.allocation_context = False  # base:allocation was selected
         self.transmitting = False
         self.disconnected = False
 
@@ -177,15 +202,7 @@ class Connection:
                 with contextlib.suppress(ConnectionError):
                     await self.send_option_reply(option, REP_ACK)
                 return False
-            if option == OPT_LIST:
-                if data:
-                    await self.send_error(option, REP_ERR_INVALID, "NBD_OPT_LIST takes no data")
-                    continue
-                encoded = server.export_name.encode()
-                description = server.settings.description.encode()
-                entry = struct.pack(">I", len(encoded)) + encoded + description
-                await self.send_option_reply(option, REP_SERVER, entry)
-                await self.send_option_reply(option, REP_ACK)
+            if await self._listing_option(option, data):
                 continue
             if option in (OPT_INFO, OPT_GO):
                 if await self._info(option, data):
@@ -199,6 +216,69 @@ class Connection:
                 continue
             await self.send_error(option, REP_ERR_UNSUP, f"option {option} is not supported")
         raise ProtocolError(f"more than {MAX_OPTIONS} options")
+
+    async def _listing_option(self, option: int, data: bytes) -> bool:
+        """LIST, STRUCTURED_REPLY and the meta contexts; False for any other option."""
+        server = self.server
+        if option == OPT_LIST:
+            if data:
+                await self.send_error(option, REP_ERR_INVALID, "NBD_OPT_LIST takes no data")
+                return True
+            encoded = server.export_name.encode()
+            description = server.settings.description.encode()
+            entry = struct.pack(">I", len(encoded)) + encoded + description
+            await self.send_option_reply(option, REP_SERVER, entry)
+            await self.send_option_reply(option, REP_ACK)
+            return True
+        if option == OPT_STRUCTURED_REPLY:
+            if data:
+                await self.send_error(option, REP_ERR_INVALID, "takes no data")
+                return True
+            self.structured = True
+            await self.send_option_reply(option, REP_ACK)
+            return True
+        if option in (OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT):
+            await self._meta_context(option, data)
+            return True
+        return False
+
+    async def _meta_context(self, option: int, data: bytes) -> None:
+        """NBD_OPT_LIST/SET_META_CONTEXT: the one context served is base:allocation,
+        and only where the LU reports its allocation (GET LBA STATUS)."""
+        server = self.server
+        setting = option == OPT_SET_META_CONTEXT
+        if setting and not self.structured:
+            await self.send_error(option, REP_ERR_INVALID, "structured replies first")
+            return
+        try:
+            (name_length,) = struct.unpack_from(">I", data)
+            name = data[4 : 4 + name_length].decode("utf-8", "replace")
+            (count,) = struct.unpack_from(">I", data, 4 + name_length)
+            at = 8 + name_length
+            queries = []
+            for _ in range(count):
+                (size,) = struct.unpack_from(">I", data, at)
+                queries.append(data[at + 4 : at + 4 + size].decode("utf-8", "replace"))
+                at += 4 + size
+            if at != len(data) or len(queries) != count:
+                raise struct.error("trailing or missing bytes")
+        except (struct.error, IndexError):
+            await self.send_error(option, REP_ERR_INVALID, "malformed meta context request")
+            return
+        if name != server.export_name:
+            await self.send_error(option, REP_ERR_UNKNOWN, f"no export named {name!r}")
+            return
+        if setting:
+            self.allocation_context = False
+        wanted = (not queries and not setting) or any(
+            q in (META_BASE_ALLOCATION, "base:") for q in queries
+        )
+        if wanted and server.can_map:
+            if setting:
+                self.allocation_context = True
+            payload = struct.pack(">I", META_BASE_ALLOCATION_ID) + META_BASE_ALLOCATION.encode()
+            await self.send_option_reply(option, REP_META_CONTEXT, payload)
+        await self.send_option_reply(option, REP_ACK)
 
     async def _info(self, option: int, data: bytes) -> bool:
         """NBD_OPT_INFO / NBD_OPT_GO; True when GO succeeded."""
@@ -245,6 +325,7 @@ class Connection:
     async def transmit(self) -> None:
         """Read requests until DISC or EOF; each runs in its own task, replies as it ends."""
         self.transmitting = True
+        self.replies = ReplyQueue(self.writer, self._broken)
         server = self.server
         reader = self.reader
         try:
@@ -307,7 +388,7 @@ class Connection:
             stats.by_command[command] = stats.by_command.get(command, 0) + 1
             if server.shutting_down:
                 stats.shutdown_replies += 1
-                await self.reply(handle, errno.ESHUTDOWN)
+                await self.reply(handle, errno.ESHUTDOWN, kind=kind)
                 return
             try:
                 error, data = await self._execute(kind, flags, offset, length, payload)
@@ -322,7 +403,7 @@ class Connection:
                 error, data = nbd_errno(exc), b""
             if error:
                 stats.errors += 1
-            await self.reply(handle, error, data)
+            await self.reply(handle, error, data, kind=kind, offset=offset)
         finally:
             server.budget.release(payload_bytes)
             self.slots.release()
@@ -333,7 +414,7 @@ class Connection:
         server = self.server
         io = server.io
         read_only = server.settings.read_only
-        allowed = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE
+        allowed = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO | CMD_FLAG_REQ_ONE
         if flags & ~allowed:
             return errno.EINVAL, b""
         fua = bool(flags & CMD_FLAG_FUA)
@@ -343,15 +424,25 @@ class Connection:
             data = await io.read(offset, length)
             server.stats.bytes_read += length
             return 0, data
-        if kind in (CMD_WRITE, CMD_WRITE_ZEROES):
+        if kind in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM):
             if read_only:
                 return errno.EPERM, b""
             if offset + length > io.size:
                 return errno.ENOSPC, b""
             if kind == CMD_WRITE:
                 await io.write(offset, payload, fua=fua)
-            else:
-                await io.write_zeroes(offset, length, fua=fua)
+            elif kind == CMD_TRIM:
+                if not await io.trim(offset, length, fua=fua):
+                    return errno.EINVAL, b""
+                return 0, b""
+            elif not await io.write_zeroes(
+                offset,
+                length,
+                fua=fua,
+                may_unmap=not flags & CMD_FLAG_NO_HOLE,
+                fast=bool(flags & CMD_FLAG_FAST_ZERO),
+            ):
+                return errno.ENOTSUP, b""  # FAST_ZERO, and the LU cannot zero by itself
             server.stats.bytes_written += length
             return 0, b""
         if kind == CMD_FLUSH:
@@ -359,24 +450,101 @@ class Connection:
                 return 0, b""
             await io.flush()
             return 0, b""
-        return errno.EINVAL, b""  # TRIM, CACHE, BLOCK_STATUS: not advertised
+        if kind == CMD_BLOCK_STATUS and self.allocation_context:
+            return await self._block_status(offset, length, one=bool(flags & CMD_FLAG_REQ_ONE))
+        return errno.EINVAL, b""  # CACHE; block status without base:allocation
 
-    async def reply(self, handle: int, error: int, data: bytes | memoryview = b"") -> None:
-        """Send one simple reply; a client that went away is not an error of ours."""
-        if self.disconnected:
+    async def _block_status(self, offset: int, length: int, *, one: bool) -> tuple[int, bytes]:
+        """base:allocation from GET LBA STATUS: the chunk's payload (context, extents)."""
+        server = self.server
+        saving = server.io.saving
+        if length == 0 or offset + length > server.io.size:
+            return errno.EINVAL, b""
+        extents = await saving.extents(offset, length) if saving is not None else None
+        hole = STATE_HOLE | (STATE_ZERO if saving is not None and saving.holes_read_zeroes else 0)
+        if not extents:  # the LU cannot tell (any more): everything holds data
+            pairs = [(length, 0)]
+        else:
+            pairs = [(e.length, 0 if e.allocated else hole) for e in extents if e.length > 0]
+        if one:
+            pairs = pairs[:1]
+        body = b"".join(struct.pack(">II", size, state) for size, state in pairs)
+        return 0, struct.pack(">I", META_BASE_ALLOCATION_ID) + body
+
+    async def reply(
+        self,
+        handle: int,
+        error: int,
+        data: bytes | memoryview = b"",
+        *,
+        kind: int = CMD_READ,
+        offset: int = 0,
+    ) -> None:
+        """Queue one reply (sent with the others of this loop iteration).
+
+        Simple replies unless structured replies were negotiated; then reads carry
+        their data in one OFFSET_DATA chunk, block status in one BLOCK_STATUS chunk,
+        errors in an ERROR chunk. Waits only when the client reads its replies too
+        slowly; a client that went away is not an error of ours.
+        """
+        replies = self.replies
+        if self.disconnected or replies is None:
             return
-        header = SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle)
-        try:
-            async with self.send_lock:
-                if error or not data:
-                    self.writer.write(header)
-                else:
-                    self.writer.writelines((header, data))
-                await self.writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
+        if not self.structured:
+            header = SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle)
+            if error or not data:
+                replies.put(header)
+            else:
+                replies.put(header, data)
+        elif error:
+            message = os.strerror(error).encode()
+            replies.put(
+                STRUCTURED_REPLY.pack(
+                    STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, handle,
+                    6 + len(message),
+                ),
+                struct.pack(">IH", error, len(message)) + message,
+            )  # fmt: skip
+        elif kind == CMD_READ and data:
+            replies.put(
+                STRUCTURED_REPLY.pack(
+                    STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, handle,
+                    8 + len(data),
+                ),
+                struct.pack(">Q", offset),
+                data,
+            )  # fmt: skip
+        elif kind == CMD_BLOCK_STATUS:
+            replies.put(
+                STRUCTURED_REPLY.pack(
+                    STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, handle,
+                    len(data),
+                ),
+                data,
+            )  # fmt: skip
+        else:
+            replies.put(
+                STRUCTURED_REPLY.pack(
+                    STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, REPLY_TYPE_NONE, handle, 0
+                )
+            )
+        if replies.backlog:
+            try:
+                await replies.wait_drained()
+            except (ConnectionError, RuntimeError) as exc:
+                self._broken(exc)
+
+    def _broken(self, exc: BaseException) -> None:
+        if not self.disconnected:
             self.disconnected = True
             log.info("%s: reply not delivered: %s", self.name, exc)
+
+    def flush_replies(self) -> None:
+        """Send the replies queued in this loop iteration now (before closing)."""
+        if self.replies is not None:
+            self.replies.flush()
 
     async def wait_for_requests(self) -> None:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        self.flush_replies()

@@ -11,14 +11,15 @@ own event loop keeps one loop, one process and one error path (docs/nbd.md).
 What is implemented (https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md):
 
 * Handshake: fixed newstyle only, with ``NBD_FLAG_NO_ZEROES``. Options ``EXPORT_NAME``,
-  ``INFO``, ``GO``, ``LIST``, ``ABORT``; everything else (``STARTTLS``,
-  ``STRUCTURED_REPLY``, meta contexts) is answered ``NBD_REP_ERR_UNSUP``, which every
-  client handles. One export, the default one (empty name).
-* Transmission: simple replies; ``READ``, ``WRITE`` (``FUA`` → the WRITE, then
-  SYNCHRONIZE CACHE: targets without DPOFUA refuse the FUA bit), ``FLUSH`` (→
-  SYNCHRONIZE CACHE), ``WRITE_ZEROES``
-  (written as zeroes) and ``DISC``. ``TRIM``, ``CACHE`` and block status are not
-  advertised and are refused with ``EINVAL`` if sent anyway.
+  ``INFO``, ``GO``, ``LIST``, ``ABORT``, ``STRUCTURED_REPLY`` and the meta contexts
+  (``base:allocation`` only, where the LUN reports allocation); ``STARTTLS`` and
+  anything else are refused. One export, the default one (empty name).
+* Transmission: simple or structured replies; ``READ``, ``WRITE`` (``FUA`` → the
+  WRITE, then SYNCHRONIZE CACHE: targets without DPOFUA refuse the FUA bit), ``FLUSH``
+  (→ SYNCHRONIZE CACHE), ``WRITE_ZEROES`` (→ WRITE SAME (16), UNMAP where holes read
+  zeroes; ``FAST_ZERO``), ``TRIM`` (→ UNMAP), ``BLOCK_STATUS`` (→ GET LBA STATUS) and
+  ``DISC``; the last three only where the LUN supports them (:class:`SavingCommands`).
+  ``CACHE`` is not advertised and refused with ``EINVAL``.
 * Many requests in flight per connection, answered as they finish (matched by handle),
   bounded per connection (``max_requests``) and server-wide in bytes
   (``max_inflight_bytes``), so a fast client cannot make the server buffer without limit.
@@ -59,12 +60,14 @@ from mpath.nbd.protocol import (
     TFLAG_CAN_MULTI_CONN,
     TFLAG_HAS_FLAGS,
     TFLAG_READ_ONLY,
+    TFLAG_SEND_FAST_ZERO,
     TFLAG_SEND_FLUSH,
     TFLAG_SEND_FUA,
+    TFLAG_SEND_TRIM,
     TFLAG_SEND_WRITE_ZEROES,
     ProtocolError,
 )
-from mpath.nbd.settings import BlockDevice, ServeSettings, ServeStats
+from mpath.nbd.settings import BlockDevice, SavingCommands, ServeSettings, ServeStats
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,17 @@ class NbdServer:
 
     export_name = ""
 
-    def __init__(self, device: BlockDevice, settings: ServeSettings | None = None) -> None:
+    def __init__(
+        self,
+        device: BlockDevice,
+        settings: ServeSettings | None = None,
+        saving: SavingCommands | None = None,
+    ) -> None:
         self.device = device
         self.settings = settings or ServeSettings()
         self.stats = ServeStats()
-        self.io = ByteIO(device, self.stats)
+        self.saving = saving
+        self.io = ByteIO(device, self.stats, saving)
         self.block_size = device.block_size
         self.size_bytes = device.size_bytes
         if self.settings.max_request_bytes % self.block_size:
@@ -104,7 +113,21 @@ class NbdServer:
         flags = TFLAG_HAS_FLAGS | TFLAG_CAN_MULTI_CONN
         if self.settings.read_only:
             return flags | TFLAG_READ_ONLY
-        return flags | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_WRITE_ZEROES
+        flags |= TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_WRITE_ZEROES
+        saving = self.saving
+        if saving is not None:
+            # Advertised only where the LU does it: trimming is UNMAP, a fast zero is
+            # WRITE SAME (a LU that refuses it later makes FAST_ZERO requests ENOTSUP).
+            if saving.can_unmap:
+                flags |= TFLAG_SEND_TRIM
+            if saving.can_write_same:
+                flags |= TFLAG_SEND_FAST_ZERO
+        return flags
+
+    @property
+    def can_map(self) -> bool:
+        """Block status (``base:allocation``) can be answered: GET LBA STATUS works."""
+        return self.saving is not None and self.saving.can_map
 
     @property
     def uri(self) -> str:
@@ -251,6 +274,7 @@ class NbdServer:
                 clean = False
                 log.warning("final flush failed: %s", exc)
         for connection in list(self._connections):
+            connection.flush_replies()
             connection.writer.close()
         handlers = list(self._handlers)
         if handlers:

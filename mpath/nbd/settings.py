@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +29,43 @@ class BlockDevice(Protocol):
     ) -> None: ...
 
     async def flush(self) -> None: ...
+
+
+class Extent(Protocol):
+    """A range of the device and whether it holds data (see :class:`SavingCommands`)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def allocated(self) -> bool: ...
+
+
+class SavingCommands(Protocol):
+    """Zeroing, deallocation and mapping by the device itself (one small command each).
+
+    :class:`~mpath.filter.provisioning.Provisioned` fits. Offsets and lengths are whole
+    blocks; ``write_zeroes`` and ``unmap`` return False when the LU refused the command
+    (the server then falls back or refuses the request).
+    """
+
+    @property
+    def can_write_same(self) -> bool: ...
+    @property
+    def can_unmap(self) -> bool: ...
+    @property
+    def can_fast_zero(self) -> bool: ...
+    @property
+    def can_map(self) -> bool: ...
+    @property
+    def holes_read_zeroes(self) -> bool: ...
+
+    async def write_zeroes(self, offset: int, length: int, *, unmap: bool = False) -> bool: ...
+
+    async def unmap(self, offset: int, length: int) -> bool: ...
+
+    async def extents(self, offset: int, length: int) -> Sequence[Extent] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +118,7 @@ class ServeStats:
     flushes: int = 0
     shutdown_replies: int = 0
     abandoned: int = 0
+    offloaded: int = 0  # zeroing and trimming done by the LU itself (WRITE SAME, UNMAP)
     by_command: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> dict[str, object]:
@@ -94,5 +133,6 @@ class ServeStats:
             "flushes": self.flushes,
             "shutdown_replies": self.shutdown_replies,
             "abandoned": self.abandoned,
+            "offloaded": self.offloaded,
             "by_command": dict(self.by_command),
         }

@@ -32,20 +32,25 @@ class Opcode(IntEnum):
     READ_10 = 0x28
     WRITE_10 = 0x2A
     SYNCHRONIZE_CACHE_10 = 0x35
+    UNMAP = 0x42
     READ_16 = 0x88
     WRITE_16 = 0x8A
     SYNCHRONIZE_CACHE_16 = 0x91
+    WRITE_SAME_16 = 0x93
     SERVICE_ACTION_IN_16 = 0x9E
     REPORT_LUNS = 0xA0
     MAINTENANCE_IN = 0xA3
 
 
 SA_READ_CAPACITY_16 = 0x10  # SERVICE ACTION IN (16) service action
+SA_GET_LBA_STATUS = 0x12  # SERVICE ACTION IN (16) service action
 SA_REPORT_TARGET_PORT_GROUPS = 0x0A  # MAINTENANCE IN service action
 
 _FUA = 0x08  # byte 1 of READ/WRITE (10)/(16): force unit access
 _IMMED = 0x02  # byte 1 of SYNCHRONIZE CACHE: return before the cache is flushed
 _EVPD = 0x01
+_WS_UNMAP = 0x08  # byte 1 of WRITE SAME (16): deallocate the blocks if the LU can
+_WS_NDOB = 0x01  # byte 1 of WRITE SAME (16): no data-out buffer, the block is zeroes
 _RTPG_EXTENDED_HEADER = 0x20  # RTPG byte 1 bits 7..5: parameter data format 001b
 
 # opcode, flags, LBA (8), transfer length (4), group, control
@@ -56,6 +61,12 @@ _RW10 = struct.Struct(">BBIBHB")
 _INQUIRY = struct.Struct(">BBBHB")
 # opcode, service action, LBA (8), allocation length (4), byte 14, control
 _SAI16 = struct.Struct(">BBQIBB")
+# opcode, ANCHOR, reserved (4), group, parameter list length (2), control
+_UNMAP = struct.Struct(">BB4xBHB")
+# UNMAP parameter list header: data length (2), block descriptor data length (2), 4 reserved
+_UNMAP_HEADER = struct.Struct(">HH4x")
+# UNMAP block descriptor: LBA (8), number of blocks (4), reserved (4)
+_UNMAP_DESCRIPTOR = struct.Struct(">QI4x")
 # opcode, reserved, select report, reserved (3), allocation length (4), reserved, control
 _REPORT_LUNS = struct.Struct(">BxB3xIxB")
 # opcode, service action, reserved (4), allocation length (4), reserved, control
@@ -173,6 +184,47 @@ def synchronize_cache10(lba: int = 0, blocks: int = 0, *, immediate: bool = Fals
         )
     except struct.error:
         raise _out_of_range("SYNCHRONIZE CACHE (10)", lba=lba, blocks=blocks) from None
+
+
+def write_same16(lba: int, blocks: int, *, unmap: bool = False, ndob: bool = False) -> bytes:
+    """WRITE SAME (16): write one block's content over ``blocks`` blocks from ``lba``.
+
+    Zeroing a range costs one command and one block of data instead of the range's
+    bytes. ``unmap`` lets a thin-provisioned LU deallocate the blocks instead (only
+    where they then read as zeroes: LBPRZ); ``ndob`` sends no data (zeroes implied),
+    which fewer targets accept.
+    """
+    flags = (_WS_UNMAP if unmap else 0) | (_WS_NDOB if ndob else 0)
+    try:
+        return _RW16.pack(Opcode.WRITE_SAME_16, flags, lba, blocks, 0, 0)
+    except struct.error:
+        raise _out_of_range("WRITE SAME (16)", lba=lba, blocks=blocks) from None
+
+
+def unmap(parameter_list_length: int) -> bytes:
+    """UNMAP: deallocate the ranges of the parameter list that follows (see
+    :func:`unmap_parameters`)."""
+    try:
+        return _UNMAP.pack(Opcode.UNMAP, 0, 0, parameter_list_length, 0)
+    except struct.error:
+        raise _out_of_range("UNMAP", parameter_list_length=parameter_list_length) from None
+
+
+def unmap_parameters(ranges: list[tuple[int, int]]) -> bytes:
+    """UNMAP's parameter list: one descriptor per (LBA, blocks) range."""
+    try:
+        descriptors = b"".join(_UNMAP_DESCRIPTOR.pack(lba, n) for lba, n in ranges)
+        return _UNMAP_HEADER.pack(len(descriptors) + 6, len(descriptors)) + descriptors
+    except struct.error:
+        raise _out_of_range("UNMAP parameter list", ranges=len(ranges)) from None
+
+
+def get_lba_status(lba: int, alloc_len: int) -> bytes:
+    """GET LBA STATUS: which blocks from ``lba`` on are mapped, deallocated or anchored."""
+    try:
+        return _SAI16.pack(Opcode.SERVICE_ACTION_IN_16, SA_GET_LBA_STATUS, lba, alloc_len, 0, 0)
+    except struct.error:
+        raise _out_of_range("GET LBA STATUS", lba=lba, alloc_len=alloc_len) from None
 
 
 def report_luns(alloc_len: int = DEFAULT_REPORT_LUNS_ALLOC_LEN, select_report: int = 0) -> bytes:

@@ -12,7 +12,7 @@ each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from mpath.errors import DeviceError
@@ -22,6 +22,11 @@ from mpath.scsi.classify import Disposition, classify
 from mpath.scsi.errors import ScsiError
 from mpath.scsi.identity import lun_identity
 from mpath.scsi.inquiry import DeviceType, StandardInquiry, parse_standard_inquiry
+from mpath.scsi.provisioning import (
+    LOGICAL_BLOCK_PROVISIONING_PAGE,
+    Provisioning,
+    parse_logical_block_provisioning,
+)
 from mpath.scsi.vpd import VpdPage, parse_block_limits, parse_designators, parse_unit_serial
 
 
@@ -70,6 +75,7 @@ class LunInfo:
     alua: bool = False
     #: This path's target port group (VPD 0x83 type-5 designator), when the LU names it.
     target_port_group: int | None = None
+    provisioning: Provisioning = field(default_factory=Provisioning)
 
 
 async def _command(transport: CommandPath, command: bytes, length: int) -> CommandResult | None:
@@ -143,6 +149,29 @@ async def probe_lun(transport: CommandPath) -> LunInfo:
             transport, cdb.inquiry(VpdPage.BLOCK_LIMITS, VPD_ALLOC_LEN), VPD_ALLOC_LEN
         )
         limits = parse_block_limits(limits_page.data) if limits_page else None
+        provisioning = Provisioning(
+            write_same=True,  # tried on first use; refused -> zeroes are written instead
+            max_write_same_blocks=limits.max_write_same_length if limits else None,
+        )
+        if capacity.lbpme:
+            page_b2 = await _command(
+                transport,
+                cdb.inquiry(LOGICAL_BLOCK_PROVISIONING_PAGE, VPD_ALLOC_LEN),
+                VPD_ALLOC_LEN,
+            )
+            lbp = parse_logical_block_provisioning(page_b2.data) if page_b2 else None
+            provisioning = Provisioning(
+                write_same=True,
+                unmap=bool(lbp and lbp.unmap),
+                write_same_unmap=bool(
+                    lbp and lbp.write_same16_unmap and (capacity.lbprz or lbp.read_zeroes)
+                ),
+                lba_status=True,
+                holes_read_zeroes=bool(capacity.lbprz or (lbp and lbp.read_zeroes)),
+                max_unmap_blocks=limits.max_unmap_lba_count if limits else None,
+                max_unmap_descriptors=limits.max_unmap_block_descriptor_count if limits else None,
+                max_write_same_blocks=provisioning.max_write_same_blocks,
+            )
     except ScsiError as exc:
         raise DeviceError(f"{transport.url}: {exc}") from exc
     block = capacity.block_size
@@ -162,4 +191,5 @@ async def probe_lun(transport: CommandPath) -> LunInfo:
         target_port_group=next(
             (d.target_port_group for d in designators if d.target_port_group is not None), None
         ),
+        provisioning=provisioning,
     )

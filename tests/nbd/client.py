@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -17,6 +17,7 @@ from typing import TypeVar
 from mpath.filter import DeviceSettings, MultipathDevice
 from mpath.nbd import ListenAddress, NbdServer, ServeSettings
 from mpath.nbd import protocol as nbd
+from mpath.nbd.settings import SavingCommands
 from tests.filter.fakes import FakeLun, FakeTransport
 
 T = TypeVar("T")
@@ -92,13 +93,15 @@ async def fake_server(
     tmp_socket: str,
     settings: ServeSettings | None = None,
     blocks: int = 2048,
+    saving: Callable[[FakeLun], SavingCommands] | None = None,
 ) -> AsyncIterator[tuple[NbdServer, RecordingDevice, FakeLun]]:
-    """A server on a Unix socket over a MultipathDevice of two fake paths."""
+    """A server on a Unix socket over a MultipathDevice of two fake paths (and, with
+    ``saving``, the zeroing/trim/map commands it makes for the fake LUN)."""
     lun = FakeLun(blocks=blocks)
     transports = [FakeTransport(f"fake://path{i + 1}", lun) for i in range(2)]
     device = await MultipathDevice.open(transports, FAST)
     recording = RecordingDevice(device)
-    server = NbdServer(recording, settings)
+    server = NbdServer(recording, settings, saving(lun) if saving is not None else None)
     try:
         await server.start(ListenAddress.parse(f"unix:{tmp_socket}"))
         try:

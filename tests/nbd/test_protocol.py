@@ -111,8 +111,7 @@ def test_list_info_and_refusals_keep_the_handshake_going(sock: str) -> None:
 
             for option, expected in (
                 (nbd.OPT_STARTTLS, nbd.REP_ERR_POLICY),
-                (nbd.OPT_STRUCTURED_REPLY, nbd.REP_ERR_UNSUP),
-                (10, nbd.REP_ERR_UNSUP),  # SET_META_CONTEXT
+                (nbd.OPT_SET_META_CONTEXT, nbd.REP_ERR_INVALID),  # structured replies first
                 (4242, nbd.REP_ERR_UNSUP),
             ):
                 client.send_option(option)

@@ -82,6 +82,10 @@ class TgtBackend:
             f"scsi_sn={lun.serial},scsi_id={lun.designator},"
             f"vendor_id={VENDOR_ID},product_id={PRODUCT_ID}"
         )
+        # Thin provisioning (LBPME, VPD 0xB2): UNMAP and WRITE SAME with UNMAP punch
+        # holes in the sparse backing file and GET LBA STATUS reports them, as on an
+        # array's thin LUN; the NBD export's trim, fast zero and block status use them.
+        params += ",thin_provisioning=1"
         self._adm(
             rig, "--mode", "logicalunit", "--op", "update", "--tid", "1",
             "--lun", str(lun.number), "--params", params,

@@ -1,0 +1,37 @@
+"""The side-by-side benchmark's pure part: rows, spread, CPU per I/O and the table
+(the measuring itself needs root and the real rig: ``make bench``)."""
+
+from __future__ import annotations
+
+from benchmarks.export_vs_qemu_nbd import SERVERS, _key, rows, table
+from benchmarks.nbd_fio import WORKLOADS, Result
+
+
+def test_rows_carry_mean_spread_and_cpu_per_server_and_the_table_their_ratios() -> None:
+    read4k, seq = WORKLOADS[0], WORKLOADS[1]
+    figures = {"qemu_nbd": (10_000, 12_000), "mpath_1path": (11_000, 13_000)}
+    figures["mpath_2path"] = (12_000, 12_000)
+    measured = {
+        _key(read4k): {
+            name: [Result(iops=v, server_cpu_us=20.0 + i) for i, v in enumerate(values)]
+            for name, values in figures.items()
+        },
+        _key(seq): {
+            name: [Result(iops=2000.0, server_cpu_us=50.0, path_failures=1)] for name in SERVERS
+        },
+    }
+    document = rows(measured, (read4k, seq))
+    first, second = document
+    assert first["workload"] == "4 KiB random read" and first["unit"] == "IOPS"
+    assert (first["qemu_nbd"], first["mpath_1path"], first["mpath_2path"]) == (
+        11_000,
+        12_000,
+        12_000,
+    )
+    assert first["spread"]["qemu_nbd"] == [10_000, 12_000]
+    assert first["server_cpu_us_per_io"]["mpath_1path"] == 20.5
+    assert second["unit"] == "MB/s" and second["qemu_nbd"] == round(2000 * 256 * 1024 / 1e6, 1)
+    assert second["paths_failed_2path"] == 1
+    lines = table(document)
+    assert "1.09x" in lines[2] and "1.00x" in lines[2]  # 1 path / qemu-nbd, 2 / 1
+    assert "20.5 / 20.5 / 20.5" in lines[2]
