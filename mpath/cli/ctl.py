@@ -99,7 +99,12 @@ def show() -> None:
 @json_option
 @format_option
 def show_maps(as_json: bool, fmt: str | None) -> None:
-    """One line per map: name, WWID, policy, paths up, NBD URI.
+    """One line per map: name, WWID, policy, paths up, NBD clients, NBD URI.
+
+    Every map is an export of the daemon's one NBD server, named after the map, on
+    LISTEN_DIR/nbd.sock: the URI names the export and the socket
+    (nbd+unix:///NAME?socket=/run/mpath/nbd.sock); with nbd_tcp set, --json also gives
+    tcp_uri. 'nbdinfo --list' on the socket lists every map.
 
     \b
     Examples:
@@ -210,8 +215,10 @@ def show_map(name: str, as_json: bool) -> None:
     if as_json:
         emit_json(entry)
         return
-    for key in ("name", "wwid", "vendor", "product", "policy", "max_commands", "uri"):
-        click.echo(f"{key}: {entry[key]}")
+    for key in ("name", "wwid", "vendor", "product", "policy", "max_commands", "export",
+                "socket", "uri", "tcp_uri"):  # fmt: skip
+        if key != "tcp_uri" or entry.get(key):
+            click.echo(f"{key}: {entry[key]}")
     click.echo(f"size: {format_size(entry['size_bytes'])} ({entry['block_size']}-byte blocks)")
     click.echo(f"paths: {entry['paths_up']}/{entry['paths_total']} up, clients: {entry['clients']}")
     _path_table(entry["paths"])
@@ -234,8 +241,12 @@ def show_config(as_json: bool) -> None:
     found = "" if config["config_file_found"] else " (not found: built-in defaults)"
     click.echo(f"configuration file: {config['config_file']}{found}")
     daemon = config["daemon"]
-    for key in ("listen_dir", "control_socket", "state_file", "metrics", "portals"):
-        origin = daemon["origins"].get(key, "built-in default")
+    origins = daemon["origins"]
+    for key in ("listen_dir", "control_socket", "nbd_socket", "nbd_tcp", "state_file", "metrics",
+                "portals"):  # fmt: skip
+        # The sockets are in listen_dir: they come from where it came from.
+        inherited = origins.get("listen_dir") if key.endswith("_socket") else None
+        origin = origins.get(key, inherited or "built-in default")
         click.echo(f"daemon {key} = {daemon[key]}  ({origin})")
     for m in config["maps"]:
         click.echo(f"map {m['name']} ({m['wwid']}):")
