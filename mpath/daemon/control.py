@@ -81,10 +81,11 @@ class ControlServer:
         log.info("control socket %s", self.path)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._server is None:
+            return  # never listened: the socket file, if any, is another daemon's
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
         with contextlib.suppress(OSError):
             self.path.unlink()
 
