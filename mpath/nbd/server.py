@@ -144,7 +144,8 @@ class NbdServer:
 
         ``settings`` are the export's own (description, read-only, request size,
         drain timeout); the server's connection limits apply to it as to all.
-        Raises :class:`UsageError` if the name is taken or the server is stopping.
+        Raises :class:`UsageError` if the name is taken (or too long), and
+        :class:`DeviceError` once the server is shutting down.
         """
         if self.shutting_down:
             raise DeviceError(f"cannot add NBD export {name!r}: the server is shutting down")
