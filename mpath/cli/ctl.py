@@ -345,6 +345,77 @@ def reinstate_path(path: str, as_json: bool) -> None:
     _print_change(_ask(["reinstate", "path", path]), as_json, "reinstated")
 
 
+@ctl.group("add")
+def add() -> None:
+    """Add a map (root).
+
+    \b
+    Examples:
+      mpath ctl add map --alias db iscsi://198.18.1.2/iqn.2026-01.org.example:db/1
+    """
+
+
+@add.command("map")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--alias", metavar="NAME", default=None,
+              help="Name of the map and its NBD export (default: a [[multipaths]] alias, "
+              "else a persistent binding such as mpathc).")  # fmt: skip
+@json_option
+def add_map(paths: tuple[str, ...], alias: str | None, as_json: bool) -> None:
+    """Open the LUN behind PATH... (iSCSI URLs or block devices, as 'mpath serve' takes)
+    as a new map and export it on the daemon's NBD server, now.
+
+    The map lasts until the next reload (SIGHUP, 'ctl reconfigure'), which applies
+    the configuration file as written: add it to [[daemon.maps]] to keep it.
+
+    \b
+    Examples:
+      mpath ctl add map /dev/sdc /dev/sdd
+      mpath ctl add map --alias db iscsi://198.18.1.2/iqn.2026-01.org.example:db/1 \\
+          iscsi://198.18.2.2/iqn.2026-01.org.example:db/1
+    """
+    words = ["add", "map", *(["--alias", alias] if alias is not None else []), *paths]
+    entry = _ask(words)
+    if as_json:
+        emit_json(entry)
+        return
+    click.echo(f"{entry['name']} added: {entry['wwid']}, {entry['paths_up']}/"
+               f"{entry['paths_total']} paths up, at {entry['uri']}")  # fmt: skip
+
+
+@ctl.group("del")
+def delete() -> None:
+    """Remove a map (root).
+
+    \b
+    Examples:
+      mpath ctl del map mpathc
+    """
+
+
+@delete.command("map")
+@click.argument("name")
+@json_option
+def del_map(name: str, as_json: bool) -> None:
+    """Stop serving map NAME: its NBD export is removed (unlisted and refused to new
+    clients at once; its clients' requests in flight finish, then they are
+    disconnected), the LUN flushed and closed. Exit 1 if requests had to be abandoned.
+
+    The map comes back at the next reload if the configuration names it.
+
+    \b
+    Examples:
+      mpath ctl del map mpathc
+    """
+    result = _ask(["del", "map", name])
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{name} removed" + ("" if result["clean"] else " (requests abandoned)"))
+    if not result["clean"]:
+        raise SystemExit(1)
+
+
 @ctl.command("reconfigure")
 @json_option
 def reconfigure(as_json: bool) -> None:

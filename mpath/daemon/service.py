@@ -359,6 +359,39 @@ class Daemon:
 
     # -- control commands that change things --------------------------------------------------
 
+    async def add_map(self, paths: Sequence[str], alias: str | None = None) -> DaemonMap:
+        """Open a LUN by its paths and export it now (``ctl add map``), until the next
+        reload, which applies the configuration file as written.
+
+        Not while a reload runs (it waits for it). Refuses paths another map uses and a
+        bad or taken name, with a :class:`UsageError`.
+        """
+        if not paths:
+            raise UsageError("add map: give the LUN's paths (iSCSI URLs or block devices)")
+        if alias is not None and not valid_map_name(alias):
+            raise UsageError(
+                f"alias {alias!r}: use 1-64 letters, digits, '_', '.', '+', '-' "
+                "(it is the NBD export name)"
+            )
+        async with self._reload_lock:
+            for entry in self.maps.values():
+                shared = [p for p in paths if p in entry.key]
+                if shared:
+                    raise UsageError(f"path {shared[0]} is already in map {entry.name}")
+            entry = await self._open_map(MapSpec(tuple(paths), alias))
+        log.info("map %s added by the administrator", entry.name)
+        return entry
+
+    async def del_map(self, name: str) -> bool:
+        """Stop serving map ``name`` (``ctl del map``) until the next reload: its export
+        is removed (requests in flight finish), the LUN flushed and closed. True when
+        nothing was abandoned."""
+        async with self._reload_lock:
+            entry = self.map(name)
+            clean = await self._close_map(entry)
+        log.info("map %s removed by the administrator", name)
+        return clean
+
     def find_path(self, spec: str) -> tuple[DaemonMap, DevicePath]:
         """A path named ``MAP:INDEX``, ``MAP:URL`` or by its URL alone."""
         name, sep, rest = spec.partition(":")

@@ -202,3 +202,39 @@ def test_a_reload_dropping_a_map_removes_its_export_under_a_connected_client(
     finally:
         on_a.close()
         on_b.close()
+
+
+def test_ctl_del_map_and_add_map_change_the_exports_at_once(
+    daemon: Running, two_luns: tuple[Path, list[Path], list[list[str]]]
+) -> None:
+    directory, _images, loops = two_luns
+    a, b = names_by_lun(daemon, loops)
+    unix = daemon.ready["nbd"][0]
+    path = str(directory / "run" / "nbd.sock")
+    on_b = Client(path, b)
+    try:
+        removed = daemon.cli("del", "map", b)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout == f"{b} removed\n"
+        assert on_b.closed()
+        assert listed(unix) == [a]
+        taken = daemon.cli("add", "map", loops[0][0])
+        assert taken.returncode == 2
+        assert taken.stderr.strip() == f"mpath: error: path {loops[0][0]} is already in map {a}"
+        added = daemon.cli("add", "map", "--alias", "back", *loops[1])
+        assert added.returncode == 0, added.stderr
+        assert added.stdout.startswith("back added: ")
+        assert added.stdout.rstrip().endswith(f"2/2 paths up, at nbd+unix:///back?socket={path}")
+        assert sorted(listed(unix)) == sorted([a, "back"])
+        back = Client(path, "back")
+        assert back.read(0, 512) == bytes(512)
+        back.close()
+        unknown = daemon.cli("del", "map", b)
+        assert unknown.returncode == 2
+        assert f"no map named '{b}'" in unknown.stderr
+        # A reload applies the file as written: the LUN is reopened under its own name.
+        report = daemon.ctl("reconfigure")
+        assert (report["kept"], report["reopened"], report["removed"]) == ([a], [b], [])
+        assert sorted(listed(unix)) == ["mpatha", "mpathb"]
+    finally:
+        on_b.close()
