@@ -16,6 +16,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,26 @@ def names_by_lun(daemon: Running, loops: list[list[str]]) -> list[str]:
     return [by_paths[frozenset(pair)] for pair in loops]
 
 
+@dataclass
+class Served:
+    """The running daemon's two maps: names in LUN order, the NBD socket and its URI."""
+
+    directory: Path
+    loops: list[list[str]]
+    a: str
+    b: str
+    socket: str
+    unix: str
+
+
+@pytest.fixture
+def served(daemon: Running, two_luns: tuple[Path, list[Path], list[list[str]]]) -> Served:
+    directory, _images, loops = two_luns
+    a, b = names_by_lun(daemon, loops)
+    return Served(directory, loops, a, b, str(directory / "run" / "nbd.sock"),
+                  daemon.ready["nbd"][0])  # fmt: skip
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -174,16 +195,13 @@ def test_one_server_lists_both_maps_and_a_write_lands_on_its_lun_alone(
 
 
 def test_a_reload_dropping_a_map_removes_its_export_under_a_connected_client(
-    daemon: Running, two_luns: tuple[Path, list[Path], list[list[str]]]
+    daemon: Running, served: Served
 ) -> None:
-    directory, _images, loops = two_luns
-    a, b = names_by_lun(daemon, loops)
-    unix = daemon.ready["nbd"][0]
-    path = str(directory / "run" / "nbd.sock")
-    on_a, on_b = Client(path, a), Client(path, b)
+    a, b, unix = served.a, served.b, served.unix
+    on_a, on_b = Client(served.socket, a), Client(served.socket, b)
     try:
         assert on_b.read(0, 512) == bytes(512)
-        daemon.config.write_text(config_text(directory, loops[:1]))
+        daemon.config.write_text(config_text(served.directory, served.loops[:1]))
         report = daemon.ctl("reconfigure")
         assert (report["kept"], report["removed"]) == ([a], [b])
         assert on_b.closed()  # its client was disconnected (nothing was in flight)
@@ -205,12 +223,9 @@ def test_a_reload_dropping_a_map_removes_its_export_under_a_connected_client(
 
 
 def test_ctl_del_map_and_add_map_change_the_exports_at_once(
-    daemon: Running, two_luns: tuple[Path, list[Path], list[list[str]]]
+    daemon: Running, served: Served
 ) -> None:
-    directory, _images, loops = two_luns
-    a, b = names_by_lun(daemon, loops)
-    unix = daemon.ready["nbd"][0]
-    path = str(directory / "run" / "nbd.sock")
+    a, b, unix, path, loops = served.a, served.b, served.unix, served.socket, served.loops
     on_b = Client(path, b)
     try:
         removed = daemon.cli("del", "map", b)
