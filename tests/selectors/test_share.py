@@ -219,6 +219,19 @@ def test_a_stalled_path_loses_share_before_anything_completes() -> None:
     assert selector.share("b") < 0.05
 
 
+def test_a_stalled_command_without_data_bounds_nothing() -> None:
+    """A hung SYNCHRONIZE CACHE holds no bytes: the stall bound (bytes held over time
+    held) would make the path's speed 0, and its inverse a division by zero."""
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.010})
+    next_period(selector, clock)
+    selector.start_io("b", 0)  # never finishes
+    for _ in range(5):
+        transfer(selector, clock, {"a": 0.010})
+        next_period(selector, clock)
+    assert 0 < selector.share("b") < 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
