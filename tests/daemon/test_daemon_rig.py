@@ -14,8 +14,8 @@ import json
 import os
 import shutil
 import signal
-import sys
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
