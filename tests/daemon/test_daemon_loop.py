@@ -233,6 +233,8 @@ def test_switchgroup_over_the_control_socket(daemon: Running) -> None:
     assert json.loads(switched.stdout) == {"map": "mpatha", "group": 1, "priority": 0}
     (topology,) = daemon.ctl("show", "topology")
     assert [(g["group"], g["active"]) for g in topology["groups"]] == [(1, True)]
+    shown = daemon.cli("show", "topology")
+    assert "`-+- group 1 priority=0 status=active\n" in shown.stdout, shown.stderr  # one group
     assert daemon.cli("switchgroup", "nosuch", "1").returncode == 2
     refused = daemon.cli("switchgroup", "mpatha", "1", user=NOBODY)
     assert refused.returncode == 1 and "needs root" in refused.stderr
