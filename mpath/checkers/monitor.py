@@ -538,7 +538,11 @@ class CheckerMonitor:
         return any(path.state is PathState.ACTIVE for path in self._watches)
 
     def _active_priority(self) -> int | None:
-        """The priority group carrying I/O: the best one with an active path."""
+        """The priority group carrying I/O: the one an administrator switched to
+        (``switchgroup``) while that holds, else the best one with an active path."""
+        switched = self._device.selector_status().get("switched")
+        if isinstance(switched, int):
+            return switched
         active = [w.priority for w in self._watches.values() if w.path.state is PathState.ACTIVE]
         return max(active, default=None)
 

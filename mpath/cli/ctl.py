@@ -79,6 +79,8 @@ def ctl(ctx: click.Context, socket_path: str) -> None:
       mpath ctl show config
       mpath ctl fail path mpatha:1
       mpath ctl reinstate path mpatha:1
+      mpath ctl switchgroup mpatha 2
+      mpath ctl resize map mpatha
       mpath ctl reconfigure
     """
     ctx.ensure_object(dict)["socket"] = os.path.abspath(socket_path)
@@ -195,7 +197,10 @@ def show_topology(as_json: bool) -> None:
             f"paths={m['paths_up']}/{m['paths_total']}"
         )
         for group in m["groups"]:
-            click.echo(f"`-+- priority={group['priority']}")
+            status = "active" if group["active"] else "enabled"
+            if group["switched"]:
+                status += ", switched"
+            click.echo(f"`-+- group {group['group']} priority={group['priority']} status={status}")
             for p in group["paths"]:
                 click.echo(f"  |- {p['index']} {p['url']} {p['state']} {p['checker']}")
 
@@ -414,6 +419,75 @@ def del_map(name: str, as_json: bool) -> None:
         click.echo(f"{name} removed" + ("" if result["clean"] else " (requests abandoned)"))
     if not result["clean"]:
         raise SystemExit(1)
+
+
+@ctl.group("resize")
+def resize() -> None:
+    """Re-read a map's size after its LUN grew (root).
+
+    \b
+    Examples:
+      mpath ctl resize map mpatha
+    """
+
+
+@resize.command("map")
+@click.argument("name")
+@json_option
+def resize_map(name: str, as_json: bool) -> None:
+    """Re-read READ CAPACITY of map NAME's LUN on every path in use, after the LUN
+    was grown on the target, and serve the new size.
+
+    Every path that answers must report the same size (failed paths are left out;
+    they are checked before they carry I/O again). A LUN that shrank is refused
+    (exit 1) and the old size kept: data past the new end would vanish under its
+    users. New NBD clients see the new size; clients already connected keep the size
+    they were told (NBD cannot announce a change) until they reconnect. A path that
+    reports CAPACITY DATA HAS CHANGED makes the daemon re-read the size by itself;
+    this forces it.
+
+    \b
+    Examples:
+      mpath ctl resize map mpatha
+      mpath ctl resize map mpatha --json | jq .size_bytes
+    """
+    result = _ask(["resize", "map", name])
+    if as_json:
+        emit_json(result)
+        return
+    old, new = format_size(result["old_size_bytes"]), format_size(result["size_bytes"])
+    if result["grown"]:
+        click.echo(f"{name} resized: {old} -> {new} ({result['size_bytes']} bytes)")
+    else:
+        click.echo(f"{name} unchanged: {new} ({result['size_bytes']} bytes)")
+
+
+@ctl.command("switchgroup")
+@click.argument("name")
+@click.argument("group", type=int, metavar="N")
+@json_option
+def switchgroup(name: str, group: int, as_json: bool) -> None:
+    """Make path group N of map NAME carry its I/O (root), until failback moves it.
+
+    Groups are numbered from 1, best priority first, as 'show topology' lists them.
+    The switch holds while the group has a usable path, until a path of a better
+    group comes back and the failback setting lets it take over (at once under
+    'immediate', after its delay when deferred, never by itself under 'manual').
+    If the group loses its last path, I/O fails over as usual. N out of range is
+    refused (exit 2), and so is a group with no usable path (exit 1).
+
+    \b
+    Examples:
+      mpath ctl show topology
+      mpath ctl switchgroup mpatha 2
+      mpath ctl switchgroup mpatha 1 --json
+    """
+    result = _ask(["switchgroup", name, str(group)])
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{name}: path group {result['group']} (priority {result['priority']}) now "
+               "carries the I/O")  # fmt: skip
 
 
 @ctl.command("reconfigure")

@@ -44,7 +44,7 @@ SHOW_WHAT = ("maps", "paths", "topology", "config", "stats", "map")
 USAGE = (
     "commands: show {maps|paths|topology|config|stats}, show map NAME, "
     "fail path P, reinstate path P, add map [--alias NAME] PATH..., del map NAME, "
-    "reconfigure, reset stats"
+    "resize map NAME, switchgroup NAME N, reconfigure, reset stats"
 )
 
 
@@ -147,6 +147,18 @@ class ControlServer:
         if verb == "del" and len(args) == 2 and args[0] == "map":
             log.info("control: del map %s (uid %d)", args[1], uid)
             return {"map": args[1], "removed": True, "clean": await daemon.del_map(args[1])}
+        if verb == "resize" and len(args) == 2 and args[0] == "map":
+            log.info("control: resize map %s (uid %d)", args[1], uid)
+            return await daemon.resize_map(args[1])
+        if verb == "switchgroup" and len(args) == 2:
+            try:
+                number = int(args[1])
+            except ValueError:
+                raise UsageError(
+                    f"switchgroup {args[0]} {args[1]}: N must be a group number from 1"
+                ) from None
+            log.info("control: switchgroup %s %d (uid %d)", args[0], number, uid)
+            return daemon.switch_group(args[0], number)
         if command == ["reconfigure"]:
             log.info("control: reconfigure (uid %d)", uid)
             return await self._reload()

@@ -53,6 +53,8 @@ class MapCounters:
     table_loads: int = 1
     admin_fails: int = 0
     admin_reinstates: int = 0
+    group_switches: int = 0
+    resizes: int = 0
 
 
 @dataclass(slots=True)
@@ -464,6 +466,35 @@ class Daemon:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def resize_map(self, name: str) -> dict[str, Any]:
+        """Re-read map ``name``'s capacity after its LUN grew (``ctl resize map``).
+
+        New NBD clients are told the new size; connected ones keep the size they were
+        told at connection (NBD cannot announce a change) until they reconnect. A LUN
+        that shrank is refused (:class:`~mpath.errors.DeviceError`), the size kept.
+        """
+        entry = self.map(name)
+        change = await entry.device.refresh_capacity()
+        if change.grown:
+            entry.counters.resizes += 1
+        log.info("map %s: resize: %d -> %d bytes", name, change.old_bytes, change.new_bytes)
+        return {
+            "map": name,
+            "old_size_bytes": change.old_bytes,
+            "size_bytes": change.new_bytes,
+            "grown": change.grown,
+            "paths": change.reports,
+        }
+
+    def switch_group(self, name: str, number: int) -> dict[str, Any]:
+        """Make path group ``number`` of map ``name`` carry its I/O (``ctl switchgroup``)."""
+        entry = self.map(name)
+        priority = entry.device.switch_group(number)
+        entry.counters.group_switches += 1
+        log.info("map %s: switched to path group %d (priority %d) by the administrator",
+                 name, number, priority)  # fmt: skip
+        return {"map": name, "group": number, "priority": priority}
 
     def reset_stats(self) -> None:
         for entry in self.maps.values():

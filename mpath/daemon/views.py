@@ -96,8 +96,22 @@ def show_topology(daemon: Daemon) -> list[dict[str, Any]]:
         row = map_row(entry)
         rows = row.pop("paths")
         priorities = sorted({r["priority"] for r in rows}, reverse=True)
+        status = entry.device.selector_status()
+        groups = status.get("groups")
+        if groups is None:  # one group, no priorities: active while a path is
+            active = {p for p in priorities if any(r["state"] == "active" for r in rows)}
+        else:
+            active = {g["priority"] for g in groups if g["active"]}
+        switched = status.get("switched")
         row["groups"] = [
-            {"priority": p, "paths": [r for r in rows if r["priority"] == p]} for p in priorities
+            {
+                "group": number,  # what 'ctl switchgroup NAME N' takes
+                "priority": p,
+                "active": p in active,
+                "switched": p == switched,
+                "paths": [r for r in rows if r["priority"] == p],
+            }
+            for number, p in enumerate(priorities, 1)
         ]
         maps.append(row)
     return maps
@@ -157,6 +171,8 @@ def stats_row(entry: DaemonMap) -> dict[str, Any]:
         "table_loads": entry.counters.table_loads,
         "admin_fails": entry.counters.admin_fails,
         "admin_reinstates": entry.counters.admin_reinstates,
+        "group_switches": entry.counters.group_switches,
+        "resizes": entry.counters.resizes,
         "nbd": {
             "clients": entry.clients,
             "connections": served.sessions,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,9 +36,10 @@ from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
 from mpath.scsi import cdb
 from mpath.scsi.alua import parse_target_port_groups, state_name
+from mpath.scsi.capacity import Capacity
 from mpath.scsi.classify import Disposition, Recheck, classify, explain
 from mpath.scsi.errors import ScsiError
-from mpath.scsi.probe import LunInfo, probe_lun
+from mpath.scsi.probe import LunInfo, probe_lun, read_capacity
 from mpath.selectors import create_selector
 from mpath.selectors.base import PathSelector
 from mpath.selectors.groups import PriorityGroups
@@ -82,6 +84,22 @@ ALUA_RTPG_ATTEMPTS = 3
 #: How often one command may be sent elsewhere because its path's port answered with
 #: an ALUA state; bounds a target whose sense and RTPG answers disagree.
 ALUA_REDIRECTS = 32
+#: Bound on one READ CAPACITY through one path when the capacity is re-read.
+CAPACITY_READ_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityChange:
+    """What :meth:`MultipathDevice.refresh_capacity` found: the size before and now,
+    and what each path that answered reported (paths not in use are not asked)."""
+
+    old_bytes: int
+    new_bytes: int
+    reports: dict[str, int]
+
+    @property
+    def grown(self) -> bool:
+        return self.new_bytes > self.old_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +185,8 @@ class MultipathDevice:
         self.alua = False
         self._alua_held: set[Path] = set()
         self._alua_wake = asyncio.Event()
+        self._capacity_lock = asyncio.Lock()
+        self._capacity_task: asyncio.Task[None] | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -481,8 +501,7 @@ class MultipathDevice:
                 if disposition is Disposition.TARGET_ERROR:
                     return result
                 self.stats.retries += 1
-                if self.alua and verdict.recheck & Recheck.ALUA:
-                    self._alua_wake.set()
+                self._recheck(verdict.recheck)
                 reported = verdict.alua_state
                 if (
                     self.alua
@@ -516,6 +535,13 @@ class MultipathDevice:
                     continue
                 same_path_tries = 0
                 await self._fail_path(path, f"{operation}: {_describe(result)}")
+
+    def _recheck(self, recheck: Recheck) -> None:
+        """Act on what a sense row says changed on the LU (re-read ALUA, capacity)."""
+        if self.alua and recheck & Recheck.ALUA:
+            self._alua_wake.set()
+        if recheck & Recheck.CAPACITY:
+            self._capacity_changed()
 
     async def _run_on(
         self,
@@ -857,10 +883,119 @@ class MultipathDevice:
             self._alua_wake.set()  # its group's state may have changed while it was out
         self._wake_paths()
 
+    def switch_group(self, number: int) -> int:
+        """Make priority group ``number`` carry the I/O until failback moves it
+        (multipathd's ``switchgroup``); returns that group's priority.
+
+        Groups are numbered from 1, best priority first, as ``show topology`` lists
+        them. The choice holds while the group has a usable path, until a path of a
+        better group is reinstated (when, the failback policy decides: at once under
+        ``immediate``, never by itself under ``manual``). I/O in flight on the old
+        group finishes there. Raises :class:`UsageError` for a number out of range and
+        :class:`DeviceError` for a group with no usable path.
+        """
+        selector = self._selector
+        if isinstance(selector, PriorityGroups):
+            priorities = selector.priorities
+        else:
+            priorities = sorted({p.priority for p in self._paths}, reverse=True)
+        if not 1 <= number <= len(priorities):
+            raise UsageError(
+                f"no path group {number}: this LUN has {len(priorities)} "
+                f"(1-{len(priorities)}, best priority first, as 'show topology' numbers them)"
+            )
+        priority = priorities[number - 1]
+        if isinstance(selector, PriorityGroups):
+            usable = selector.usable(priority)
+        else:
+            usable = selector.valid_count
+        if not usable:
+            raise DeviceError(f"path group {number} (priority {priority}) has no usable path")
+        if isinstance(selector, PriorityGroups):
+            selector.switch_group(priority)
+        log.info("switched to path group %d (priority %d)", number, priority)
+        self._wake_paths()
+        return priority
+
     def _wake_paths(self) -> None:
         """Wake I/O waiting for a usable path."""
         changed, self._paths_changed = self._paths_changed, asyncio.Event()
         changed.set()
+
+    # -- capacity -----------------------------------------------------------------------------
+
+    async def refresh_capacity(self) -> CapacityChange:
+        """Re-read READ CAPACITY (16) on every path in use and take the LUN's new size.
+
+        After a LUN grew on the target (multipathd's ``resize map``). Paths that are
+        failed, or that fail to answer, are left out: their answer would be stale or
+        missing, and they are checked again before they carry I/O. Every path that
+        answers must report the same size and block size, else nothing changes (the
+        target may be part way through the resize; try again). A smaller size is
+        refused with :class:`DeviceError` and the old size kept: data past the new end
+        would be gone under whoever uses it, and that needs a person, not a daemon.
+        Readers of :attr:`size_bytes` (an NBD export) see the new size at once.
+        """
+        async with self._capacity_lock:
+            info = self._lun()
+            usable = [
+                p
+                for p in self._paths
+                if p.state is PathState.ACTIVE and p.transport.connected and p.close_task is None
+            ]
+            answers = await asyncio.gather(*(self._read_capacity(p) for p in usable))
+            reports = {p.url: c for p, c in zip(usable, answers, strict=True) if c is not None}
+            if not reports:
+                raise DeviceError("no usable path answered READ CAPACITY; the size is unchanged")
+            sizes = {c.size_bytes for c in reports.values()}
+            blocks = {c.block_size for c in reports.values()}
+            if len(sizes) > 1 or len(blocks) > 1:
+                told = ", ".join(f"{url}: {c.size_bytes} bytes" for url, c in reports.items())
+                raise DeviceError(
+                    f"paths disagree on the capacity ({told}); the size is unchanged (the "
+                    "target may be part way through the resize: try again)"
+                )
+            (new,), (block,) = sizes, blocks
+            old = info.size_bytes
+            if block != info.block_size:
+                raise DeviceError(
+                    f"the block size changed from {info.block_size} to {block} bytes: "
+                    "refused; reopen the LUN"
+                )
+            if new < old:
+                raise DeviceError(
+                    f"the LUN shrank from {old} to {new} bytes: refused, the size stays "
+                    f"{old} (data past the new end is gone; stop its users and reopen it)"
+                )
+            if new > old:
+                self.lun = dataclasses.replace(info, size_bytes=new)
+                log.warning("LUN %s grew from %d to %d bytes", info.wwid, old, new)
+            return CapacityChange(old, new, {url: c.size_bytes for url, c in reports.items()})
+
+    async def _read_capacity(self, path: Path) -> Capacity | None:
+        try:
+            async with asyncio.timeout(CAPACITY_READ_TIMEOUT):
+                return await read_capacity(path.transport)
+        except (TransportError, DeviceError, TimeoutError) as exc:
+            log.info("path %s: READ CAPACITY failed, left out: %s", path.url, exc)
+            return None
+
+    def _capacity_changed(self) -> None:
+        """A path said the capacity changed (unit attention 2a/09): re-read it in the
+        background, once at a time; a shrink is logged and refused."""
+        if self._closed or (self._capacity_task is not None and not self._capacity_task.done()):
+            return
+
+        async def refresh() -> None:
+            try:
+                await self.refresh_capacity()
+            except DeviceError as exc:
+                log.error("capacity changed: %s", exc)
+
+        task: asyncio.Task[None] = asyncio.ensure_future(refresh())
+        self._capacity_task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- ALUA ---------------------------------------------------------------------------------
 

@@ -53,8 +53,12 @@ class Provisioned:
             raise UsageError("the device is not open")
         self.device = device
         self.block = device.lun.block_size
-        self.size = device.lun.size_bytes
         self.refused: set[str] = set()  # commands the LU answered ILLEGAL REQUEST
+
+    @property
+    def size(self) -> int:
+        """The LUN's size now (it follows :meth:`MultipathDevice.refresh_capacity`)."""
+        return self.device.size_bytes
 
     @property
     def supports(self) -> Provisioning:

@@ -28,10 +28,14 @@ class ByteIO:
         self.device = device
         self.saving = saving
         self.block = device.block_size
-        self.size = device.size_bytes
         self.locks = BlockLocks()
         self.stats = stats
         self.dirty = False  # a write completed since the last flush began
+
+    @property
+    def size(self) -> int:
+        """The device's size now: a LUN that grew (``ctl resize map``) is served whole."""
+        return self.device.size_bytes
 
     def _span(self, offset: int, length: int) -> tuple[int, int]:
         block = self.block

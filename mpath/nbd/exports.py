@@ -72,13 +72,19 @@ class Export:
         self.stats = stats if stats is not None else ServeStats()
         self.io = ByteIO(device, self.stats, saving)
         self.block_size = device.block_size
-        self.size_bytes = device.size_bytes
         if settings.max_request_bytes % self.block_size:
             raise UsageError("max_request_bytes must be a multiple of the block size")
         #: Set when draining began: no client may choose it, new requests get ESHUTDOWN.
         self.closing = False
         self.clients: set[Connection] = set()
         self._abort = asyncio.Event()
+
+    @property
+    def size_bytes(self) -> int:
+        """The size new clients are told: the device's now. NBD has no way to tell a
+        connected client that the size changed; it sees the new size when it
+        reconnects (requests past its old end are still checked against this)."""
+        return self.device.size_bytes
 
     @property
     def description(self) -> str:

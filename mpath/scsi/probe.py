@@ -17,7 +17,7 @@ from typing import Protocol
 
 from mpath.errors import DeviceError
 from mpath.scsi import cdb
-from mpath.scsi.capacity import parse_read_capacity16
+from mpath.scsi.capacity import Capacity, parse_read_capacity16
 from mpath.scsi.classify import Disposition, classify
 from mpath.scsi.errors import ScsiError
 from mpath.scsi.identity import lun_identity
@@ -116,6 +116,25 @@ def not_a_disk(inquiry: StandardInquiry) -> str | None:
     )
 
 
+async def _read_capacity(transport: CommandPath) -> Capacity:
+    result = await _command(transport, cdb.read_capacity16(), 32)
+    if result is None:
+        raise DeviceError(f"{transport.url}: READ CAPACITY (16) refused")
+    return parse_read_capacity16(result.data)
+
+
+async def read_capacity(transport: CommandPath) -> Capacity:
+    """READ CAPACITY (16) through ``transport``, unit attentions retried (the one that
+    says the capacity changed comes first after a LUN grew).
+
+    Raises :class:`DeviceError` when the target refuses or keeps failing it.
+    """
+    try:
+        return await _read_capacity(transport)
+    except ScsiError as exc:
+        raise DeviceError(f"{transport.url}: {exc}") from exc
+
+
 async def probe_lun(transport: CommandPath) -> LunInfo:
     """Ask the LUN behind ``transport`` who it is and how big it is."""
     try:
@@ -141,10 +160,7 @@ async def probe_lun(transport: CommandPath) -> LunInfo:
             vendor=inquiry.vendor,
             product=inquiry.product,
         )
-        capacity_result = await _command(transport, cdb.read_capacity16(), 32)
-        if capacity_result is None:
-            raise DeviceError(f"{transport.url}: READ CAPACITY (16) refused")
-        capacity = parse_read_capacity16(capacity_result.data)
+        capacity = await _read_capacity(transport)
         limits_page = await _command(
             transport, cdb.inquiry(VpdPage.BLOCK_LIMITS, VPD_ALLOC_LEN), VPD_ALLOC_LEN
         )

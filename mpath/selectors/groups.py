@@ -7,6 +7,11 @@ When the last usable path of that group fails, the next group takes over; when a
 of a higher group is reinstated, that group is used again at once. Deferred or manual
 failback is decided by whoever calls ``reinstate_path``, not here.
 
+:meth:`PriorityGroups.switch_group` makes a chosen group carry the I/O (multipathd's
+``switchgroup``) while it has a usable path, until failback moves it: a path of a
+better group than the chosen one being reinstated (the caller's failback policy says
+when) ends the choice, as does the chosen group losing its last path (failover).
+
 ``PriorityGroups`` is itself a :class:`~mpath.selectors.base.PathSelector`, so the
 filter layer and the simulator drive it like any policy; ``add_path`` takes the path's
 ``priority`` (higher is preferred, default 0).
@@ -50,6 +55,7 @@ class PriorityGroups(PathSelector[P]):
         self._removed: dict[P, int] = {}  # removed paths, for I/O still in flight
         self._active: PathSelector[P] | None = None
         self._active_priority: int | None = None
+        self._switched: int | None = None  # an administrator's choice (switch_group)
 
     @property
     def policy(self) -> str:
@@ -60,7 +66,43 @@ class PriorityGroups(PathSelector[P]):
         """The priority of the group carrying I/O now (None: no usable path)."""
         return self._active_priority
 
+    @property
+    def switched(self) -> int | None:
+        """The priority of the group chosen by :meth:`switch_group`, while it holds."""
+        return self._switched
+
+    @property
+    def priorities(self) -> list[int]:
+        """Every group's priority, best first (group N is ``priorities[N - 1]``)."""
+        return sorted(self._groups, reverse=True)
+
+    def usable(self, priority: int) -> int:
+        """How many usable paths the group of ``priority`` has (0 if no such group)."""
+        group = self._groups.get(priority)
+        return group.valid_count if group is not None else 0
+
+    def switch_group(self, priority: int) -> None:
+        """Make the group of ``priority`` carry new I/O until failback moves it.
+
+        Raises :class:`SelectorArgError` for an unknown group or one with no usable path.
+        """
+        if priority not in self._groups:
+            raise SelectorArgError(f"{self.name} ps: no group of priority {priority}")
+        if not self._groups[priority].valid_count:
+            raise SelectorArgError(
+                f"{self.name} ps: group of priority {priority} has no usable path"
+            )
+        self._switched = priority
+        self._choose_group()
+
     def _choose_group(self) -> None:
+        switched = self._switched
+        if switched is not None:
+            group = self._groups[switched]
+            if group.valid_count:
+                self._active, self._active_priority = group, switched
+                return
+            self._switched = None  # failover: the chosen group lost its last path
         self._active, self._active_priority = None, None
         for priority in sorted(self._groups, reverse=True):
             group = self._groups[priority]
@@ -98,6 +140,8 @@ class PriorityGroups(PathSelector[P]):
 
     def reinstate_path(self, path: P) -> None:
         self._group(path).reinstate_path(path)
+        if self._switched is not None and self._group_of[path] > self._switched:
+            self._switched = None  # failback: a better group came back
         self._choose_group()
 
     def select(self, nbytes: int, avoid: P | None = None) -> P | None:
@@ -134,4 +178,9 @@ class PriorityGroups(PathSelector[P]):
                     entry["share"] = 0.0
             groups.append({"priority": priority, "active": active, **inner})
             paths.extend(inner["paths"])
-        return {"policy": self._policy, "groups": groups, "paths": paths}
+        return {
+            "policy": self._policy,
+            "groups": groups,
+            "paths": paths,
+            "switched": self._switched,
+        }

@@ -65,7 +65,7 @@ import os
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -585,6 +585,10 @@ class BlockTransport:
             geometry = await self._submit(
                 session, lambda fd: read_geometry(fd, resolve_node(self._node).sys_path)
             )
+            if geometry != opened.geometry and self._opened is opened:
+                # The device was resized (a loop device's backing file grew): I/O is
+                # checked against the size READ CAPACITY reports from now on.
+                self._opened = replace(opened, geometry=geometry)
             allocation = int.from_bytes(cdb[10:14], "big")
             return _answer(read_capacity16_data(geometry), allocation, data_in_length)
         if opcode == Opcode.READ_CAPACITY_10:

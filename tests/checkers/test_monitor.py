@@ -14,7 +14,7 @@ import pytest
 from mpath.checkers.damping import DampingSettings
 from mpath.checkers.monitor import BATCH_SLACK, CheckerMonitor, EventKind, Hold, MonitorEvent
 from mpath.checkers.settings import CheckerSettings
-from mpath.errors import UsageError
+from mpath.errors import DeviceError, UsageError
 from mpath.filter import DeviceSettings, MultipathDevice
 from mpath.filter.monitor import MonitoredDevice
 from mpath.filter.path import Path, PathState
@@ -434,6 +434,84 @@ def test_a_held_session_is_kept_when_the_checker_cannot_judge() -> None:
                 assert transports[0].closes == closes  # no re-login at every check
             await event(monitor, "fake://p1", EventKind.REINSTATED)
             assert watch.result is not None and watch.result.message.endswith("logged in")
+        finally:
+            await device.close()
+
+    run(body)
+
+
+def test_switchgroup_holds_until_failback_moves_it() -> None:
+    """``switch_group`` puts the I/O on group 2; checks of the idle better group do not
+    undo it; its path failing and coming back does, under ``immediate`` failback."""
+
+    async def body() -> None:
+        transports = fakes()
+        device, monitor = await open_grouped(transports, "immediate")
+        try:
+            assert device.switch_group(2) == 0
+            assert await traffic_split(device) == (0, 8)
+            watch = monitor.watch(path(device, 1))
+            seen = watch.checks
+            await bounded(monitor.wait_until(lambda: watch.checks >= seen + 3))
+            assert await traffic_split(device) == (0, 8)
+            cut(transports[0])
+            await event(monitor, "fake://p1", EventKind.FAILED)
+            mend(transports[0])
+            await event(monitor, "fake://p1", EventKind.FAILBACK)
+            assert await traffic_split(device) == (8, 0)
+        finally:
+            await device.close()
+
+    run(body)
+
+
+def test_switchgroup_under_manual_failback_stays_when_the_better_path_returns() -> None:
+    """Group 1 is p1 and p2, group 2 is p3. While switched to group 2, p1 coming back
+    is a failback (its group is better than the one carrying I/O, though p2 is up),
+    so ``manual`` holds it, until the administrator asks."""
+
+    async def body() -> None:
+        transports = fakes(3)
+        three = grouped_device({"fake://p1": 1, "fake://p2": 1, "fake://p3": 0})
+        device, monitor = await open_device(transports, groups_settings("manual"), three)
+
+        async def carried() -> list[int]:
+            before = [p.ios for p in device.path_objects]
+            for block in range(8):
+                await bounded(device.write(block * 512, b"z" * 512))
+            return [p.ios - b for p, b in zip(device.path_objects, before, strict=True)]
+
+        try:
+            device.switch_group(2)
+            assert await carried() == [0, 0, 8]
+            cut(transports[0])
+            await event(monitor, "fake://p1", EventKind.FAILED)
+            mend(transports[0])
+            await event(monitor, "fake://p1", EventKind.HELD_FAILBACK)
+            assert await carried() == [0, 0, 8]
+            monitor.failback()
+            await event(monitor, "fake://p1", EventKind.FAILBACK)
+            assert (await carried())[2] == 0
+        finally:
+            await device.close()
+
+    run(body)
+
+
+def test_switchgroup_refuses_a_bad_number_and_a_group_without_a_usable_path() -> None:
+    async def body() -> None:
+        transports = fakes()
+        device, _monitor = await open_grouped(transports, "manual")
+        try:
+            with pytest.raises(UsageError, match="no path group 3: this LUN has 2"):
+                device.switch_group(3)
+            with pytest.raises(UsageError, match="no path group 0"):
+                device.switch_group(0)
+            cut(transports[1])
+            await bounded(device.fail(path(device, 2), "test"))
+            with pytest.raises(DeviceError, match=r"path group 2 \(priority 0\) has no usable"):
+                device.switch_group(2)
+            assert await traffic_split(device) == (8, 0)
         finally:
             await device.close()
 

@@ -165,3 +165,76 @@ def test_non_root_gets_show_and_not_fail(daemon: Running) -> None:
     refused = daemon.cli("fail", "path", "mpatha:1", user=NOBODY)
     assert refused.returncode == 1
     assert "needs root: only 'show' is open to other users" in refused.stderr
+
+
+def _set_size(loops: list[str], size: int) -> None:
+    """Resize the backing file and tell the loop devices (the LUN was resized)."""
+    name = Path(loops[0]).name
+    backing = Path(f"/sys/block/{name}/loop/backing_file").read_text().strip()
+    os.truncate(backing, size)
+    for device in loops:
+        subprocess.run(["losetup", "--set-capacity", device], check=True, timeout=30)
+
+
+def _nbd_size(uri: str) -> int:
+    info = subprocess.run(
+        ["nbdinfo", "--size", uri], capture_output=True, text=True, timeout=30, check=True
+    )
+    return int(info.stdout)
+
+
+def test_resize_map_serves_a_grown_lun_and_refuses_a_shrink(
+    daemon: Running, loops: list[str]
+) -> None:
+    uri = daemon.ready["maps"]["mpatha"]
+    assert _nbd_size(uri) == 32 << 20
+    _set_size(loops, 48 << 20)
+    grown = daemon.cli("resize", "map", "mpatha", "--json")
+    assert grown.returncode == 0, grown.stderr
+    answer = json.loads(grown.stdout)
+    assert (answer["old_size_bytes"], answer["size_bytes"], answer["grown"]) == (
+        32 << 20,
+        48 << 20,
+        True,
+    )
+    assert sorted(answer["paths"].values()) == [48 << 20, 48 << 20]
+    assert daemon.ctl("show", "map", "mpatha")["size_bytes"] == 48 << 20
+    assert _nbd_size(uri) == 48 << 20  # a new connection is told the new size
+    # The new end is really served: write the last MiB and read it back.
+    tail = subprocess.run(
+        # libnbd's Python binding is Debian's python3-libnbd: the system's Python has it.
+        ["/usr/bin/python3", "-c",
+         "import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]); end = h.get_size();"
+         "h.pwrite(b'E' * 4096, end - 4096); h.flush();"
+         "print(bytes(h.pread(4096, end - 4096)[:4]), end)",
+         uri],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert tail.returncode == 0 and tail.stdout.split() == ["b'EEEE'", str(48 << 20)], tail.stderr
+    again = daemon.cli("resize", "map", "mpatha")
+    assert again.returncode == 0 and "unchanged" in again.stdout, again.stderr
+    _set_size(loops, 40 << 20)
+    shrunk = daemon.cli("resize", "map", "mpatha")
+    assert shrunk.returncode == 1
+    assert "shrank from 50331648 to 41943040 bytes: refused" in shrunk.stderr
+    assert daemon.ctl("show", "map", "mpatha")["size_bytes"] == 48 << 20
+    (stats,) = daemon.ctl("show", "stats")["maps"]
+    assert stats["resizes"] == 1
+    refused = daemon.cli("resize", "map", "mpatha", user=NOBODY)
+    assert refused.returncode == 1 and "needs root" in refused.stderr
+
+
+def test_switchgroup_over_the_control_socket(daemon: Running) -> None:
+    out_of_range = daemon.cli("switchgroup", "mpatha", "2")
+    assert out_of_range.returncode == 2
+    assert "no path group 2: this LUN has 1" in out_of_range.stderr
+    switched = daemon.cli("switchgroup", "mpatha", "1", "--json")
+    assert switched.returncode == 0, switched.stderr
+    assert json.loads(switched.stdout) == {"map": "mpatha", "group": 1, "priority": 0}
+    (topology,) = daemon.ctl("show", "topology")
+    assert [(g["group"], g["active"]) for g in topology["groups"]] == [(1, True)]
+    shown = daemon.cli("show", "topology")
+    assert "`-+- group 1 priority=0 status=active\n" in shown.stdout, shown.stderr  # one group
+    assert daemon.cli("switchgroup", "nosuch", "1").returncode == 2
+    refused = daemon.cli("switchgroup", "mpatha", "1", user=NOBODY)
+    assert refused.returncode == 1 and "needs root" in refused.stderr

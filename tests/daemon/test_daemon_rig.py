@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -345,3 +346,41 @@ def test_non_root_may_show_but_not_fail_a_path(daemon: Running) -> None:
         f"(you are uid {NOBODY})"
     )
     assert path_row(daemon, name)["state"] == "active"
+
+
+def test_resize_map_after_the_rig_lun_grew(daemon: Running) -> None:
+    """The target grows rig B's LUN; ``ctl resize map`` re-reads READ CAPACITY over
+    iSCSI and a new NBD connection is told the new size (the last block is served)."""
+    entry = daemon.map_of("B")
+    name, uri = entry["name"], entry["uri"]
+    grown_to = SIZE + 32 * 1024 * 1024
+    fault = subprocess.run(
+        [sys.executable, "-m", "mpath", "rig", "fault", "lun", "resize", str(grown_to),
+         "--name", RIGS["B"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert fault.returncode == 0, fault.stderr
+    resized = daemon.cli("resize", "map", name, "--json")
+    assert resized.returncode == 0, resized.stderr
+    answer = json.loads(resized.stdout)
+    # The daemon may have re-read it already, if a path met CAPACITY DATA HAS CHANGED.
+    assert answer["size_bytes"] == grown_to and answer["old_size_bytes"] in (SIZE, grown_to)
+    assert sorted(answer["paths"]) == sorted(daemon.rig_urls["B"])
+    assert set(answer["paths"].values()) == {grown_to}
+    shown = daemon.cli("show", "map", name, "--json")
+    assert json.loads(shown.stdout)["size_bytes"] == grown_to
+    info = subprocess.run(["nbdinfo", "--size", uri], capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+    assert info.returncode == 0 and int(info.stdout) == grown_to, info.stderr
+    tail = subprocess.run(
+        ["/usr/bin/python3", "-c",
+         "import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]); end = h.get_size();"
+         "h.pwrite(b'T' * 4096, end - 4096); h.flush();"
+         "print(bytes(h.pread(4096, end - 4096)[:4]))",
+         uri],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert tail.returncode == 0 and tail.stdout.strip() == "b'TTTT'", tail.stderr
+    with BACKING["B"].open("rb") as backing:  # judged from outside: on the LUN's last block
+        backing.seek(grown_to - 4096)
+        assert backing.read(4) == b"TTTT"

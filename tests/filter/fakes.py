@@ -44,6 +44,11 @@ class FakeLun:
     def __post_init__(self) -> None:
         self.data = bytearray(self.blocks * BLOCK)
 
+    def grow(self, blocks: int) -> None:
+        """The LU was resized on the target (zeroes past the old end)."""
+        self.data.extend(bytes((blocks - self.blocks) * BLOCK))
+        self.blocks = blocks
+
     @property
     def wwid(self) -> str:
         return "3" + self.designator.hex()
@@ -79,6 +84,8 @@ class FakeTransport:
         #: Why a fence is refused (a target without session reinstatement), or None.
         self.fence_refused: str | None = None
         self.fences: list[str] = []  # "through <url>" per successful fence
+        #: READ CAPACITY answers this many blocks instead of the LUN's (a stale port).
+        self.reported_blocks: int | None = None
         self._pending: set[asyncio.Future[None]] = set()
 
     @property
@@ -203,7 +210,8 @@ class FakeTransport:
         if opcode == Opcode.MAINTENANCE_IN and self.lun.alua is not None:
             return ScsiResult(ScsiStatus.GOOD, data=_rtpg(self.lun.alua)[:length])
         if opcode == Opcode.SERVICE_ACTION_IN_16:
-            data = struct.pack(">QI", self.lun.blocks - 1, BLOCK).ljust(32, b"\0")
+            blocks = self.lun.blocks if self.reported_blocks is None else self.reported_blocks
+            data = struct.pack(">QI", blocks - 1, BLOCK).ljust(32, b"\0")
             return ScsiResult(ScsiStatus.GOOD, data=data[:length])
         if self.injected:
             return self.injected.popleft()

@@ -391,3 +391,85 @@ def test_a_long_cache_flush_is_not_taken_for_a_dead_path() -> None:
             assert [p["state"] for p in device.paths] == ["active", "active"]
 
     run(body)
+
+
+def test_refresh_capacity_takes_a_grown_lun_and_serves_its_new_end() -> None:
+    async def body() -> None:
+        lun = FakeLun(blocks=2048)
+        async with await open_device(paths(lun), FAST) as device:
+            with pytest.raises(UsageError, match="beyond the end"):
+                await device.write(2048 * BLOCK, b"n" * BLOCK)
+            lun.grow(4096)
+            assert device.size_bytes == 2048 * BLOCK  # nobody re-read it yet
+            change = await device.refresh_capacity()
+            assert (change.old_bytes, change.new_bytes, change.grown) == (
+                2048 * BLOCK,
+                4096 * BLOCK,
+                True,
+            )
+            assert change.reports == {"fake://path1": 4096 * BLOCK, "fake://path2": 4096 * BLOCK}
+            assert device.size_bytes == 4096 * BLOCK
+            await device.write(4095 * BLOCK, b"n" * BLOCK)
+            assert lun.data[-BLOCK:] == b"n" * BLOCK
+            again = await device.refresh_capacity()
+            assert not again.grown and again.new_bytes == 4096 * BLOCK
+
+    run(body)
+
+
+def test_refresh_capacity_refuses_a_shrink_and_disagreeing_paths() -> None:
+    async def body() -> None:
+        lun = FakeLun(blocks=2048)
+        first, second = paths(lun)
+        async with await open_device([first, second], FAST) as device:
+            first.reported_blocks = second.reported_blocks = 1024
+            with pytest.raises(DeviceError, match="shrank from 1048576 to 524288 bytes: refused"):
+                await device.refresh_capacity()
+            assert device.size_bytes == 2048 * BLOCK
+            first.reported_blocks = 4096
+            second.reported_blocks = None
+            with pytest.raises(DeviceError, match="paths disagree on the capacity"):
+                await device.refresh_capacity()
+            assert device.size_bytes == 2048 * BLOCK
+
+    run(body)
+
+
+def test_refresh_capacity_leaves_out_failed_paths() -> None:
+    async def body() -> None:
+        lun = FakeLun(blocks=2048)
+        first, second = paths(lun)
+        settings = dataclasses.replace(FAST, reconnect_interval=100)
+        async with await open_device([first, second], settings) as device:
+            second.reported_blocks = 1  # stale, but it is failed: not asked
+            second.refuse_login = True
+            second.disconnect()
+            await device.write(0, b"f" * BLOCK)
+            await device.write(BLOCK, b"f" * BLOCK)
+            assert [p["state"] for p in device.paths] == ["active", "failed"]
+            lun.grow(3072)
+            change = await device.refresh_capacity()
+            assert change.reports == {"fake://path1": 3072 * BLOCK}
+            assert device.size_bytes == 3072 * BLOCK
+            first.disconnect()
+            first.refuse_login = True
+            await elapse(WATCHDOG_TICK)
+            with pytest.raises(DeviceError, match="no usable path answered READ CAPACITY"):
+                await device.refresh_capacity()
+
+    run(body)
+
+
+def test_capacity_data_has_changed_makes_the_device_re_read_the_size() -> None:
+    async def body() -> None:
+        lun = FakeLun(blocks=2048)
+        first, second = paths(lun)
+        async with await open_device([first, second], FAST) as device:
+            lun.grow(2560)
+            first.injected.append(check_condition(0x06, 0x2A, 0x09))
+            second.injected.append(check_condition(0x06, 0x2A, 0x09))
+            await device.write(0, b"u" * BLOCK)  # meets the unit attention, reissued
+            await elapse(0.01)
+            assert device.size_bytes == 2560 * BLOCK
+
+    run(body)

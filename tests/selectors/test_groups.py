@@ -94,3 +94,40 @@ def test_bad_policy_or_arguments_fail_at_creation() -> None:
     groups = make()
     with pytest.raises(SelectorArgError, match=r"^groups ps: path a1 already added"):
         groups.add_path("a1", priority=3)
+
+
+def test_switch_group_holds_until_a_better_path_is_reinstated() -> None:
+    groups = make()
+    assert groups.priorities == [50, 10, 1]
+    groups.switch_group(1)
+    assert picks(groups, 4) == {"c1"}
+    assert (groups.active_priority, groups.switched) == (1, 1)
+    assert groups.status()["switched"] == 1
+    groups.fail_path("b1")
+    groups.reinstate_path("b1")  # a better group than the chosen one came back: failback
+    assert groups.switched is None and picks(groups, 4) == {"a1", "a2"}
+
+
+def test_switch_group_ends_when_its_group_loses_its_last_path() -> None:
+    groups = make()
+    groups.switch_group(10)
+    assert picks(groups, 3) == {"b1"}
+    groups.fail_path("b1")
+    assert groups.switched is None and picks(groups, 4) == {"a1", "a2"}
+    groups.switch_group(1)
+    groups.fail_path("c1")
+    groups.reinstate_path("c1")  # not better than the chosen group: no failback
+    groups.switch_group(1)
+    groups.fail_path("a1")
+    groups.reinstate_path("a1")
+    assert groups.switched is None
+
+
+def test_switch_group_refuses_unknown_and_unusable_groups() -> None:
+    groups = make()
+    with pytest.raises(SelectorArgError, match="no group of priority 7"):
+        groups.switch_group(7)
+    groups.fail_path("b1")
+    with pytest.raises(SelectorArgError, match="priority 10 has no usable path"):
+        groups.switch_group(10)
+    assert groups.switched is None and groups.usable(10) == 0 and groups.usable(50) == 2
