@@ -106,13 +106,12 @@ def test_a_failed_write_that_landed_is_no_mismatch_and_the_ack_log_has_every_ack
     assert lines[0] == f"# mpath bench ack log v1 run_id={run.run_id} block_size=4096 chunks=64"
     acked: dict[int, int] = {}
     for line in lines[1:]:
-        kind, chunk, generation, _t, *_ = line.split()
+        kind, chunk_text, generation_text, *_ = line.split()
         if kind == "W":
-            acked[int(chunk)] = int(generation)
+            acked[int(chunk_text)] = int(generation_text)
     assert len([x for x in lines if x.startswith("E ")]) == doc["errors"]
     for chunk, generation in acked.items():  # the log agrees with what the LUN holds
-        found = pattern.check(device.data[chunk * 4096 :][:4096], chunk * 8, generation, run.run_id)
-        newer = pattern.check(
-            device.data[chunk * 4096 :][:4096], chunk * 8, generation + 1, run.run_id
-        )
+        data = bytes(device.data[chunk * 4096 :][:4096])
+        found = pattern.check(data, chunk * 8, generation, run.run_id)
+        newer = pattern.check(data, chunk * 8, generation + 1, run.run_id)
         assert not found or not newer
