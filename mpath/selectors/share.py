@@ -316,8 +316,10 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 info.idle_since = now
                 # Busy and nothing finished for a while (a stalled or crawling path):
                 # it cannot be faster than what it holds over the time it has held it.
+                # Only data says anything about speed: a path holding nothing but
+                # zero-byte commands (a SYNCHRONIZE CACHE) keeps its estimate.
                 waited = now - max(info.busy_since, info.last_finish)
-                if waited > 0 and info.speed * waited > info.in_flight_bytes:
+                if waited > 0 and 0 < info.in_flight_bytes < info.speed * waited:
                     info.speed = info.in_flight_bytes / waited
                     info.inverse = 1.0 / info.speed
             if not info.in_flight and now - info.idle_since >= self._probe_after:
