@@ -546,7 +546,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:  # noqa: PLR0
     max_stall = max(
         float(latency.get("max", 0.0)) / 1000, client_record.max_latency, fio.max_latency
     )
-    ios = int(bench_doc.get("ios", 0)) + client_record.acknowledged + fio.ios
+    bench_ios = round(float(bench_doc.get("iops", 0)) * float(bench_doc.get("seconds", 0)))
+    ios = bench_ios + client_record.acknowledged + fio.ios
     faults = counted([step for _, step, problem in campaign.applied if not problem])
     document: dict[str, Any] = {
         "seconds": args.seconds,
@@ -572,7 +573,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:  # noqa: PLR0
         "no_path_retry": args.no_path_retry,
         "chunks_checked": check.chunks_checked,
         "acknowledged": {
-            "bench": bench_record.acknowledged,
+            "bench": bench_ios,
+            "bench_writes_logged": bench_record.acknowledged,
             "nbd_client": client_record.acknowledged,
             "fio": fio.ios,
         },
