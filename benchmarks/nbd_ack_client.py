@@ -45,6 +45,14 @@ from mpath.workload import pattern
 DEAD = {errno.ENOTCONN, errno.ECONNRESET, errno.EPIPE, errno.ESHUTDOWN}
 
 
+def code(exc: nbd.Error) -> int:
+    """The errno of a libnbd error as a number (the binding gives its name, e.g. 'EIO')."""
+    value = exc.errno
+    if isinstance(value, str):
+        return int(getattr(errno, value, 0))
+    return int(value or 0)
+
+
 class Client:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -72,7 +80,7 @@ class Client:
             self.handle.pwrite(data, self.args.offset + chunk * self.args.block, flags)
         except nbd.Error as exc:
             self.uncertain[chunk] = generation
-            self.line(f"E write {chunk} {generation} {time.monotonic():.6f} {exc.errno or 0}")
+            self.line(f"E write {chunk} {generation} {time.monotonic():.6f} {code(exc)}")
             raise
         now = time.monotonic()
         self.generations[chunk] = generation
@@ -84,7 +92,7 @@ class Client:
         try:
             self.handle.flush()
         except nbd.Error as exc:
-            self.line(f"E flush 0 0 {time.monotonic():.6f} {exc.errno or 0}")
+            self.line(f"E flush 0 0 {time.monotonic():.6f} {code(exc)}")
             raise
         now = time.monotonic()
         self.line(f"F {now:.6f} {now - begin:.6f}")
@@ -94,7 +102,7 @@ class Client:
         try:
             data = self.handle.pread(self.args.block, self.args.offset + chunk * self.args.block)
         except nbd.Error as exc:
-            self.line(f"E read {chunk} {generation} {time.monotonic():.6f} {exc.errno or 0}")
+            self.line(f"E read {chunk} {generation} {time.monotonic():.6f} {code(exc)}")
             raise
         if not generation:
             return
@@ -136,7 +144,7 @@ class Client:
                 if args.flush_every and count % args.flush_every == 0:
                     self.flush()
             except nbd.Error as exc:
-                if exc.errno in DEAD or self.handle.aio_is_dead() or self.handle.aio_is_closed():
+                if code(exc) in DEAD or self.handle.aio_is_dead() or self.handle.aio_is_closed():
                     break
         if not self.handle.aio_is_dead():
             with contextlib.suppress(nbd.Error):

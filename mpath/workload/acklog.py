@@ -74,7 +74,7 @@ def parse_bench_log(lines: Iterable[str]) -> AckLogRecord:
         if kind == "W":
             record.acknowledged += 1
             record.expected[chunk] = max(record.expected.get(chunk, 0), generation)
-        elif kind == "E":
+        elif kind in ("E", "R"):  # a write or a read that failed
             record.errors.append((at, parts[4] if len(parts) > 4 else "error"))
     return record
 

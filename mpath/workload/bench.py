@@ -151,6 +151,7 @@ class AckLog:
         # mpath bench ack log v1 run_id=R block_size=B chunks=N
         W CHUNK GENERATION T        (a write the device acknowledged, at monotonic T)
         E CHUNK GENERATION T ERROR  (a write that failed: either generation may be there)
+        R CHUNK GENERATION T ERROR  (a read that failed)
     """
 
     HEADER = "# mpath bench ack log v1"
@@ -167,6 +168,9 @@ class AckLog:
 
     def failed(self, chunk: int, generation: int, error: BaseException) -> None:
         self._line(f"E {chunk} {generation} {time.monotonic():.6f} {type(error).__name__}")
+
+    def read_failed(self, chunk: int, generation: int, error: BaseException) -> None:
+        self._line(f"R {chunk} {generation} {time.monotonic():.6f} {type(error).__name__}")
 
     def close(self) -> None:
         os.close(self.fd)
@@ -237,8 +241,13 @@ class BenchRun:
             self.ack_log.acknowledged(chunk, generation)
 
     async def _read_chunk(self, chunk: int) -> None:
-        data = await self.device.read(chunk * self.spec.block_size, self.spec.block_size)
         generation = self.generations[chunk]
+        try:
+            data = await self.device.read(chunk * self.spec.block_size, self.spec.block_size)
+        except MpathError as exc:
+            if self.ack_log is not None:
+                self.ack_log.read_failed(chunk, generation, exc)
+            raise
         if self.spec.verify and generation:
             lba = chunk * self.sectors_per_chunk
             found = pattern.check(data, lba, generation, self.run_id)
