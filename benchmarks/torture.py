@@ -36,6 +36,7 @@ back. ``--json`` prints one document (docs/reliability.md lists its keys).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import random
@@ -549,6 +550,9 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:  # noqa: PLR0
     bench_ios = round(float(bench_doc.get("iops", 0)) * float(bench_doc.get("seconds", 0)))
     ios = bench_ios + client_record.acknowledged + fio.ios
     faults = counted([step for _, step, problem in campaign.applied if not problem])
+    # The export serves again after every long outage, without being reopened (it is
+    # one process throughout): seconds from a path's return to the client's next ack.
+    resumed = [_resumed_after(client_record.ack_times, w.end) for w in campaign.windows]
     document: dict[str, Any] = {
         "seconds": args.seconds,
         "seed": args.seed,
@@ -583,8 +587,10 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:  # noqa: PLR0
         "serve_exit": serve_exit,
         "sessions_after_wait": sessions,
         "windows_all_down": [
-            {"seconds": round(w.end - w.begin, 2), "long": w.long} for w in campaign.windows
+            {"seconds": round(w.end - w.begin, 2), "long": w.long, "served_again_after_s": r}
+            for w, r in zip(campaign.windows, resumed, strict=True)
         ],
+        "not_served_again": sum(r is None for r in resumed),
         "fault_problems": campaign.problems[:20],
         "unexpected": [f"{at - started:.1f}s {what}" for at, what, _ in unexpected[:20]],
         "expected": [f"{at - started:.1f}s {what}" for at, what, _ in expected[:20]],
@@ -593,6 +599,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:  # noqa: PLR0
         "mismatch_examples": bench_doc.get("mismatch_examples", [])[:5],
     }
     return {"document": document, "details": details}
+
+
+def _resumed_after(ack_times: list[float], end: float) -> float | None:
+    """Seconds from ``end`` to the first acknowledgement after it (None: there was none)."""
+    index = bisect.bisect_right(ack_times, end)
+    return round(ack_times[index] - end, 3) if index < len(ack_times) else None
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -605,7 +617,8 @@ def _summary(result: dict[str, Any]) -> str:
         f"{details['chunks_checked']} chunks checked in the backing file",
         f"  errors expected {doc['errors_expected']}, unexpected {doc['errors_unexpected']}; "
         f"mismatches {doc['mismatches']}; lost writes {doc['lost_writes']}",
-        f"  longest stall {doc['max_stall_ms']} ms; paths failed {details['path_failures']}",
+        f"  longest stall {doc['max_stall_ms']} ms; paths failed {details['path_failures']}; "
+        f"all-paths-down windows {details['windows_all_down']}",
         f"  export RSS {doc['rss_start_mb']} -> {doc['rss_end_mb']} MB; fds "
         f"{doc['fds_start']} -> {doc['fds_end']}; threads {doc['tasks_start']} -> "
         f"{doc['tasks_end']}; iSCSI sessions {doc['sessions_start']} -> {doc['sessions_end']}",
@@ -619,8 +632,13 @@ def _summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def passed(doc: dict[str, Any]) -> bool:
-    return not (doc["errors_unexpected"] or doc["mismatches"] or doc["lost_writes"])
+def passed(doc: dict[str, Any], details: dict[str, Any]) -> bool:
+    return not (
+        doc["errors_unexpected"]
+        or doc["mismatches"]
+        or doc["lost_writes"]
+        or details["not_served_again"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -675,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result["details"]), file=sys.stderr)
     else:
         print(_summary(result))
-    return 0 if passed(result["document"]) else 1
+    return 0 if passed(result["document"], result["details"]) else 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class AckLogRecord:
     errors: list[tuple[float, str]] = field(default_factory=list)  # (monotonic T, what)
     mismatches: int = 0  # the writer's own read checks
     max_latency: float = 0.0
+    ack_times: list[float] = field(default_factory=list)  # (nbd log) when each W came
 
 
 @dataclass(slots=True)
@@ -97,6 +98,7 @@ def parse_nbd_log(lines: Iterable[str], *, durable_only: bool = False) -> AckLog
         if kind == "W" and len(parts) >= 6:
             chunk, generation, fua = int(parts[1]), int(parts[2]), parts[3] == "1"
             record.acknowledged += 1
+            record.ack_times.append(float(parts[4]))
             record.max_latency = max(record.max_latency, float(parts[5]))
             if fua or not durable_only:
                 record.expected[chunk] = max(record.expected.get(chunk, 0), generation)
