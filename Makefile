@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: one list, packaging/debian-packages.txt (README.md points to it).
 DEBIAN_PACKAGES := $(shell sed -e 's/\#.*//' packaging/debian-packages.txt)
 
-.PHONY: setup setup-system setup-python test lint typecheck unit demo bench clean lab lab-test
+.PHONY: setup setup-system setup-python test lint typecheck unit demo bench torture clean lab lab-test
 
 setup: setup-system setup-python
 
@@ -53,6 +53,15 @@ unit:
 # Benchmarks (speed targets); each writes its own section of docs/benchmarks.md.
 bench:
 	$(SUDO) env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
+
+# The torture run (docs/reliability.md): a seeded fault campaign on a real rig, every
+# acknowledged write checked in the backing file afterwards. Exit 1 on any unexpected
+# error, mismatch or lost write.
+SECONDS ?= 300
+SEED ?= 1
+torture:
+	$(SUDO) env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.torture \
+		--seconds $(SECONDS) --seed $(SEED) --json
 
 demo:
 	$(SUDO) env PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

@@ -48,6 +48,17 @@ from mpath.workload.bench import RW_MODES, BenchRun, BenchSpec, FaultStep
 )
 @click.option("--seed", type=int, default=None, help="Seed of the random offsets.")
 @click.option(
+    "--ack-log",
+    "ack_log",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="FILE",
+    help=(
+        "Append one line per acknowledged write (chunk, generation) to FILE as it "
+        "completes, for checking the LUN from outside (docs/reliability.md)."
+    ),
+)
+@click.option(
     "--trace",
     "trace_interval",
     type=float,
@@ -72,6 +83,7 @@ def bench(
     faults: tuple[str, ...],
     rig_name: str | None,
     seed: int | None,
+    ack_log: str | None,
     trace_interval: float | None,
     progress: bool | None,
     config_file: str | None,
@@ -91,6 +103,7 @@ def bench(
       mpath bench --rig mpath --rw write --verify --fault 3:1:down --fault 6:1:up
       mpath bench --rig mpath --policy round-robin --rw read --bs 256K
       mpath bench /dev/loop0 /dev/loop1 --verify --rw randwrite --seconds 3 --span 32M
+      mpath bench --rig mpath --verify --rw randrw --bs 4K --ack-log /tmp/acks.log
     """
     paths = device_nodes(paths)
     fault_steps = tuple(FaultStep.parse(text) for text in faults)
@@ -108,6 +121,7 @@ def bench(
         faults=fault_steps,
         seed=seed,
         trace_interval=trace_interval,
+        ack_log=ack_log,
     )
     if not paths:
         rig: Rig | None = RigManager().load(rig_name or DEFAULT_NAME)

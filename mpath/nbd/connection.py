@@ -434,7 +434,7 @@ class Connection:
                 if isinstance(exc, MpathError):
                     log.warning(
                         "%s: %s of %d bytes at %d failed: %s",
-                        self.name, command, length, offset, exc,
+                        self.name, command, length, offset, str(exc),
                     )  # fmt: skip
                 else:
                     log.exception("%s: %s at %d: unexpected error", self.name, command, offset)
@@ -575,7 +575,7 @@ class Connection:
     def _broken(self, exc: BaseException) -> None:
         if not self.disconnected:
             self.disconnected = True
-            log.info("%s: reply not delivered: %s", self.name, exc)
+            log.info("%s: reply not delivered: %s", self.name, str(exc))  # not the traceback
 
     def flush_replies(self) -> None:
         """Send the replies queued in this loop iteration now (before closing)."""

@@ -3,13 +3,21 @@
 ``qd`` workers keep that many I/Os outstanding for ``seconds``. With ``verify`` every
 write carries self-describing data (:mod:`mpath.workload.pattern`), each worker owns a
 disjoint set of chunks (so no read races a write of the same chunk), reads check what
-they find, and at the end every chunk written is read back and checked. Rig faults can
-be scheduled at given times to measure failover while I/O runs.
+they find, and at the end every chunk written is read back and checked. A write that
+failed may or may not have reached the LUN, so until that chunk is written again either
+generation is accepted for it. Rig faults can be scheduled at given times to measure
+failover while I/O runs.
+
+With an acknowledgement log (``ack_log``) every write the device acknowledged is
+appended to a file as it completes (:class:`AckLog`), so a checker outside the process
+can compare the LUN's backing file with what was acknowledged, even after the process
+was killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
 import time
@@ -69,6 +77,7 @@ class BenchSpec:
     faults: tuple[FaultStep, ...] = ()
     seed: int | None = None
     trace_interval: float | None = None
+    ack_log: str | None = None
 
     def __post_init__(self) -> None:
         if self.rw not in RW_MODES:
@@ -131,6 +140,42 @@ class BenchResult:
         }
 
 
+class AckLog:
+    """An append-only text log of acknowledged writes, one line per write as it completes.
+
+    Why a line per write, written at once with ``os.write``: a line the kernel took is
+    in the file even if this process is killed the next instant, so a crash test can
+    check every logged write against the LUN. The header names the run, so the stamps
+    of :mod:`mpath.workload.pattern` can be told apart from other runs' data::
+
+        # mpath bench ack log v1 run_id=R block_size=B chunks=N
+        W CHUNK GENERATION T        (a write the device acknowledged, at monotonic T)
+        E CHUNK GENERATION T ERROR  (a write that failed: either generation may be there)
+        R CHUNK GENERATION T ERROR  (a read that failed)
+    """
+
+    HEADER = "# mpath bench ack log v1"
+
+    def __init__(self, path: str, run_id: int, block_size: int, chunks: int) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._line(f"{self.HEADER} run_id={run_id} block_size={block_size} chunks={chunks}")
+
+    def _line(self, text: str) -> None:
+        os.write(self.fd, (text + "\n").encode())
+
+    def acknowledged(self, chunk: int, generation: int) -> None:
+        self._line(f"W {chunk} {generation} {time.monotonic():.6f}")
+
+    def failed(self, chunk: int, generation: int, error: BaseException) -> None:
+        self._line(f"E {chunk} {generation} {time.monotonic():.6f} {type(error).__name__}")
+
+    def read_failed(self, chunk: int, generation: int, error: BaseException) -> None:
+        self._line(f"R {chunk} {generation} {time.monotonic():.6f} {type(error).__name__}")
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 Progress = Callable[[float, "BenchRun"], None]
 FaultApplier = Callable[[FaultStep], Awaitable[None]]
 
@@ -154,6 +199,13 @@ class BenchRun:
         self.sectors_per_chunk = spec.block_size // pattern.SECTOR
         self.run_id = secrets.randbits(63)
         self.generations = array("I", bytes(4 * self.chunks))
+        #: chunk -> generation of a write that failed: it may or may not be on the LUN.
+        self.uncertain: dict[int, int] = {}
+        self.ack_log = (
+            AckLog(spec.ack_log, self.run_id, spec.block_size, self.chunks)
+            if spec.ack_log
+            else None
+        )
         self.random = random.Random(spec.seed)
         self.bytes = 0
         self.ios = 0
@@ -176,14 +228,41 @@ class BenchRun:
             if self.spec.verify
             else self._filler
         )
-        await self.device.write(chunk * self.spec.block_size, data)
+        try:
+            await self.device.write(chunk * self.spec.block_size, data)
+        except MpathError as exc:
+            self.uncertain[chunk] = generation
+            if self.ack_log is not None:
+                self.ack_log.failed(chunk, generation, exc)
+            raise
         self.generations[chunk] = generation
+        self.uncertain.pop(chunk, None)
+        if self.ack_log is not None:
+            self.ack_log.acknowledged(chunk, generation)
 
     async def _read_chunk(self, chunk: int) -> None:
-        data = await self.device.read(chunk * self.spec.block_size, self.spec.block_size)
         generation = self.generations[chunk]
+        try:
+            data = await self.device.read(chunk * self.spec.block_size, self.spec.block_size)
+        except MpathError as exc:
+            if self.ack_log is not None:
+                self.ack_log.read_failed(chunk, generation, exc)
+            raise
         if self.spec.verify and generation:
-            found = pattern.check(data, chunk * self.sectors_per_chunk, generation, self.run_id)
+            lba = chunk * self.sectors_per_chunk
+            found = pattern.check(data, lba, generation, self.run_id)
+            maybe = self.uncertain.get(chunk)
+            if found and maybe is not None:  # sectors of the failed write are fine too
+                found = [
+                    m
+                    for m in found
+                    if pattern.check(
+                        data[(m.lba - lba) * pattern.SECTOR :][: pattern.SECTOR],
+                        m.lba,
+                        maybe,
+                        self.run_id,
+                    )
+                ]
             if found:
                 self.mismatches += len(found)
                 self.mismatch_examples.extend(
@@ -248,6 +327,15 @@ class BenchRun:
 
     async def run(
         self, *, progress: Progress | None = None, apply_fault: FaultApplier | None = None
+    ) -> BenchResult:
+        try:
+            return await self._run(progress, apply_fault)
+        finally:
+            if self.ack_log is not None:
+                self.ack_log.close()
+
+    async def _run(
+        self, progress: Progress | None, apply_fault: FaultApplier | None
     ) -> BenchResult:
         spec = self.spec
         at_open = self._path_bytes()

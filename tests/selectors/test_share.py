@@ -252,3 +252,15 @@ def test_status_names_the_period() -> None:
     selector, _ = make("a", args=("period_ms=100", "probe_ms=500"))
     status = selector.status()
     assert (status["period_ms"], status["probe_ms"], status["window_ms"]) == (100, 500, 100)
+
+
+def test_a_path_holding_only_a_zero_byte_command_keeps_its_speed() -> None:
+    """A flush (SYNCHRONIZE CACHE, 0 bytes) outstanding for a whole period used to set
+    the path's speed to 0 bytes / waited and divide by it (found by the torture run)."""
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.040})
+    next_period(selector, clock)
+    selector.start_io("a", 0)  # the flush: in flight, moves no data
+    clock.advance(1.0)
+    assert selector.select(4096) in ("a", "b")
+    assert selector.speed("a") == pytest.approx(100 * MB)

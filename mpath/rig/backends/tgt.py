@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from mpath.errors import RigError
-from mpath.rig.model import Rig
+from mpath.rig.model import Rig, RigPortal
 from mpath.rig.system import in_namespace, require_tools, run
 
 #: Where tgtd keeps its management socket (``socket.<port>`` and its lock file).
@@ -64,12 +64,26 @@ class TgtBackend:
         rig.daemon_pid = daemon.pid
         self._wait_ready(rig, daemon, log_path)
         for portal in portals[1:]:
-            self._adm(rig, "--mode", "portal", "--op", "new", "--param", f"portal={portal}")
+            self._add_portal(rig, portal)
         target = rig.target
         self._adm(rig, "--mode", "target", "--op", "new", "--tid", "1", "-T", target.iqn)
         self._add_lun(rig)
         self._adm(rig, "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL")
         return daemon.pid
+
+    def _add_portal(self, rig: Rig, portal: RigPortal) -> None:
+        """Listen on one more portal. Retried for a while: after a restart, the killed
+        daemon's socket on that address may not be released yet (tgtadm then answers
+        'invalid request'), as found by the torture run."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                self._adm(rig, "--mode", "portal", "--op", "new", "--param", f"portal={portal}")
+                return
+            except RigError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # the old socket's release has no event to await
 
     def _add_lun(self, rig: Rig) -> None:
         """Add the rig's LUN to target 1 with its identity (serial, NAA designator)."""
@@ -173,6 +187,12 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     if state == "Z":
+        # A killed multi-threaded daemon's main thread turns zombie while its other
+        # threads are still exiting, and they hold its files (the portals' listening
+        # sockets) until the last one is gone: a new tgtd could not bind them yet.
+        with contextlib.suppress(OSError):
+            if len(os.listdir(f"/proc/{pid}/task")) > 1:
+                return True
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         return False
