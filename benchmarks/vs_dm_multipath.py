@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from benchmarks.fencing_stall import _chunks, _target_quiet
 from benchmarks.nbd_fio import Export
@@ -313,7 +314,7 @@ def served(rig: Rig, folder: Path, policy: str, weights: list[int]) -> Iterator[
             extra += ["--path-args", str(weight)]
     export = Export(rig.urls, folder, tuple(extra), listen=f"tcp:127.0.0.1:{PORT}")
     try:
-        nbd_attach(PORT, export.uri.rsplit("/", 1)[-1])
+        nbd_attach(PORT, urlparse(export.uri).path.lstrip("/"))
         try:
             yield export
         finally:
