@@ -179,8 +179,12 @@ def run_fio(argv: list[str]) -> Fio:
     )
 
 
+_T0 = time.monotonic()
+
+
 def log(text: str) -> None:
-    print(f"vs_dm_multipath: {text}", file=sys.stderr, flush=True)
+    """Progress on stderr, with the seconds since the module was loaded."""
+    print(f"vs_dm_multipath: [{time.monotonic() - _T0:4.0f} s] {text}", file=sys.stderr, flush=True)
 
 
 # -- balance ------------------------------------------------------------------------------
