@@ -34,7 +34,6 @@ def test_quick_head_to_head_gives_the_document_with_both_stacks_figures() -> Non
     noop_s = sum(
         int(ISCSI_TUNING[f"node.conn[0].timeo.noop_out_{k}"]) for k in ("interval", "timeout")
     )
-    )
     dm_stall, mpath_stall = doc["stall_ms"]["dm"]["hold"], doc["stall_ms"]["mpath"]["hold"]
     assert dm_stall > noop_s * 1000, doc["stall_ms"]
     assert mpath_stall < dm_stall / 5, doc["stall_ms"]
