@@ -328,13 +328,31 @@ def measure_dm(rig: Rig, opts: Options) -> dict[str, Any]:
     return out
 
 
+#: The reservation key an administrator gives mpath (one per host) where this build has
+#: persistent-reservation fencing: on LIO each path is its own target portal group, so
+#: a held path can only be fenced by a reservation, not by session reinstatement.
+RESERVATION_KEY = "0x6d70617468000000"
+
+
+def mpath_config(folder: Path) -> str:
+    """/etc/mpath.toml as an administrator writes it for this LUN: empty (mpath's
+    defaults), plus ``reservation_key`` where the build knows that setting."""
+    from mpath.config.schema import SETTINGS
+
+    text = ""
+    if "reservation_key" in SETTINGS:
+        text = f'[defaults]\nreservation_key = "{RESERVATION_KEY}"\n'
+    (folder / "mpath.toml").write_text(text)
+    return text
+
+
 @contextlib.contextmanager
 def served(
     rig: Rig, folder: Path, policy: str, weights: list[int], urls: list[str] | None = None
 ) -> Iterator[Export]:
     """``mpath serve`` over the rig's paths (or ``urls``) under ``policy``, attached as
     /dev/nbd0."""
-    extra = ["--policy", policy, "-v"]
+    extra = ["--policy", policy, "-v", "--config", str(folder / "mpath.toml")]
     if policy == "quota":
         for weight in weights:
             extra += ["--path-args", str(weight)]
@@ -361,6 +379,7 @@ def _more(export: Export, than: int) -> bool:
 
 def measure_mpath(rig: Rig, weights: list[int], opts: Options, folder: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"alone": [], "policies": {}, "stall": {}}
+    out["config"] = mpath_config(folder)
     if not opts.quick:  # the CPU's ceiling for mpath: each path alone through the export
         for url in rig.urls:
             with served(rig, folder, "share", weights, [url]):
@@ -422,6 +441,7 @@ def document(raw: dict[str, Any]) -> dict[str, Any]:
             "dm": dm["policies"],
             "mpath": mp["policies"],
             "quota_weights": dm["weights"],
+            "mpath_config": mp.get("config", ""),
             "stall": {"dm": dm["stall"], "mpath": mp["stall"]},
             "iscsi_tuning": ISCSI_TUNING,
             "options": raw["options"],
@@ -533,7 +553,16 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
         "best practices; Red Hat's storage guide gives the same NOP-Out values, the "
         "default is 120 s replacement), multipath.conf `fast_io_fail_tmo 5`, "
         "`polling_interval 5`, `no_path_retry 6`, `service-time 0` over one group. mpath "
-        "runs with its defaults (`share`, no settings).",
+        "runs with its defaults (`share`), and with `--config` naming an mpath.toml that "
+        + (
+            f'sets only `reservation_key = "{RESERVATION_KEY}"` in `[defaults]` (one key '
+            "per host, as an administrator sets it: on this rig each path is its own LIO "
+            "target portal group, so only a persistent reservation can fence a held path)."
+            if details.get("mpath_config")
+            else "is empty (this build has no reservation fencing; session reinstatement "
+            "through another portal does not fence across LIO's per-path target portal "
+            "groups, a known gap)."
+        ),
         "",
         "| fault | dm-multipath stall ms | fio errors | mpath stall ms | fio errors | mpath/dm |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
