@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from benchmarks.fencing_stall import _chunks, _target_quiet
+from benchmarks.fencing_stall import SPAN, stale_after_release
 from benchmarks.nbd_fio import Export
 from benchmarks.report import replace_section
 from mpath.lab import LabUnavailableError, in_guest, lab_config, run_in_lab
@@ -118,8 +118,9 @@ MULTIPATH_DEFAULTS = (
     "\tno_path_retry 6\n"
     "}\n"
 )
-#: The stall/stale workload: 4 KiB random writes over the first MiB, queue depth 8.
-STALL_SPAN = 1024 * 1024
+#: The stall/stale workload: 4 KiB random writes over the first MiB (the span the stale
+#: count reads), queue depth 8.
+STALL_SPAN = SPAN
 STALL_QD = 8
 #: When the cut comes in a stall run (seconds after fio starts).
 CUT_AT = 3.0
@@ -269,11 +270,7 @@ def stall_run(rig: Rig, device: str, fault: str, opts: Options) -> dict[str, Any
     doc: dict[str, Any] = {"max_ms": round(result.max_ms), "errors": result.errors,
                            "ios": result.ios}  # fmt: skip
     if fault == "hold":
-        before = _chunks(rig)
-        manager.fault(rig.name, 1, "release")
-        _target_quiet(rig, 1)
-        after = _chunks(rig)
-        doc["stale_chunks"] = sum(a != b for a, b in zip(before, after, strict=True))
+        doc["stale_chunks"] = stale_after_release(rig, 1)
     manager.fault(rig.name, 1, RESTORE[fault])
     manager.fault(rig.name, 1, "clear")
     log(f"{device} {fault}: {doc}")
