@@ -222,6 +222,18 @@ def dm_conf(wwid: str, selector: str) -> str:
     )
 
 
+def selector_missing(policy: str) -> str:
+    """Why the running kernel cannot load dm-multipath's ``policy`` selector ("": it can).
+
+    Debian's kernel, for one, is built without ``historical-service-time``
+    (``# CONFIG_DM_MULTIPATH_HST is not set``).
+    """
+    if sh("modprobe", f"dm-{policy}", check=False).returncode == 0:
+        return ""
+    release = os.uname().release
+    return f"not in this kernel ({release}: modprobe dm-{policy} fails)"
+
+
 def dm_config_fragment(sessions: Sessions, seconds: int) -> tuple[str, list[int]]:
     """``mpath dm-config`` over the two disks: the fragment and its priorities in path
     order (quota's weights on the mpath side)."""
@@ -307,8 +319,13 @@ def measure_dm(rig: Rig, opts: Options) -> dict[str, Any]:
         wwid = rig.lun.wwid
         node = f"/dev/mapper/{wwid}"
         policies = DM_POLICIES[:1] if opts.quick else DM_POLICIES
+        out["unavailable"] = {p: why for p in policies if (why := selector_missing(p))}
         with multipathd(dm_conf(wwid, policies[0])):
             for policy in policies:
+                if policy in out["unavailable"]:
+                    log(f"dm {policy}: {out['unavailable'][policy]}")
+                    out["policies"][policy] = None
+                    continue
                 reconfigure(dm_conf(wwid, policy))
                 table = wait_for_map(wwid, policy, 2)
                 log(f"dm table: {table}")
@@ -420,7 +437,10 @@ def document(raw: dict[str, Any]) -> dict[str, Any]:
     return {
         "balance": {
             "alone_mb_s": alone,
-            "dm": {name: row["seq256k"]["mb_s"] for name, row in dm["policies"].items()},
+            "dm": {
+                name: row["seq256k"]["mb_s"] if row else None
+                for name, row in dm["policies"].items()
+            },
             "mpath": {name: row["seq256k"]["mb_s"] for name, row in mp["policies"].items()},
         },
         "stall_ms": {
@@ -437,6 +457,7 @@ def document(raw: dict[str, Any]) -> dict[str, Any]:
             "mpath_alone": mp["alone"],
             "dm": dm["policies"],
             "mpath": mp["policies"],
+            "dm_unavailable": dm.get("unavailable", {}),
             "quota_weights": dm["weights"],
             "mpath_config": mp.get("config", ""),
             "stall": {"dm": dm["stall"], "mpath": mp["stall"]},
@@ -451,7 +472,7 @@ def verdicts(doc: dict[str, Any]) -> list[str]:
     """The issue's claims, each checked against this run's figures (one line each)."""
     details, lines = doc["details"], []
     for load in WORKLOADS:
-        dm = {name: row[load.label]["mb_s"] for name, row in details["dm"].items()}
+        dm = {name: row[load.label]["mb_s"] for name, row in details["dm"].items() if row}
         share = details["mpath"].get("share", {}).get(load.label, {}).get("mb_s")
         if not dm or share is None:
             continue
@@ -533,6 +554,10 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
     for index, path in enumerate(details.get("mpath_alone", []), 1):
         lines.append(_row(f"mpath, path {index} alone", "share", path, sums))
     for name, row in details["dm"].items():
+        if row is None:
+            why = details["dm_unavailable"].get(name, "not measured")
+            lines.append(f"| dm-multipath | `{name}` | {why} | | | | | |")
+            continue
         lines.append(_row("dm-multipath", f"`{name}`", row, sums))
     for name, row in details["mpath"].items():
         weights = ",".join(map(str, details["quota_weights"]))
