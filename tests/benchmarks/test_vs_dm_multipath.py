@@ -26,7 +26,12 @@ def raw(share: float = 7.6, mpath_hold: int = 900, mpath_stale: int = 0) -> dict
             "alone": [loads(1.9, 0.48), loads(5.7, 1.44)],
             "weights": [30, 100],
             "fragment": "...",
-            "policies": {"service-time": loads(7.4, 1.8), "round-robin": loads(3.8, 0.96)},
+            "policies": {
+                "service-time": loads(7.4, 1.8),
+                "round-robin": loads(3.8, 0.96),
+                "historical-service-time": None,
+            },
+            "unavailable": {"historical-service-time": "not in this kernel"},
             "stall": {"down": stall(15000, 0), "drop": stall(16000, 0), "hold": stall(16000, 3)},
         },
         "mpath": {
@@ -45,7 +50,7 @@ def test_the_document_has_the_issues_keys_with_256k_figures() -> None:
     doc = document(raw())
     assert doc["balance"] == {
         "alone_mb_s": [1.9, 5.7],
-        "dm": {"service-time": 7.4, "round-robin": 3.8},
+        "dm": {"service-time": 7.4, "round-robin": 3.8, "historical-service-time": None},
         "mpath": {"share": 7.6, "quota": 7.0},
     }
     assert doc["stall_ms"] == {
@@ -73,6 +78,7 @@ def test_the_report_shows_every_row_against_the_sum_of_the_paths_alone() -> None
     text = render(doc, 600)
     assert "| path 1 alone | (`/dev/sdX`) | 1.90 | 25% |" in text
     assert "| dm-multipath | `round-robin` | 3.80 | 50% |" in text
+    assert "| dm-multipath | `historical-service-time` | not in this kernel |" in text
     assert "| mpath | `quota` (weights 30,100) | 7.00 | 92% |" in text
     assert "| hold | 16000 | 0 | 900 | 0 | 0.06x |" in text
     assert "dm-multipath **3**, mpath **0**" in text
