@@ -95,6 +95,8 @@ WORKLOADS = (
     Workload("seq256k", "read", 256 * 1024, 8, SEQ_RATES),
     Workload("rand4k", "randread", 4096, 8, RAND_RATES),
 )
+#: quota's LUN cap: fio's queue depth (both workloads run at 8).
+QUOTA_MAX_COMMANDS = 8
 DM_POLICIES = ("service-time", "round-robin", "queue-length", "historical-service-time")
 MPATH_POLICIES = ("share", "quota", "service-time")
 FAULTS = ("down", "drop", "hold")
@@ -259,14 +261,18 @@ def _at(delay: float, action: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def stall_run(rig: Rig, device: str, fault: str, opts: Options) -> dict[str, Any]:
-    """Random writes on ``device`` with path 1 cut ``CUT_AT`` s in, for the rest of the run.
+def stall_run(
+    rig: Rig, device: str, fault: str, opts: Options, at: float | None = CUT_AT
+) -> dict[str, Any]:
+    """Random writes on ``device`` with path 1 cut ``at`` s in, for the rest of the run.
 
-    The cut comes while writes run, so each stack has I/O in flight on the path it
-    must give up (a hold set before the run would let mpath's path checker fail the
-    idle path before any write went there). After a ``hold``, once fio has closed the
-    device, the LUN's first MiB is fingerprinted, path 1 released, and the chunks that
-    changed once the target has read what arrived are counted.
+    For the stall the cut comes while writes run, so each stack has I/O in flight on
+    the path it must give up. ``at=None`` cuts just before fio starts, with the sessions
+    idle (the fencing benchmark's hold: whole write commands wait in the network, not
+    parts of them; a stack whose path checker fails the idle path first sends none
+    there). After a ``hold``, once fio has closed the device, the LUN's first MiB is
+    fingerprinted, path 1 released, and the chunks that changed once the target has
+    read what arrived are counted.
     """
     manager = RigManager()
     for index in (1, 2):
@@ -276,16 +282,20 @@ def stall_run(rig: Rig, device: str, fault: str, opts: Options) -> dict[str, Any
     def cut() -> None:
         manager.fault(rig.name, 1, fault)
 
-    thread = _at(CUT_AT, cut)
-    result = run_fio(argv)
-    thread.join()
+    if at is None:
+        cut()
+        result = run_fio(argv)
+    else:
+        thread = _at(at, cut)
+        result = run_fio(argv)
+        thread.join()
     doc: dict[str, Any] = {"max_ms": round(result.max_ms), "errors": result.errors,
                            "ios": result.ios}  # fmt: skip
     if fault == "hold":
         doc["stale_chunks"] = stale_after_release(rig, 1)
     manager.fault(rig.name, 1, RESTORE[fault])
     manager.fault(rig.name, 1, "clear")
-    log(f"{device} {fault}: {doc}")
+    log(f"{device} {fault}{' before the first write' if at is None else ''}: {doc}")
     return doc
 
 
@@ -339,6 +349,9 @@ def measure_dm(rig: Rig, opts: Options) -> dict[str, Any]:
             for fault in faults(opts):
                 out["stall"][fault] = stall_run(rig, node, fault, opts)
                 _poll("dm: both paths back", lambda: active_paths(wwid) >= 2, 90)
+            if not opts.quick:
+                out["stale"] = stall_run(rig, node, "hold", opts, at=None)
+                _poll("dm: both paths back", lambda: active_paths(wwid) >= 2, 90)
     return out
 
 
@@ -368,6 +381,11 @@ def served(
     /dev/nbd0."""
     extra = ["--policy", policy, "-v", "--config", str(folder / "mpath.toml")]
     if policy == "quota":
+        # quota splits the LUN's command cap into per-path budgets by weight; with the
+        # target's window (far above fio's depth) the heavier path would take every
+        # command and the other would wait its turn in the round. An administrator
+        # sets the cap to the host's queue depth, so both paths carry I/O at once.
+        extra += ["--max-commands", str(QUOTA_MAX_COMMANDS)]
         for weight in weights:
             extra += ["--path-args", str(weight)]
     urls = urls or list(rig.urls)
@@ -407,6 +425,10 @@ def measure_mpath(rig: Rig, weights: list[int], opts: Options, folder: Path) -> 
             reinstated = reinstatements(export)
             out["stall"][fault] = stall_run(rig, "/dev/nbd0", fault, opts)
             _poll("mpath: path 1 back", partial(_more, export, reinstated), 60)
+        if not opts.quick:
+            reinstated = reinstatements(export)
+            out["stale"] = stall_run(rig, "/dev/nbd0", "hold", opts, at=None)
+            _poll("mpath: path 1 back", partial(_more, export, reinstated), 60)
     return out
 
 
@@ -430,6 +452,17 @@ def measure(opts: Options) -> dict[str, Any]:
 # -- the document ---------------------------------------------------------------------------
 
 
+def stale_chunks(stack: dict[str, Any]) -> int | None:
+    """Chunks overwritten late, over both hold runs (cut mid-run, and before the first
+    write); None when no hold ran."""
+    counts = [
+        run["stale_chunks"]
+        for run in (stack["stall"].get("hold"), stack.get("stale"))
+        if run and "stale_chunks" in run
+    ]
+    return sum(counts) if counts else None
+
+
 def document(raw: dict[str, Any]) -> dict[str, Any]:
     """The issue's JSON document (MB/s: 256 KiB sequential reads), plus ``details``."""
     dm, mp = raw["dm"], raw["mpath"]
@@ -447,10 +480,7 @@ def document(raw: dict[str, Any]) -> dict[str, Any]:
             "dm": {fault: row["max_ms"] for fault, row in dm["stall"].items()},
             "mpath": {fault: row["max_ms"] for fault, row in mp["stall"].items()},
         },
-        "stale_chunks": {
-            "dm": dm["stall"].get("hold", {}).get("stale_chunks"),
-            "mpath": mp["stall"].get("hold", {}).get("stale_chunks"),
-        },
+        "stale_chunks": {"dm": stale_chunks(dm), "mpath": stale_chunks(mp)},
         "details": {
             "rates": {load.label: load.rates for load in WORKLOADS},
             "alone": dm["alone"],
@@ -461,6 +491,8 @@ def document(raw: dict[str, Any]) -> dict[str, Any]:
             "quota_weights": dm["weights"],
             "mpath_config": mp.get("config", ""),
             "stall": {"dm": dm["stall"], "mpath": mp["stall"]},
+            "stale_before_writes": {"dm": dm.get("stale"), "mpath": mp.get("stale")},
+            "quota_max_commands": QUOTA_MAX_COMMANDS,
             "iscsi_tuning": ISCSI_TUNING,
             "options": raw["options"],
             "guest_seconds": raw["guest_seconds"],
@@ -536,7 +568,11 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
         "(its own libiscsi sessions) and `nbd-client 127.0.0.1 10809 /dev/nbd0 -b 4096`; "
         "fio on `/dev/nbd0`. `quota` gets `--path-args W1 --path-args W2`, the "
         "priorities dm-config measured "
-        f"({', '.join(map(str, details['quota_weights']))}).",
+        f"({', '.join(map(str, details['quota_weights']))}), and `--max-commands "
+        f"{details.get('quota_max_commands', QUOTA_MAX_COMMANDS)}` (fio's queue depth): "
+        "quota divides the LUN's command cap into per-path budgets by weight, and under "
+        "the target's own window (64) the heavier path would take every command while "
+        "the other waited its turn in the round.",
         "",
         f"Links: {seq.label} at {' / '.join(seq.rates)}, {rand.label} at "
         f"{' / '.join(rand.rates)} (path 1 / path 2, `mpath rig fault N rate`). The "
@@ -600,13 +636,23 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
             f"{mp_row.get('max_ms', '-')} | {mp_row.get('errors', '-')} | {ratio} |"
         )
     stale = doc["stale_chunks"]
+    before = details.get("stale_before_writes", {})
+    per_run = "; ".join(
+        f"{name}: {stall[key].get('hold', {}).get('stale_chunks', '-')} after the mid-run "
+        f"hold, {(before.get(key) or {}).get('stale_chunks', '-')} after the hold before "
+        f"the first write (longest write {(before.get(key) or {}).get('max_ms', '-')} ms)"
+        for name, key in (("dm-multipath", "dm"), ("mpath", "mpath"))
+    )
     lines += [
         "",
-        "Stale writes: after the `hold` run, once fio has closed the device, the LUN's "
-        "backing file is read (first MiB, per 4 KiB chunk), path 1 is released, and once "
-        "the target has read what arrived the file is read again. Chunks that changed are "
-        "acknowledged writes overwritten by older ones held in the network: "
-        f"dm-multipath **{stale['dm']}**, mpath **{stale['mpath']}**.",
+        "**Stale writes.** Two runs end in a hold: the `hold` row above, and one more with "
+        "path 1 held just before fio starts, the sessions idle, as in the fencing "
+        "benchmark (whole write commands then wait in the network). After each, once fio "
+        "has closed the device, the LUN's backing file is read (first MiB, per 4 KiB "
+        "chunk), path 1 is released, and once the target has read what arrived the file "
+        "is read again. Chunks that changed are acknowledged writes overwritten by older "
+        f"ones held in the network: dm-multipath **{stale['dm']}**, mpath "
+        f"**{stale['mpath']}** ({per_run}).",
         "",
         "What this run shows, against the claims:",
         "",

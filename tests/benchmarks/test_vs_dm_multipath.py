@@ -33,6 +33,7 @@ def raw(share: float = 7.6, mpath_hold: int = 900, mpath_stale: int = 0) -> dict
             },
             "unavailable": {"historical-service-time": "not in this kernel"},
             "stall": {"down": stall(15000, 0), "drop": stall(16000, 0), "hold": stall(16000, 3)},
+            "stale": stall(17000, 2),
         },
         "mpath": {
             "alone": [loads(1.9, 0.48), loads(5.7, 1.3)],
@@ -42,6 +43,7 @@ def raw(share: float = 7.6, mpath_hold: int = 900, mpath_stale: int = 0) -> dict
                 "drop": stall(900, 0),
                 "hold": stall(mpath_hold, mpath_stale),
             },
+            "stale": stall(40, 0),
         },
     }
 
@@ -57,7 +59,7 @@ def test_the_document_has_the_issues_keys_with_256k_figures() -> None:
         "dm": {"down": 15000, "drop": 16000, "hold": 16000},
         "mpath": {"down": 800, "drop": 900, "hold": 900},
     }
-    assert doc["stale_chunks"] == {"dm": 3, "mpath": 0}
+    assert doc["stale_chunks"] == {"dm": 5, "mpath": 0}  # both hold runs
     assert doc["details"]["quota_weights"] == [30, 100]
 
 
@@ -81,4 +83,4 @@ def test_the_report_shows_every_row_against_the_sum_of_the_paths_alone() -> None
     assert "| dm-multipath | `historical-service-time` | not in this kernel |" in text
     assert "| mpath | `quota` (weights 30,100) | 7.00 | 92% |" in text
     assert "| hold | 16000 | 0 | 900 | 0 | 0.06x |" in text
-    assert "dm-multipath **3**, mpath **0**" in text
+    assert "dm-multipath **5**, mpath **0** (dm-multipath: 3 after the mid-run hold, 2" in text
