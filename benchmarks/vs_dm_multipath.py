@@ -775,16 +775,46 @@ def _host(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+EXAMPLES = """examples (root; each boots the lab VM once):
+  flock /tmp/mpath-rig.lock .venv/bin/python -m benchmarks.vs_dm_multipath --json
+  .venv/bin/python -m benchmarks.vs_dm_multipath --seconds 4 --ramp 1 --no-docs
+  .venv/bin/python -m benchmarks.vs_dm_multipath --quick --seconds 2 --ramp 0 --json
+"""
+
+
+def _seconds(least: float) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least:g}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv if argv is not None else sys.argv[1:])
     parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.vs_dm_multipath",
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument("--json", action="store_true", help="print the JSON document")
-    parser.add_argument("--seconds", type=int, default=8, help="measured seconds per balance run")
-    parser.add_argument("--ramp", type=int, default=2, help="unmeasured seconds before each")
-    parser.add_argument("--stall-seconds", type=int, default=24, help="seconds per stall run")
+    parser.add_argument(
+        "--seconds", type=_seconds(1), default=8, help="measured seconds per balance run (8)"
+    )
+    parser.add_argument(
+        "--ramp", type=_seconds(0), default=2, help="unmeasured seconds before each (2)"
+    )
+    parser.add_argument(
+        "--stall-seconds", type=_seconds(CUT_AT + 1), default=24,
+        help="seconds per stall run (24): the cut comes 3 s in and tuned dm-multipath "
+        "needs about 15 s more to fail over",
+    )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
         help="one policy per stack (service-time, share), 256 KiB reads only, the hold "
