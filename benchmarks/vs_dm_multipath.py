@@ -124,6 +124,11 @@ MULTIPATH_DEFAULTS = (
 #: count reads), queue depth 8.
 STALL_SPAN = SPAN
 STALL_QD = 8
+#: The links of the third stale-write run: fast enough that the shaper queues nothing.
+#: A hold replaces the path's tbf, and the kernel flushes the old one's queue, so on a
+#: busy shaped link the writes queued in it at that moment are dropped, not held (TCP
+#: then resends only the first of them while it backs off): they cannot land late.
+FAST_RATES = ("1gbit", "1gbit")
 #: When the cut comes in a stall run (seconds after fio starts).
 CUT_AT = 3.0
 
@@ -262,7 +267,12 @@ def _at(delay: float, action: Callable[[], None]) -> threading.Thread:
 
 
 def stall_run(
-    rig: Rig, device: str, fault: str, opts: Options, at: float | None = CUT_AT
+    rig: Rig,
+    device: str,
+    fault: str,
+    opts: Options,
+    at: float | None = CUT_AT,
+    rates: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Random writes on ``device`` with path 1 cut ``at`` s in, for the rest of the run.
 
@@ -272,11 +282,13 @@ def stall_run(
     parts of them; a stack whose path checker fails the idle path first sends none
     there). After a ``hold``, once fio has closed the device, the LUN's first MiB is
     fingerprinted, path 1 released, and the chunks that changed once the target has
-    read what arrived are counted.
+    read what arrived are counted. ``rates`` replaces the links' rates for the run.
     """
     manager = RigManager()
     for index in (1, 2):
         manager.fault(rig.name, index, "clear")
+    if rates:
+        set_rates(rig, rates)
     argv = fio_argv(device, "randwrite", 4096, STALL_QD, opts.stall_seconds, 0)
 
     def cut() -> None:
@@ -351,6 +363,8 @@ def measure_dm(rig: Rig, opts: Options) -> dict[str, Any]:
                 _poll("dm: both paths back", lambda: active_paths(wwid) >= 2, 90)
             if not opts.quick:
                 out["stale"] = stall_run(rig, node, "hold", opts, at=None)
+                _poll("dm: both paths back", lambda: active_paths(wwid) >= 2, 90)
+                out["stale_fast"] = stall_run(rig, node, "hold", opts, rates=FAST_RATES)
                 _poll("dm: both paths back", lambda: active_paths(wwid) >= 2, 90)
     return out
 
@@ -429,6 +443,9 @@ def measure_mpath(rig: Rig, weights: list[int], opts: Options, folder: Path) -> 
             reinstated = reinstatements(export)
             out["stale"] = stall_run(rig, "/dev/nbd0", "hold", opts, at=None)
             _poll("mpath: path 1 back", partial(_more, export, reinstated), 60)
+            reinstated = reinstatements(export)
+            out["stale_fast"] = stall_run(rig, "/dev/nbd0", "hold", opts, rates=FAST_RATES)
+            _poll("mpath: path 1 back", partial(_more, export, reinstated), 60)
     return out
 
 
@@ -453,11 +470,11 @@ def measure(opts: Options) -> dict[str, Any]:
 
 
 def stale_chunks(stack: dict[str, Any]) -> int | None:
-    """Chunks overwritten late, over both hold runs (cut mid-run, and before the first
-    write); None when no hold ran."""
+    """Chunks overwritten late, over the hold runs (mid-run; before the first write;
+    mid-run on fast links); None when no hold ran."""
     counts = [
         run["stale_chunks"]
-        for run in (stack["stall"].get("hold"), stack.get("stale"))
+        for run in (stack["stall"].get("hold"), stack.get("stale"), stack.get("stale_fast"))
         if run and "stale_chunks" in run
     ]
     return sum(counts) if counts else None
@@ -492,6 +509,7 @@ def document(raw: dict[str, Any]) -> dict[str, Any]:
             "mpath_config": mp.get("config", ""),
             "stall": {"dm": dm["stall"], "mpath": mp["stall"]},
             "stale_before_writes": {"dm": dm.get("stale"), "mpath": mp.get("stale")},
+            "stale_fast_links": {"dm": dm.get("stale_fast"), "mpath": mp.get("stale_fast")},
             "quota_max_commands": QUOTA_MAX_COMMANDS,
             "iscsi_tuning": ISCSI_TUNING,
             "options": raw["options"],
@@ -532,7 +550,7 @@ def verdicts(doc: dict[str, Any]) -> list[str]:
                 f"{mp_ms / dm_ms:.2f}x (at most 0.20x: {'yes' if ok else '**no**'})."
             )
     stale = doc["stale_chunks"]
-    caveat = " (but see above: mpath's fence was exercised by the mid-run hold only)"
+    caveat = " (but see above: mpath's fence was exercised by the mid-run holds only)"
     lines.append(
         f"* Stale writes after hold, failover, release: dm-multipath {stale['dm']}, "
         f"mpath {stale['mpath']} (0 for mpath: {'yes' if stale['mpath'] == 0 else '**no**'})"
@@ -640,22 +658,34 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
         )
     stale = doc["stale_chunks"]
     before = details.get("stale_before_writes", {})
+    fast = details.get("stale_fast_links", {})
+
+    def count(run: dict[str, Any] | None) -> str:
+        return str((run or {}).get("stale_chunks", "-"))
+
     per_run = "; ".join(
-        f"{name}: {stall[key].get('hold', {}).get('stale_chunks', '-')} after the mid-run "
-        f"hold, {(before.get(key) or {}).get('stale_chunks', '-')} after the hold before "
-        f"the first write (longest write {(before.get(key) or {}).get('max_ms', '-')} ms)"
+        f"{name}: {count(stall[key].get('hold'))} after the mid-run hold, "
+        f"{count(before.get(key))} after the hold before the first write (longest write "
+        f"{(before.get(key) or {}).get('max_ms', '-')} ms), {count(fast.get(key))} after "
+        f"the mid-run hold on {FAST_RATES[0]} links (stall "
+        f"{(fast.get(key) or {}).get('max_ms', '-')} ms)"
         for name, key in (("dm-multipath", "dm"), ("mpath", "mpath"))
     )
     lines += [
         "",
-        "**Stale writes.** Two runs end in a hold: the `hold` row above, and one more with "
-        "path 1 held just before fio starts, the sessions idle, as in the fencing "
-        "benchmark (whole write commands then wait in the network). After each, once fio "
-        "has closed the device, the LUN's backing file is read (first MiB, per 4 KiB "
-        "chunk), path 1 is released, and once the target has read what arrived the file "
-        "is read again. Chunks that changed are acknowledged writes overwritten by older "
-        f"ones held in the network: dm-multipath **{stale['dm']}**, mpath "
-        f"**{stale['mpath']}** ({per_run}).",
+        "**Stale writes.** Three runs end in a hold: the `hold` row above; one with path 1 "
+        "held just before fio starts, the sessions idle, as in the fencing benchmark "
+        "(whole write commands then wait in the network); and one held mid-run on links "
+        f"set to {FAST_RATES[0]}. The last is there because a hold replaces the path's "
+        "tbf qdisc, and what the old one had queued is dropped, not held: on the "
+        f"{' / '.join(seq.rates)} links the writes in flight at the cut are mostly lost "
+        "(TCP resends only the first while it backs off) and cannot land late; on fast "
+        "links the shaper queues nothing and every write sent after the cut is held "
+        "whole. After each run, once fio has closed the device, the LUN's backing file is "
+        "read (first MiB, per 4 KiB chunk), path 1 is released, and once the target has "
+        "read what arrived the file is read again. Chunks that changed are acknowledged "
+        "writes overwritten by older ones held in the network: dm-multipath "
+        f"**{stale['dm']}**, mpath **{stale['mpath']}** ({per_run}).",
         *(["", *notes] if (notes := stale_notes(details)) else []),
         "",
         "What this run shows, against the claims:",
@@ -694,14 +724,13 @@ def stale_notes(details: dict[str, Any]) -> list[str]:
         "In the run held before the first write, mpath's longest write took "
         f"{before['max_ms']} ms: its path checker (a TEST UNIT READY every second on an "
         "idle path) failed the held path before fio's first write, so no write of mpath's "
-        "waited in the hold. That 0 shows detection, not fencing. In the mid-run hold "
-        "mpath had writes in flight on path 1; it fenced them by a login through path 2's "
-        "portal before reissuing them, which on this rig (each LIO path its own target "
-        "portal group) opens a new session rather than ending the held one "
-        "(tests/lab/test_hold_lio.py), and still no chunk changed on release; nor did one "
-        "for dm-multipath after the same hold. Why a mid-run hold leaves no stale chunk on "
-        "either stack (what the target does with the held writes) this benchmark does not "
-        "establish."
+        "waited in the hold. That 0 shows detection, not fencing. In the mid-run holds "
+        "mpath had writes in flight on path 1 and fenced the path before reissuing them; "
+        "a fence by a login through path 2's portal, where that is the build's only "
+        "fence, opens a new session on this rig (each LIO path its own target portal "
+        "group) rather than ending the held one "
+        "(tests/lab/test_hold_lio.py); the run on fast links is the one where its held "
+        "writes reach the target whole."
     ]
 
 
