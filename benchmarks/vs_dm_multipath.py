@@ -125,9 +125,9 @@ MULTIPATH_DEFAULTS = (
 STALL_SPAN = SPAN
 STALL_QD = 8
 #: The links of the third stale-write run: fast enough that the shaper queues nothing.
-#: A hold replaces the path's tbf, and the kernel flushes the old one's queue, so on a
-#: busy shaped link the writes queued in it at that moment are dropped, not held (TCP
-#: then resends only the first of them while it backs off): they cannot land late.
+#: A hold replaces the path's tbf; if the kernel flushes the old one's queue (our
+#: reading), the writes queued in it on a busy shaped link are dropped, not held (TCP
+#: then resends only the first of them while it backs off), and cannot land late.
 FAST_RATES = ("1gbit", "1gbit")
 #: When the cut comes in a stall run (seconds after fio starts).
 CUT_AT = 3.0
@@ -677,14 +677,16 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
         "held just before fio starts, the sessions idle, as in the fencing benchmark "
         "(whole write commands then wait in the network); and one held mid-run on links "
         f"set to {FAST_RATES[0]}. The last is there because a hold replaces the path's "
-        "tbf qdisc, and what the old one had queued is dropped, not held: on the "
-        f"{' / '.join(seq.rates)} links the writes in flight at the cut are mostly lost "
-        "(TCP resends only the first while it backs off) and cannot land late; on fast "
-        "links the shaper queues nothing and every write sent after the cut is held "
-        "whole. After each run, once fio has closed the device, the LUN's backing file is "
-        "read (first MiB, per 4 KiB chunk), path 1 is released, and once the target has "
-        "read what arrived the file is read again. Chunks that changed are acknowledged "
-        "writes overwritten by older ones held in the network: dm-multipath "
+        "tbf qdisc, and (our reading, not yet checked against the kernel's code) what "
+        "the old one had queued is flushed rather than held: on the "
+        f"{' / '.join(seq.rates)} links the writes waiting in the shaper at the cut would "
+        "then be lost (TCP resends only the first while it backs off) and could not "
+        "land late; on fast links the shaper queues nothing and every write sent after "
+        "the cut is held whole. After each run, once fio has closed the device, the "
+        "LUN's backing file is read (first MiB, per 4 KiB chunk), path 1 is released, "
+        "and once the target has read what arrived the file is read again. Chunks that "
+        "changed are acknowledged writes overwritten by older ones held in the network: "
+        "dm-multipath "
         f"**{stale['dm']}**, mpath **{stale['mpath']}** ({per_run}).",
         *(["", *notes] if (notes := stale_notes(details)) else []),
         "",
