@@ -667,7 +667,8 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
         f"{count(before.get(key))} after the hold before the first write (longest write "
         f"{(before.get(key) or {}).get('max_ms', '-')} ms), {count(fast.get(key))} after "
         f"the mid-run hold on {FAST_RATES[0]} links (stall "
-        f"{(fast.get(key) or {}).get('max_ms', '-')} ms)"
+        f"{(fast.get(key) or {}).get('max_ms', '-')} ms, fio errors "
+        f"{(fast.get(key) or {}).get('errors', '-')})"
         for name, key in (("dm-multipath", "dm"), ("mpath", "mpath"))
     )
     lines += [
@@ -683,7 +684,7 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
         "changed are acknowledged writes overwritten by older ones held in the network: "
         "dm-multipath "
         f"**{stale['dm']}**, mpath **{stale['mpath']}** ({per_run}).",
-        *(["", *notes] if (notes := stale_notes(details)) else []),
+        *(line for note in stale_notes(details) for line in ("", note)),
         "",
         "What this run shows, against the claims:",
         "",
