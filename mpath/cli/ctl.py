@@ -99,7 +99,12 @@ def show() -> None:
 @json_option
 @format_option
 def show_maps(as_json: bool, fmt: str | None) -> None:
-    """One line per map: name, WWID, policy, paths up, NBD URI.
+    """One line per map: name, WWID, policy, paths up, NBD clients, NBD URI.
+
+    Every map is an export of the daemon's one NBD server, named after the map, on
+    LISTEN_DIR/nbd.sock: the URI names the export and the socket
+    (nbd+unix:///NAME?socket=/run/mpath/nbd.sock); with nbd_tcp set, --json also gives
+    tcp_uri. 'nbdinfo --list' on the socket lists every map.
 
     \b
     Examples:
@@ -210,8 +215,10 @@ def show_map(name: str, as_json: bool) -> None:
     if as_json:
         emit_json(entry)
         return
-    for key in ("name", "wwid", "vendor", "product", "policy", "max_commands", "uri"):
-        click.echo(f"{key}: {entry[key]}")
+    for key in ("name", "wwid", "vendor", "product", "policy", "max_commands", "export",
+                "socket", "uri", "tcp_uri"):  # fmt: skip
+        if key != "tcp_uri" or entry.get(key):
+            click.echo(f"{key}: {entry[key]}")
     click.echo(f"size: {format_size(entry['size_bytes'])} ({entry['block_size']}-byte blocks)")
     click.echo(f"paths: {entry['paths_up']}/{entry['paths_total']} up, clients: {entry['clients']}")
     _path_table(entry["paths"])
@@ -234,8 +241,12 @@ def show_config(as_json: bool) -> None:
     found = "" if config["config_file_found"] else " (not found: built-in defaults)"
     click.echo(f"configuration file: {config['config_file']}{found}")
     daemon = config["daemon"]
-    for key in ("listen_dir", "control_socket", "state_file", "metrics", "portals"):
-        origin = daemon["origins"].get(key, "built-in default")
+    origins = daemon["origins"]
+    for key in ("listen_dir", "control_socket", "nbd_socket", "nbd_tcp", "state_file", "metrics",
+                "portals"):  # fmt: skip
+        # The sockets are in listen_dir: they come from where it came from.
+        inherited = origins.get("listen_dir") if key.endswith("_socket") else None
+        origin = origins.get(key, inherited or "built-in default")
         click.echo(f"daemon {key} = {daemon[key]}  ({origin})")
     for m in config["maps"]:
         click.echo(f"map {m['name']} ({m['wwid']}):")
@@ -332,6 +343,77 @@ def reinstate_path(path: str, as_json: bool) -> None:
       mpath ctl reinstate path mpatha:2
     """
     _print_change(_ask(["reinstate", "path", path]), as_json, "reinstated")
+
+
+@ctl.group("add")
+def add() -> None:
+    """Add a map (root).
+
+    \b
+    Examples:
+      mpath ctl add map --alias db iscsi://198.18.1.2/iqn.2026-01.org.example:db/1
+    """
+
+
+@add.command("map")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--alias", metavar="NAME", default=None,
+              help="Name of the map and its NBD export (default: a [[multipaths]] alias, "
+              "else a persistent binding such as mpathc).")  # fmt: skip
+@json_option
+def add_map(paths: tuple[str, ...], alias: str | None, as_json: bool) -> None:
+    """Open the LUN behind PATH... (iSCSI URLs or block devices, as 'mpath serve' takes)
+    as a new map and export it on the daemon's NBD server, now.
+
+    The map lasts until the next reload (SIGHUP, 'ctl reconfigure'), which applies
+    the configuration file as written: add it to [[daemon.maps]] to keep it.
+
+    \b
+    Examples:
+      mpath ctl add map /dev/sdc /dev/sdd
+      mpath ctl add map --alias db iscsi://198.18.1.2/iqn.2026-01.org.example:db/1 \\
+          iscsi://198.18.2.2/iqn.2026-01.org.example:db/1
+    """
+    words = ["add", "map", *(["--alias", alias] if alias is not None else []), *paths]
+    entry = _ask(words)
+    if as_json:
+        emit_json(entry)
+        return
+    click.echo(f"{entry['name']} added: {entry['wwid']}, {entry['paths_up']}/"
+               f"{entry['paths_total']} paths up, at {entry['uri']}")  # fmt: skip
+
+
+@ctl.group("del")
+def delete() -> None:
+    """Remove a map (root).
+
+    \b
+    Examples:
+      mpath ctl del map mpathc
+    """
+
+
+@delete.command("map")
+@click.argument("name")
+@json_option
+def del_map(name: str, as_json: bool) -> None:
+    """Stop serving map NAME: its NBD export is removed (unlisted and refused to new
+    clients at once; its clients' requests in flight finish, then they are
+    disconnected), the LUN flushed and closed. Exit 1 if requests had to be abandoned.
+
+    The map comes back at the next reload if the configuration names it.
+
+    \b
+    Examples:
+      mpath ctl del map mpathc
+    """
+    result = _ask(["del", "map", name])
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{name} removed" + ("" if result["clean"] else " (requests abandoned)"))
+    if not result["clean"]:
+        raise SystemExit(1)
 
 
 @ctl.command("reconfigure")

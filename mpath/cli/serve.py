@@ -271,7 +271,7 @@ def _announce(
                     if server.port is None
                     else dataclasses.replace(address, port=server.port)
                 ),
-                "export_name": server.export_name,
+                "export_name": server.export.name,
                 "size_bytes": device.size_bytes,
                 "block_size": device.block_size,
                 "read_only": server.settings.read_only,

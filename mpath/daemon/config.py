@@ -5,7 +5,8 @@ stay where every command reads them (docs/config.md); this section adds only wha
 long-running service needs::
 
     [daemon]
-    listen_dir = "/run/mpath"                  # control socket and one NBD socket per map
+    listen_dir = "/run/mpath"                  # control.sock, and nbd.sock: every map's export
+    nbd_tcp = "127.0.0.1:10809"                # the same exports on loopback TCP as well
     state_file = "/var/lib/mpath/bindings.json"  # WWID -> name, stable across restarts
     metrics = "127.0.0.1:9586"                 # Prometheus endpoint (loopback only)
     portals = ["198.18.1.2", "198.18.2.2"]     # SendTargets discovery: every LUN found
@@ -32,11 +33,14 @@ from typing import Any
 
 from mpath.config import ConfigError
 from mpath.config.source import KeyPath, SourceMap
+from mpath.errors import MpathError
+from mpath.nbd.listen import ListenAddress
 
 DEFAULT_LISTEN_DIR = Path("/run/mpath")
 DEFAULT_STATE_FILE = Path("/var/lib/mpath/bindings.json")
 CONTROL_SOCKET_NAME = "control.sock"
-KEYS = ("listen_dir", "state_file", "metrics", "portals", "targets", "maps")
+NBD_SOCKET_NAME = "nbd.sock"
+KEYS = ("listen_dir", "state_file", "metrics", "nbd_tcp", "portals", "targets", "maps")
 MAP_KEYS = ("paths", "alias")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
 
@@ -65,6 +69,7 @@ class DaemonConfig:
     listen_dir: Path = DEFAULT_LISTEN_DIR
     state_file: Path = DEFAULT_STATE_FILE
     metrics: MetricsAddress | None = None
+    nbd_tcp: ListenAddress | None = None
     portals: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     maps: tuple[MapSpec, ...] = ()
@@ -74,10 +79,22 @@ class DaemonConfig:
     def control_socket(self) -> Path:
         return self.listen_dir / CONTROL_SOCKET_NAME
 
+    @property
+    def nbd_socket(self) -> Path:
+        """The one NBD server's Unix socket: every map is an export on it."""
+        return self.listen_dir / NBD_SOCKET_NAME
+
+    @property
+    def nbd_addresses(self) -> tuple[ListenAddress, ...]:
+        unix = ListenAddress("unix", path=str(self.nbd_socket))
+        return (unix,) if self.nbd_tcp is None else (unix, self.nbd_tcp)
+
     def describe(self) -> dict[str, Any]:
         return {
             "listen_dir": str(self.listen_dir),
             "control_socket": str(self.control_socket),
+            "nbd_socket": str(self.nbd_socket),
+            "nbd_tcp": None if self.nbd_tcp is None else str(self.nbd_tcp),
             "state_file": str(self.state_file),
             "metrics": None if self.metrics is None else str(self.metrics),
             "portals": list(self.portals),
@@ -103,6 +120,23 @@ def parse_metrics_address(text: str) -> MetricsAddress:
                 f"metrics address {text!r}: only loopback is served (no authentication)"
             )
     return MetricsAddress(host, int(port_text))
+
+
+def parse_nbd_tcp(text: str) -> ListenAddress:
+    """``HOST:PORT`` of the NBD exports on TCP: loopback only (an export has no
+    authentication); port 0 picks one."""
+    try:
+        address = ListenAddress.parse(f"tcp:{text}")
+    except MpathError:
+        raise ValueError(
+            f"NBD address {text!r}: expected HOST:PORT with an IP address, e.g. 127.0.0.1:10809"
+        ) from None
+    if not address.is_local:
+        raise ValueError(
+            f"NBD address {text!r}: only loopback is served (an NBD export has no "
+            "authentication; tunnel it with ssh -L)"
+        )
+    return address
 
 
 def load_daemon_config(file: Path | None, *, found: bool = True) -> DaemonConfig:
@@ -161,6 +195,15 @@ class _Reader:
             except ValueError as exc:
                 raise self.error(("daemon", "metrics"), str(exc)) from None
             origins["metrics"] = self.origin(("daemon", "metrics"))
+        if "nbd_tcp" in table:
+            raw = table["nbd_tcp"]
+            if not isinstance(raw, str):
+                raise self.error(("daemon", "nbd_tcp"), "nbd_tcp must be a string HOST:PORT")
+            try:
+                values["nbd_tcp"] = parse_nbd_tcp(raw)
+            except ValueError as exc:
+                raise self.error(("daemon", "nbd_tcp"), str(exc)) from None
+            origins["nbd_tcp"] = self.origin(("daemon", "nbd_tcp"))
         for key in ("portals", "targets"):
             if key in table:
                 values[key] = self.strings(table[key], ("daemon", key), key)
@@ -193,7 +236,7 @@ class _Reader:
                     raise self.error(
                         (*path, "alias"),
                         "alias must be 1-64 letters, digits, '_', '.', '+', '-' "
-                        "(it names a socket file)",
+                        "(it is the NBD export name, part of a URI)",
                     )
                 if alias in aliases:
                     raise self.error((*path, "alias"), f"alias {alias!r} given twice")
@@ -203,7 +246,8 @@ class _Reader:
 
 
 def valid_map_name(name: str) -> bool:
-    """A map's name becomes a socket file name: no slashes, no dot files."""
+    """A map's name is its NBD export name, written in URIs and file names of scripts:
+    letters, digits and ``_.+-`` only, not starting with a dot."""
     return bool(_NAME.fullmatch(name))
 
 
@@ -214,5 +258,6 @@ __all__ = [
     "MetricsAddress",
     "load_daemon_config",
     "parse_metrics_address",
+    "parse_nbd_tcp",
     "valid_map_name",
 ]

@@ -43,7 +43,8 @@ _PEERCRED = struct.Struct("3i")
 SHOW_WHAT = ("maps", "paths", "topology", "config", "stats", "map")
 USAGE = (
     "commands: show {maps|paths|topology|config|stats}, show map NAME, "
-    "fail path P, reinstate path P, reconfigure, reset stats"
+    "fail path P, reinstate path P, add map [--alias NAME] PATH..., del map NAME, "
+    "reconfigure, reset stats"
 )
 
 
@@ -81,10 +82,11 @@ class ControlServer:
         log.info("control socket %s", self.path)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._server is None:
+            return  # never listened: the socket file, if any, is another daemon's
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
         with contextlib.suppress(OSError):
             self.path.unlink()
 
@@ -134,6 +136,17 @@ class ControlServer:
             if verb == "fail":
                 return await daemon.fail_path(args[1])
             return daemon.reinstate_path(args[1])
+        if verb == "add" and args[:1] == ["map"]:
+            alias, paths = None, args[1:]
+            if paths[:1] == ["--alias"]:
+                if len(paths) < 2:
+                    raise UsageError("add map --alias needs a NAME")
+                alias, paths = paths[1], paths[2:]
+            log.info("control: add map %s (uid %d)", " ".join(args[1:]), uid)
+            return views.map_row(await daemon.add_map(paths, alias))
+        if verb == "del" and len(args) == 2 and args[0] == "map":
+            log.info("control: del map %s (uid %d)", args[1], uid)
+            return {"map": args[1], "removed": True, "clean": await daemon.del_map(args[1])}
         if command == ["reconfigure"]:
             log.info("control: reconfigure (uid %d)", uid)
             return await self._reload()

@@ -101,7 +101,7 @@ class DaemonCollector(Collector):
             labels = [entry.name, entry.wwid]
             stats = views.stats_row(entry)
             stats["size_bytes"] = entry.device.size_bytes
-            stats["clients"] = entry.server.connections
+            stats["clients"] = entry.clients
             for name, _, _, key in MAP_METRICS:
                 maps[name].add_metric(labels, float(stats[key]))
             for row in views.path_rows(entry):

@@ -23,6 +23,7 @@ from mpath.daemon.metrics import MetricsServer
 from mpath.daemon.notify import Notifier
 from mpath.daemon.service import Daemon
 from mpath.errors import MpathError
+from mpath.nbd import ListenAddress
 
 log = logging.getLogger(__name__)
 ReadyCallback = Callable[[dict[str, Any]], None]
@@ -83,8 +84,10 @@ class Runner:
         self.notifier.ready(status_line(self.daemon))
         log.info("%s", status_line(self.daemon))
         metrics = self.metrics
+        nbd = self.daemon.nbd
         return {
             "control_socket": str(self.control.path),
+            "nbd": [] if nbd is None else nbd.uris_for(""),
             "metrics": None
             if metrics is None
             else f"http://{metrics.address.host}:{metrics.port}/metrics",
@@ -107,11 +110,16 @@ async def run_daemon(
     *,
     listen_dir: Path | None = None,
     metrics: MetricsAddress | None = None,
+    nbd_tcp: ListenAddress | None = None,
     on_ready: ReadyCallback | None = None,
     notifier: Notifier | None = None,
 ) -> bool:
     """Serve until SIGTERM/SIGINT; True when shutdown lost nothing."""
-    overrides: dict[str, Any] = {} if metrics is None else {"metrics": metrics}
+    overrides: dict[str, Any] = {}
+    if metrics is not None:
+        overrides["metrics"] = metrics
+    if nbd_tcp is not None:
+        overrides["nbd_tcp"] = nbd_tcp
     runner = Runner(
         Daemon(config_file, listen_dir=listen_dir, overrides=overrides), notifier or Notifier()
     )

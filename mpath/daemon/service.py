@@ -3,8 +3,9 @@
 :class:`Daemon` is a thin owner of library objects. Each map is one
 :class:`~mpath.filter.device.MultipathDevice` opened through the one device opener
 (:func:`mpath.api.open_device`, so the configuration, blacklist and checkers apply as
-for every command) and one :class:`~mpath.nbd.NbdServer` on its own Unix socket,
-``LISTEN_DIR/NAME.sock``, whose export is named after the map.
+for every command) and one export, named after the map, of the daemon's one
+:class:`~mpath.nbd.NbdServer` (Unix socket ``LISTEN_DIR/nbd.sock``, and loopback TCP
+if ``nbd_tcp`` is set), so ``nbdinfo --list`` on that socket names every map.
 
 Everything runs on one event loop. What ``show`` reports is read from memory (the
 devices' counters, the monitors' verdicts); nothing on the way to an answer awaits a
@@ -36,7 +37,8 @@ from mpath.errors import MpathError, UsageError
 from mpath.filter.device import MultipathDevice
 from mpath.filter.path import Path as DevicePath
 from mpath.filter.path import PathState
-from mpath.nbd import ListenAddress, NbdServer, ServeSettings
+from mpath.filter.provisioning import Provisioned
+from mpath.nbd import Export, NbdServer, ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,9 @@ class DaemonMap:
     spec: MapSpec
     opened: OpenedDevice
     holds: AdminHolds
-    server: NbdServer
-    socket: Path
+    export: Export
+    socket: Path  # the daemon's NBD socket, shared by every map
+    uris: list[str]  # the export's URIs: Unix socket first, then TCP if configured
     opened_at: float
     counters: MapCounters = field(default_factory=MapCounters)
 
@@ -78,7 +81,16 @@ class DaemonMap:
 
     @property
     def uri(self) -> str:
-        return f"nbd+unix:///{self.name}?socket={self.socket}"
+        return self.uris[0]
+
+    @property
+    def tcp_uri(self) -> str | None:
+        return self.uris[1] if len(self.uris) > 1 else None
+
+    @property
+    def clients(self) -> int:
+        """NBD clients using the map's export now."""
+        return len(self.export.clients)
 
     def path(self, spec: str) -> DevicePath:
         """A path of this map by its index (from 1) or its URL."""
@@ -122,6 +134,7 @@ class Daemon:
         self.last_reload: dict[str, Any] | None = None
         self._reload_lock = asyncio.Lock()
         self._bindings: Bindings | None = None
+        self.nbd: NbdServer | None = None  # one server, one export per map
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- configuration --------------------------------------------------------------------
@@ -165,6 +178,9 @@ class Daemon:
         self.config, self.daemon_config = self._load()
         self._prepare_listen_dir()
         self._bindings = Bindings(self.daemon_config.state_file)
+        nbd = NbdServer()
+        await nbd.start(*self.daemon_config.nbd_addresses)
+        self.nbd = nbd
         specs = await self._specs(self.config, self.daemon_config)
         results = await asyncio.gather(
             *(self._open_map(spec) for spec in specs), return_exceptions=True
@@ -190,25 +206,34 @@ class Daemon:
         self.problems.append(line)
 
     async def _open_map(self, spec: MapSpec) -> DaemonMap:
+        nbd = self.nbd
+        assert nbd is not None, "start() listens before maps are opened"
         holds = AdminHolds()
         request = DeviceRequest(list(spec.paths), self.config_file)
         opened = await open_device(request, monitor=holds.factory())
         try:
             name = self._name(spec, opened)
-            socket = self.daemon_config.listen_dir / f"{name}.sock"
             device = opened.device
             description = (
                 f"mpath map {name}: LUN {opened.resolution.wwid} over "
                 f"{len(spec.paths)} path(s), policy {device.policy}"
             )
-            server = NbdServer(device, ServeSettings(description=description))
-            server.export_name = name
-            await server.start(ListenAddress.parse(f"unix:{socket}"))
+            export = nbd.add(
+                name, device, ServeSettings(description=description), Provisioned(device)
+            )
         except BaseException:
             await opened.device.close()
             raise
         entry = DaemonMap(
-            name, frozenset(spec.paths), spec, opened, holds, server, socket, time.time()
+            name,
+            frozenset(spec.paths),
+            spec,
+            opened,
+            holds,
+            export,
+            self.daemon_config.nbd_socket,
+            nbd.uris_for(name),
+            time.time(),
         )
         self.maps[name] = entry
         log.info(
@@ -229,31 +254,45 @@ class Daemon:
             taken = set(self.maps)
             name = self._bindings.name_for(wwid, taken)
         if not valid_map_name(name):
-            raise UsageError(f"map name {name!r} (LUN {wwid}) cannot name a socket file")
+            raise UsageError(
+                f"map name {name!r} (LUN {wwid}) cannot be an export name: use letters, "
+                "digits, '_', '.', '+', '-'"
+            )
         if name in self.maps:
             raise UsageError(f"map name {name!r} (LUN {wwid}) is already used by another LUN")
         return name
 
     async def _close_map(self, entry: DaemonMap) -> bool:
-        """Drain the export (requests in flight finish), flush, then close the device."""
+        """Remove the export (unlisted and refused to new clients at once; its clients'
+        requests in flight finish, then they are disconnected), flush, close the device."""
         self.maps.pop(entry.name, None)
-        clean = await entry.server.shutdown()
+        clean = True
+        nbd = self.nbd
+        if nbd is not None and not nbd.shutting_down and entry.name in nbd.exports:
+            clean = await nbd.remove(entry.name)
         await entry.device.close()
         log.info("map %s closed%s", entry.name, "" if clean else " (requests abandoned)")
         return clean
 
     async def stop(self) -> bool:
-        """Close every map (as ``mpath serve`` does on SIGTERM); True when nothing was lost."""
+        """Close every map (as ``mpath serve`` does on SIGTERM); True when nothing was lost.
+
+        The NBD server stops first (no new clients; every export drains at once), then
+        each device is closed.
+        """
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        clean = True
+        if self.nbd is not None:
+            clean = await self.nbd.shutdown()
         results = await asyncio.gather(*(self._close_map(m) for m in list(self.maps.values())))
-        return all(results)
+        return clean and all(results)
 
     def abort(self) -> None:
         """A second SIGTERM: stop waiting for requests in flight."""
-        for entry in self.maps.values():
-            entry.server.abort()
+        if self.nbd is not None:
+            self.nbd.abort()
 
     async def reload(self) -> ReloadReport:
         """Apply the configuration file as it is now. One reload at a time.
@@ -267,6 +306,10 @@ class Daemon:
                 log.warning("listen_dir changes only at restart; keeping %s",
                             self.daemon_config.listen_dir)  # fmt: skip
                 daemon = dataclasses.replace(daemon, listen_dir=self.daemon_config.listen_dir)
+            if daemon.nbd_tcp != self.daemon_config.nbd_tcp:
+                log.warning("nbd_tcp changes only at restart; keeping %s",
+                            self.daemon_config.nbd_tcp or "none")  # fmt: skip
+                daemon = dataclasses.replace(daemon, nbd_tcp=self.daemon_config.nbd_tcp)
             specs = await self._specs(config, daemon)
             self.config, self.daemon_config = config, daemon
             report = ReloadReport()
@@ -315,6 +358,39 @@ class Daemon:
         return True
 
     # -- control commands that change things --------------------------------------------------
+
+    async def add_map(self, paths: Sequence[str], alias: str | None = None) -> DaemonMap:
+        """Open a LUN by its paths and export it now (``ctl add map``), until the next
+        reload, which applies the configuration file as written.
+
+        Not while a reload runs (it waits for it). Refuses paths another map uses and a
+        bad or taken name, with a :class:`UsageError`.
+        """
+        if not paths:
+            raise UsageError("add map: give the LUN's paths (iSCSI URLs or block devices)")
+        if alias is not None and not valid_map_name(alias):
+            raise UsageError(
+                f"alias {alias!r}: use 1-64 letters, digits, '_', '.', '+', '-' "
+                "(it is the NBD export name)"
+            )
+        async with self._reload_lock:
+            for entry in self.maps.values():
+                shared = [p for p in paths if p in entry.key]
+                if shared:
+                    raise UsageError(f"path {shared[0]} is already in map {entry.name}")
+            entry = await self._open_map(MapSpec(tuple(paths), alias))
+        log.info("map %s added by the administrator", entry.name)
+        return entry
+
+    async def del_map(self, name: str) -> bool:
+        """Stop serving map ``name`` (``ctl del map``) until the next reload: its export
+        is removed (requests in flight finish), the LUN flushed and closed. True when
+        nothing was abandoned."""
+        async with self._reload_lock:
+            entry = self.map(name)
+            clean = await self._close_map(entry)
+        log.info("map %s removed by the administrator", name)
+        return clean
 
     def find_path(self, spec: str) -> tuple[DaemonMap, DevicePath]:
         """A path named ``MAP:INDEX``, ``MAP:URL`` or by its URL alone."""

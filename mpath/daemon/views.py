@@ -72,10 +72,11 @@ def map_row(entry: DaemonMap) -> dict[str, Any]:
         "max_commands": device.max_commands,
         "paths_up": up,
         "paths_total": len(paths),
-        "export": entry.name,
+        "export": entry.export.name,
         "uri": entry.uri,
+        "tcp_uri": entry.tcp_uri,
         "socket": str(entry.socket),
-        "clients": entry.server.connections,
+        "clients": entry.clients,
         "paths": path_rows(entry),
     }
 
@@ -146,7 +147,7 @@ def _plain(value: object) -> object:
 def stats_row(entry: DaemonMap) -> dict[str, Any]:
     device = entry.device
     paths = device.path_objects
-    server = entry.server.stats
+    served = entry.export.stats
     return {
         "map": entry.name,
         **device.stats.describe(),
@@ -157,12 +158,12 @@ def stats_row(entry: DaemonMap) -> dict[str, Any]:
         "admin_fails": entry.counters.admin_fails,
         "admin_reinstates": entry.counters.admin_reinstates,
         "nbd": {
-            "clients": entry.server.connections,
-            "connections": server.connections,
-            "requests": server.requests,
-            "bytes_read": server.bytes_read,
-            "bytes_written": server.bytes_written,
-            "errors": server.errors,
+            "clients": entry.clients,
+            "connections": served.sessions,
+            "requests": served.requests,
+            "bytes_read": served.bytes_read,
+            "bytes_written": served.bytes_written,
+            "errors": served.errors,
         },
         "paths": [
             {

@@ -16,8 +16,8 @@ import struct
 from typing import Final, Protocol
 
 from mpath.errors import MpathError
-from mpath.nbd.byteio import ZERO_CHUNK, ByteIO
-from mpath.nbd.limits import ByteBudget
+from mpath.nbd.byteio import ZERO_CHUNK
+from mpath.nbd.exports import Export, Exports
 from mpath.nbd.protocol import (
     CMD_BLOCK_STATUS,
     CMD_DISC,
@@ -82,7 +82,7 @@ from mpath.nbd.protocol import (
     ProtocolError,
 )
 from mpath.nbd.replies import ReplyQueue
-from mpath.nbd.settings import ServeSettings, ServeStats
+from mpath.nbd.settings import ServeSettings
 from mpath.scsi.errnos import errno_for_error
 
 log = logging.getLogger(__name__)
@@ -111,37 +111,24 @@ def nbd_errno(exc: BaseException) -> int:
     return code if code in _NBD_ERRNOS else errno.EIO
 
 
-class Export(Protocol):
+class Host(Protocol):
     """What a connection uses of its server (:class:`~mpath.nbd.server.NbdServer`)."""
 
     @property
-    def export_name(self) -> str: ...
-    @property
     def settings(self) -> ServeSettings: ...
     @property
-    def stats(self) -> ServeStats: ...
-    @property
-    def io(self) -> ByteIO: ...
-    @property
-    def budget(self) -> ByteBudget: ...
-    @property
-    def block_size(self) -> int: ...
-    @property
-    def size_bytes(self) -> int: ...
+    def exports(self) -> Exports: ...
     @property
     def shutting_down(self) -> bool: ...
-    @property
-    def transmission_flags(self) -> int: ...
-    @property
-    def can_map(self) -> bool: ...
 
 
 class Connection:
-    """One client: its handshake, then its requests, each in its own task."""
+    """One client: its handshake (choosing an export), then its requests, each in its
+    own task, served by the export it chose (:attr:`export`)."""
 
     def __init__(
         self,
-        server: Export,
+        server: Host,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         number: int,
@@ -150,13 +137,40 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.name = f"client {number}"
+        self.export: Export | None = None  # chosen by GO or EXPORT_NAME
         self.tasks: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(server.settings.max_requests)
         self.replies: ReplyQueue | None = None  # made when transmission begins
         self.structured = False  # NBD_OPT_STRUCTURED_REPLY was negotiated
         self.allocation_context = False  # base:allocation was selected
+        self.context_export: str | None = None  # the export the meta context was set for
         self.transmitting = False
         self.disconnected = False
+
+    @property
+    def export_name(self) -> str | None:
+        return self.export.name if self.export is not None else None
+
+    @property
+    def serving(self) -> Export:
+        """The export chosen (transmission only happens after one was)."""
+        export = self.export
+        if export is None:
+            raise ProtocolError("no export chosen")
+        return export
+
+    @property
+    def closing(self) -> bool:
+        """New requests get ESHUTDOWN: the export is draining or the server stopping."""
+        return self.serving.closing or self.server.shutting_down
+
+    def _choose(self, name: str) -> Export | None:
+        """The export ``name`` if it can be used now, attached to this client."""
+        export = self.server.exports.get(name)
+        if export is None or self.server.shutting_down or not export.attach(self):
+            return None
+        self.export = export
+        return export
 
     # handshake ----------------------------------------------------------------------
 
@@ -190,9 +204,18 @@ class Connection:
             data = await self.reader.readexactly(length)
             if option == OPT_EXPORT_NAME:
                 name = data.decode("utf-8", "replace")
-                if name != server.export_name:
-                    raise ProtocolError(f"unknown export {name!r} (NBD_OPT_EXPORT_NAME)")
-                reply = struct.pack(">QH", server.size_bytes, server.transmission_flags)
+                export = self._choose(name)
+                if export is None:
+                    # The option has no error reply: the protocol says to end the session.
+                    log.warning(
+                        "%s: %s (NBD_OPT_EXPORT_NAME), closing",
+                        self.name,
+                        "server is shutting down"
+                        if server.shutting_down
+                        else server.exports.unknown(name),
+                    )
+                    return False
+                reply = struct.pack(">QH", export.size_bytes, export.transmission_flags)
                 self.writer.write(reply if no_zeroes else reply + bytes(124))
                 await self.writer.drain()
                 return True
@@ -224,10 +247,14 @@ class Connection:
             if data:
                 await self.send_error(option, REP_ERR_INVALID, "NBD_OPT_LIST takes no data")
                 return True
-            encoded = server.export_name.encode()
-            description = server.settings.description.encode()
-            entry = struct.pack(">I", len(encoded)) + encoded + description
-            await self.send_option_reply(option, REP_SERVER, entry)
+            if server.shutting_down:
+                await self.send_error(option, REP_ERR_SHUTDOWN, "server is shutting down")
+                return True
+            # One NBD_REP_SERVER per export (name length, name, description), then ACK.
+            for export in server.exports:
+                encoded = export.name.encode()
+                entry = struct.pack(">I", len(encoded)) + encoded + export.description.encode()
+                await self.send_option_reply(option, REP_SERVER, entry)
             await self.send_option_reply(option, REP_ACK)
             return True
         if option == OPT_STRUCTURED_REPLY:
@@ -265,15 +292,17 @@ class Connection:
         except (struct.error, IndexError):
             await self.send_error(option, REP_ERR_INVALID, "malformed meta context request")
             return
-        if name != server.export_name:
-            await self.send_error(option, REP_ERR_UNKNOWN, f"no export named {name!r}")
+        export = server.exports.get(name)
+        if export is None:
+            await self.send_error(option, REP_ERR_UNKNOWN, server.exports.unknown(name))
             return
         if setting:
             self.allocation_context = False
+            self.context_export = name
         wanted = (not queries and not setting) or any(
             q in (META_BASE_ALLOCATION, "base:") for q in queries
         )
-        if wanted and server.can_map:
+        if wanted and export.can_map:
             if setting:
                 self.allocation_context = True
             payload = struct.pack(">I", META_BASE_ALLOCATION_ID) + META_BASE_ALLOCATION.encode()
@@ -296,25 +325,34 @@ class Connection:
             await self.send_error(option, REP_ERR_INVALID, "bad information request count")
             return False
         requested = set(struct.unpack_from(f">{count}H", data, 4 + name_length + 2))
-        if name != server.export_name:
-            await self.send_error(option, REP_ERR_UNKNOWN, f"no export named {name!r}")
-            return False
         if server.shutting_down:
             await self.send_error(option, REP_ERR_SHUTDOWN, "server is shutting down")
             return False
-        infos = [struct.pack(">HQH", INFO_EXPORT, server.size_bytes, server.transmission_flags)]
+        export = server.exports.get(name)
+        if export is None:
+            await self.send_error(option, REP_ERR_UNKNOWN, server.exports.unknown(name))
+            return False
+        if option == OPT_GO:
+            # Attached before the replies go out: an export removed meanwhile drains
+            # this client with the others instead of missing it.
+            if self._choose(name) is None:
+                await self.send_error(option, REP_ERR_SHUTDOWN, f"export {name!r} is closing")
+                return False
+            if self.context_export != name:
+                self.allocation_context = False  # contexts were set for another export
+        infos = [struct.pack(">HQH", INFO_EXPORT, export.size_bytes, export.transmission_flags)]
         # Sent even when not requested (the protocol allows it): clients that honour it
         # avoid the read-modify-write path; those that do not are still served.
-        block = server.block_size
+        block = export.block_size
         infos.append(
             struct.pack(
-                ">HIII", INFO_BLOCK_SIZE, block, max(block, 4096), server.settings.max_request_bytes
+                ">HIII", INFO_BLOCK_SIZE, block, max(block, 4096), export.settings.max_request_bytes
             )
         )
         if INFO_NAME in requested:
-            infos.append(struct.pack(">H", INFO_NAME) + server.export_name.encode())
-        if INFO_DESCRIPTION in requested and server.settings.description:
-            infos.append(struct.pack(">H", INFO_DESCRIPTION) + server.settings.description.encode())
+            infos.append(struct.pack(">H", INFO_NAME) + export.name.encode())
+        if INFO_DESCRIPTION in requested and export.description:
+            infos.append(struct.pack(">H", INFO_DESCRIPTION) + export.description.encode())
         for info in infos:
             await self.send_option_reply(option, REP_INFO, info)
         await self.send_option_reply(option, REP_ACK)
@@ -326,7 +364,7 @@ class Connection:
         """Read requests until DISC or EOF; each runs in its own task, replies as it ends."""
         self.transmitting = True
         self.replies = ReplyQueue(self.writer, self._broken)
-        server = self.server
+        export = self.serving
         reader = self.reader
         try:
             while True:
@@ -344,17 +382,17 @@ class Connection:
                     self.slots.release()
                     return
                 payload_bytes = length if kind in (CMD_READ, CMD_WRITE) else 0
-                if payload_bytes > server.settings.max_request_bytes:
+                if payload_bytes > export.settings.max_request_bytes:
                     if kind == CMD_WRITE:
                         await self._discard(length)
                     self.slots.release()
                     await self.reply(handle, errno.EINVAL)
                     continue
-                await server.budget.acquire(payload_bytes)
+                await export.budget.acquire(payload_bytes)
                 try:
                     payload = await reader.readexactly(length) if kind == CMD_WRITE else b""
                 except BaseException:
-                    server.budget.release(payload_bytes)
+                    export.budget.release(payload_bytes)
                     self.slots.release()
                     raise
                 task = asyncio.create_task(
@@ -380,13 +418,13 @@ class Connection:
         payload: bytes,
         payload_bytes: int,
     ) -> None:
-        server = self.server
-        stats = server.stats
+        export = self.serving
+        stats = export.stats
         try:
             stats.requests += 1
             command = COMMAND_NAMES.get(kind, str(kind))
             stats.by_command[command] = stats.by_command.get(command, 0) + 1
-            if server.shutting_down:
+            if self.closing:
                 stats.shutdown_replies += 1
                 await self.reply(handle, errno.ESHUTDOWN, kind=kind)
                 return
@@ -405,15 +443,15 @@ class Connection:
                 stats.errors += 1
             await self.reply(handle, error, data, kind=kind, offset=offset)
         finally:
-            server.budget.release(payload_bytes)
+            export.budget.release(payload_bytes)
             self.slots.release()
 
     async def _execute(
         self, kind: int, flags: int, offset: int, length: int, payload: bytes
     ) -> tuple[int, bytes | memoryview]:
-        server = self.server
-        io = server.io
-        read_only = server.settings.read_only
+        export = self.serving
+        io = export.io
+        read_only = export.settings.read_only
         allowed = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO | CMD_FLAG_REQ_ONE
         if flags & ~allowed:
             return errno.EINVAL, b""
@@ -422,7 +460,7 @@ class Connection:
             if offset + length > io.size:
                 return errno.EINVAL, b""
             data = await io.read(offset, length)
-            server.stats.bytes_read += length
+            export.stats.bytes_read += length
             return 0, data
         if kind in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM):
             if read_only:
@@ -443,7 +481,7 @@ class Connection:
                 fast=bool(flags & CMD_FLAG_FAST_ZERO),
             ):
                 return errno.ENOTSUP, b""  # FAST_ZERO, and the LU cannot zero by itself
-            server.stats.bytes_written += length
+            export.stats.bytes_written += length
             return 0, b""
         if kind == CMD_FLUSH:
             if read_only:
@@ -456,9 +494,9 @@ class Connection:
 
     async def _block_status(self, offset: int, length: int, *, one: bool) -> tuple[int, bytes]:
         """base:allocation from GET LBA STATUS: the chunk's payload (context, extents)."""
-        server = self.server
-        saving = server.io.saving
-        if length == 0 or offset + length > server.io.size:
+        io = self.serving.io
+        saving = io.saving
+        if length == 0 or offset + length > io.size:
             return errno.EINVAL, b""
         extents = await saving.extents(offset, length) if saving is not None else None
         hole = STATE_HOLE | (STATE_ZERO if saving is not None and saving.holes_read_zeroes else 0)

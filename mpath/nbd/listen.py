@@ -68,12 +68,15 @@ class ListenAddress:
         """True for Unix sockets and loopback addresses: not reachable from the network."""
         return self.kind == "unix" or ipaddress.ip_address(self.host).is_loopback
 
-    def uri(self, port: int | None = None) -> str:
-        """The NBD URI clients connect to (``nbd://...`` or ``nbd+unix:///?socket=...``)."""
+    def uri(self, port: int | None = None, export: str = "") -> str:
+        """The NBD URI of an export (the default one: ``""``) at this address:
+        ``nbd+unix:///EXPORT?socket=PATH`` or ``nbd://HOST:PORT/EXPORT``."""
+        name = quote(export, safe="")
         if self.kind == "unix":
-            return f"nbd+unix:///?socket={quote(self.path, safe='/')}"
+            return f"nbd+unix:///{name}?socket={quote(self.path, safe='/')}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"nbd://{host}:{self.port if port is None else port}"
+        at = f"nbd://{host}:{self.port if port is None else port}"
+        return f"{at}/{name}" if name else at
 
     def __str__(self) -> str:
         if self.kind == "unix":

@@ -80,9 +80,14 @@ class ServeSettings:
     * ``max_request_bytes``: the advertised maximum block size; a larger READ or WRITE
       gets ``EINVAL`` (a WRITE's payload is read and discarded to stay in step).
     * ``handshake_timeout``: seconds a client may take to choose an export.
-    * ``shutdown_timeout``: seconds :meth:`NbdServer.shutdown` waits for requests in
-      flight before abandoning them (unacknowledged).
+    * ``shutdown_timeout``: seconds :meth:`NbdServer.shutdown` (or the removal of an
+      export) waits for requests in flight before abandoning them (unacknowledged).
     * ``description``: shown by clients (``nbdinfo``) as the export's description.
+
+    A server's settings give its connection limits (``max_connections``,
+    ``max_requests``, ``max_inflight_bytes``, ``handshake_timeout``); each export's give
+    what is per export (``read_only``, ``max_request_bytes``, ``shutdown_timeout``,
+    ``description``). A server made for one device uses one object for both.
     """
 
     read_only: bool = False
@@ -108,8 +113,9 @@ class ServeSettings:
 class ServeStats:
     """Counters since the server started (JSON-able through :meth:`describe`)."""
 
-    connections: int = 0
+    connections: int = 0  # accepted by the server
     refused_connections: int = 0
+    sessions: int = 0  # clients that chose the export (entered transmission)
     requests: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
@@ -125,6 +131,7 @@ class ServeStats:
         return {
             "connections": self.connections,
             "refused_connections": self.refused_connections,
+            "sessions": self.sessions,
             "requests": self.requests,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,

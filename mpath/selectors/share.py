@@ -316,12 +316,11 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 info.idle_since = now
                 # Busy and nothing finished for a while (a stalled or crawling path):
                 # it cannot be faster than what it holds over the time it has held it.
-                # Only bytes say so: a path holding nothing but zero-byte commands (a
-                # cache flush) is not judged by them.
+                # Commands without data (a SYNCHRONIZE CACHE) bound nothing: a speed of
+                # 0 would have no inverse.
                 waited = now - max(info.busy_since, info.last_finish)
-                held = info.in_flight_bytes
-                if held > 0 and waited > 0 and info.speed * waited > held:
-                    info.speed = held / waited
+                if waited > 0 and info.speed * waited > info.in_flight_bytes > 0:
+                    info.speed = info.in_flight_bytes / waited
                     info.inverse = 1.0 / info.speed
             if not info.in_flight and now - info.idle_since >= self._probe_after:
                 if not info.probe_pending:

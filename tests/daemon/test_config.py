@@ -20,13 +20,20 @@ def test_daemon_section_is_read_with_origins(tmp_path: Path) -> None:
     file = write(
         tmp_path,
         '[defaults]\npolicy = "round-robin"\n\n[daemon]\nlisten_dir = "/run/x"\n'
-        'metrics = "127.0.0.1:9586"\nportals = ["198.18.1.2", "198.18.2.2"]\n\n'
+        'metrics = "127.0.0.1:9586"\nportals = ["198.18.1.2", "198.18.2.2"]\n'
+        'nbd_tcp = "localhost:10809"\n\n'
         '[[daemon.maps]]\npaths = ["iscsi://198.18.3.2/iqn.x:y/1"]\nalias = "db"\n',
     )
     config = load_config(file)  # the rest of the file still validates
     daemon = load_daemon_config(config.file, found=config.found)
     assert daemon.listen_dir == Path("/run/x")
     assert daemon.control_socket == Path("/run/x/control.sock")
+    assert daemon.nbd_socket == Path("/run/x/nbd.sock")
+    assert [str(a) for a in daemon.nbd_addresses] == [
+        "unix:/run/x/nbd.sock",
+        "tcp:127.0.0.1:10809",
+    ]
+    assert daemon.origins["nbd_tcp"] == f"{file}:8"
     assert str(daemon.metrics) == "127.0.0.1:9586"
     assert daemon.portals == ("198.18.1.2", "198.18.2.2")
     assert daemon.maps == (MapSpec(("iscsi://198.18.3.2/iqn.x:y/1",), "db"),)
@@ -36,6 +43,8 @@ def test_daemon_section_is_read_with_origins(tmp_path: Path) -> None:
 def test_missing_file_gives_defaults() -> None:
     daemon = load_daemon_config(Path("/nonexistent/mpath.toml"), found=False)
     assert daemon.listen_dir == Path("/run/mpath")
+    assert daemon.nbd_tcp is None
+    assert [str(a) for a in daemon.nbd_addresses] == ["unix:/run/mpath/nbd.sock"]
     assert daemon.maps == () and daemon.metrics is None
 
 
@@ -48,7 +57,10 @@ def test_missing_file_gives_defaults() -> None:
         ('[daemon]\nmetrics = "127.0.0.1"\n', "HOST:PORT"),
         ("[daemon]\nportals = [1]\n", "non-empty strings"),
         ('[[daemon.maps]]\nalias = "x"\n', "needs paths"),
-        ('[[daemon.maps]]\npaths = ["a"]\nalias = "a/b"\n', "socket file"),
+        ('[[daemon.maps]]\npaths = ["a"]\nalias = "a/b"\n', "NBD export name"),
+        ('[daemon]\nnbd_tcp = "0.0.0.0:10809"\n', "only loopback is served"),
+        ('[daemon]\nnbd_tcp = "10809"\n', "expected HOST:PORT"),
+        ("[daemon]\nnbd_tcp = 10809\n", "must be a string"),
         ('[[daemon.maps]]\npaths = ["a"]\nalias = "x"\n[[daemon.maps]]\npaths = ["b"]\n'
          'alias = "x"\n', "given twice"),
     ],

@@ -15,7 +15,7 @@ import pytest
 
 from mpath.daemon.control import ControlServer, request
 from mpath.daemon.service import Daemon
-from mpath.errors import ControlError, NotPermittedError, UsageError
+from mpath.errors import ControlError, DeviceError, NotPermittedError, UsageError
 
 NOBODY = 65534
 
@@ -49,6 +49,31 @@ def test_show_and_errors_over_the_socket(tmp_path: Path) -> None:
             assert await asyncio.to_thread(request, path, ["reconfigure"]) == {"kept": []}
         finally:
             await server.close()
+        assert not path.exists()
+
+    asyncio.run(main())
+
+
+def test_a_second_server_on_a_live_socket_is_refused_and_leaves_it_alone(
+    tmp_path: Path,
+) -> None:
+    """A second daemon on the same listen_dir fails to start; stopping it must not
+    remove the running daemon's socket."""
+
+    async def main() -> None:
+        path = tmp_path / "control.sock"
+        _daemon, first = await serve(path)
+        try:
+            with pytest.raises(DeviceError, match="another server is using it"):
+                await serve(path)
+            second = ControlServer(Daemon(None), path, _reload)
+            with pytest.raises(DeviceError):
+                await second.start()
+            await second.close()
+            assert path.exists()
+            assert await asyncio.to_thread(request, path, ["show", "maps"]) == []
+        finally:
+            await first.close()
         assert not path.exists()
 
     asyncio.run(main())

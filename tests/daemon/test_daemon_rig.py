@@ -2,12 +2,14 @@
 
 One daemon process serves the whole module (started as ``mpath daemon`` would be, and
 stopped with SIGTERM at the end, rigs torn down even on failure). The tests talk to it
-as an operator does: ``mpath ctl`` over the control socket, fio and nbdinfo over the
-exports, a Prometheus scrape, SIGHUP.
+as an operator does: ``mpath ctl`` over the control socket, nbdinfo, nbdcopy and fio
+over the exports of its one NBD server (Unix socket and loopback TCP), a Prometheus
+scrape, SIGHUP.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +44,8 @@ VERIFY = ["--rw=randwrite", "--size=32M", "--verify=crc32c", "--verify_fatal=1",
           "--do_verify=1", "--verify_state_save=0", "--rate=8m"]  # fmt: skip
 #: The rigs' names by role (A is cut, failed and reconfigured; B must not notice).
 RIGS: dict[str, str] = {}
+#: The rigs' LUN backing files by role: what the target stores, read from outside.
+BACKING: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +57,12 @@ def daemon() -> Iterator[Running]:
     running: Running | None = None
     try:
         rigs = {key: manager.up(name=name, paths=2, size=SIZE) for key, name in RIGS.items()}
+        BACKING.update({key: Path(rig.lun.backing_file) for key, rig in rigs.items()})
         portals = [p for rig in rigs.values() for p in rig.describe()["portals"]]
         running = start_daemon(
             directory,
             f'[daemon]\nlisten_dir = "{directory}/run"\n'
-            f'state_file = "{directory}/bindings.json"\n'
+            f'state_file = "{directory}/bindings.json"\nnbd_tcp = "127.0.0.1:0"\n'
             f'metrics = "127.0.0.1:0"\nportals = {json.dumps(portals)}\n',
         )
         running.rig_urls = {key: rig.urls for key, rig in rigs.items()}
@@ -73,6 +78,23 @@ def daemon() -> Iterator[Running]:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def nbdinfo(*args: str) -> str:
+    done = subprocess.run(["nbdinfo", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def nbdcopy(source: str, destination: str) -> None:
+    done = subprocess.run(["nbdcopy", "--flush", source, destination], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def digest(path: Path, length: int = SIZE) -> str:
+    with path.open("rb") as handle:
+        return hashlib.sha256(handle.read(length)).hexdigest()
+
+
 def test_two_maps_of_two_paths_and_two_exports(daemon: Running) -> None:
     shown = daemon.cli("show", "maps", "--json")
     assert shown.returncode == 0, shown.stderr
@@ -80,16 +102,55 @@ def test_two_maps_of_two_paths_and_two_exports(daemon: Running) -> None:
     assert len(maps) == 2
     assert [len(m["paths"]) for m in maps] == [2, 2]
     assert all(m["paths_up"] == 2 for m in maps)
-    exports = []
+    # One NBD server: every map is an export of the one socket, named after the map.
+    (socket_path,) = {m["socket"] for m in maps}
+    assert socket_path == str(daemon.directory / "run" / "nbd.sock")
+    unix, tcp = daemon.ready["nbd"]
+    assert unix == f"nbd+unix:///?socket={socket_path}"
+    assert tcp.startswith("nbd://127.0.0.1:")
+    names = sorted(m["name"] for m in maps)
     for m in maps:
-        listed = subprocess.run(
-            ["nbdinfo", "--list", "--json", f"nbd+unix:///?socket={m['socket']}"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        assert listed.returncode == 0, listed.stderr
-        exports += [e["export-name"] for e in json.loads(listed.stdout)["exports"]]
-    assert sorted(exports) == sorted(m["name"] for m in maps)
-    assert sorted(daemon.ready["maps"]) == sorted(exports)
+        assert m["export"] == m["name"]
+        assert m["uri"] == f"nbd+unix:///{m['name']}?socket={socket_path}"
+        assert m["tcp_uri"] == f"{tcp}/{m['name']}"
+    print(f"$ nbdinfo --list '{unix}'\n" + nbdinfo("--list", unix))
+    for base in (unix, tcp):
+        listed = json.loads(nbdinfo("--list", "--json", base))["exports"]
+        assert sorted(e["export-name"] for e in listed) == names
+        for export in listed:
+            (m,) = [m for m in maps if m["name"] == export["export-name"]]
+            assert export["export-size"] == SIZE
+            assert export["description"].startswith(f"mpath map {m['name']}: LUN {m['wwid']} ")
+    assert sorted(daemon.ready["maps"]) == names
+    text = daemon.cli("show", "maps").stdout
+    assert all(f"nbd+unix:///{n}?socket={socket_path}" in text for n in names)
+
+
+def test_data_written_through_one_export_lands_on_its_lun_alone(
+    daemon: Running, tmp_path: Path
+) -> None:
+    """nbdcopy writes random data into A's export; A's backing file holds it (read from
+    outside after nbdcopy flushed and closed), B's LUN and export are unchanged."""
+    a, b = daemon.map_of("A"), daemon.map_of("B")
+    length = 8 * 1024 * 1024
+    source = tmp_path / "in.img"
+    source.write_bytes(os.urandom(length))
+    b_before = digest(BACKING["B"])
+    nbdcopy(str(source), a["tcp_uri"])  # through loopback TCP; reads back through the socket
+    with BACKING["A"].open("rb") as backing:
+        assert backing.read(length) == source.read_bytes()
+    back = tmp_path / "back.img"
+    nbdcopy(a["uri"], str(back))
+    assert back.read_bytes()[:length] == source.read_bytes()
+    assert digest(BACKING["B"]) == b_before
+    other = tmp_path / "b.img"
+    nbdcopy(b["uri"], str(other))
+    assert digest(other) == b_before
+    stats = {s["map"]: s for s in daemon.ctl("show", "stats")["maps"]}
+    assert stats[a["name"]]["nbd"]["bytes_written"] >= length
+    assert stats[b["name"]]["nbd"]["errors"] == 0
+    print(f"wrote {length} bytes through {a['tcp_uri']}: backing file of {a['name']} matches; "
+          f"{b['name']} unchanged (sha256 {b_before[:16]}...)")  # fmt: skip
 
 
 def test_fio_on_both_exports_survives_a_cut_on_rig_a(daemon: Running) -> None:

@@ -29,6 +29,16 @@ def bounded(awaitable: Awaitable[T], seconds: float = 10.0) -> Awaitable[T]:
     return asyncio.wait_for(awaitable, seconds)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds (bounded); no clock involved."""
+
+    async def spin() -> None:
+        while not condition():
+            await asyncio.sleep(0)
+
+    await bounded(spin())
+
+
 @dataclass
 class RecordingDevice:
     """A device wrapper that records calls and can hold chosen requests.
@@ -114,6 +124,36 @@ async def fake_server(
         await device.close()
 
 
+@asynccontextmanager
+async def fake_exports(
+    tmp_socket: str, names: tuple[str, ...], blocks: int = 2048
+) -> AsyncIterator[tuple[NbdServer, dict[str, tuple[RecordingDevice, FakeLun]]]]:
+    """One server on a Unix socket with one named export per fake LUN (two fake paths
+    each), as ``mpath daemon`` serves its maps."""
+    server = NbdServer()
+    devices: dict[str, tuple[RecordingDevice, FakeLun]] = {}
+    opened: list[MultipathDevice] = []
+    try:
+        await server.start(ListenAddress.parse(f"unix:{tmp_socket}"))
+        try:
+            for name in names:
+                lun = FakeLun(blocks=blocks)
+                transports = [FakeTransport(f"fake://{name}/path{i + 1}", lun) for i in range(2)]
+                device = await MultipathDevice.open(transports, FAST)
+                opened.append(device)
+                devices[name] = (RecordingDevice(device), lun)
+                server.add(name, devices[name][0], ServeSettings(description=f"LUN {name}"))
+            yield server, devices
+        finally:
+            for recording, _lun in devices.values():
+                for gate in recording.hold.values():
+                    gate.set()
+            await bounded(server.shutdown(), 30)
+    finally:
+        for device in opened:
+            await device.close()
+
+
 class RawClient:
     """Speaks the NBD wire protocol byte by byte."""
 
@@ -164,6 +204,22 @@ class RawClient:
                 raise OptionRefusedError(reply, payload.decode())
             (kind,) = struct.unpack_from(">H", payload)
             got[kind] = payload[2:]
+
+    async def list_exports(self) -> list[tuple[str, str]]:
+        """NBD_OPT_LIST: (name, description) of every NBD_REP_SERVER before the ACK."""
+        self.send_option(nbd.OPT_LIST)
+        found: list[tuple[str, str]] = []
+        while True:
+            option, reply, payload = await self.option_reply()
+            assert option == nbd.OPT_LIST
+            if reply == nbd.REP_ACK:
+                assert payload == b""
+                return found
+            if reply != nbd.REP_SERVER:
+                raise OptionRefusedError(reply, payload.decode())
+            (length,) = struct.unpack_from(">I", payload)
+            assert 4 + length <= len(payload)
+            found.append((payload[4 : 4 + length].decode(), payload[4 + length :].decode()))
 
     async def connect_export(self) -> int:
         """Greeting and GO in one; returns the transmission flags."""

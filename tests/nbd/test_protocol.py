@@ -23,7 +23,14 @@ from mpath.nbd import protocol as nbd
 from mpath.nbd.limits import BlockLocks
 from mpath.transports.base import ScsiResult
 from tests.filter.fakes import BLOCK, check_condition
-from tests.nbd.client import OptionRefusedError, RawClient, RequestFailedError, bounded, fake_server
+from tests.nbd.client import (
+    OptionRefusedError,
+    RawClient,
+    RequestFailedError,
+    bounded,
+    fake_server,
+    until,
+)
 
 
 def run(body: Callable[[], Awaitable[None]]) -> None:
@@ -330,16 +337,6 @@ def test_concurrent_unaligned_writes_into_one_block_do_not_tear(sock: str) -> No
     run(body)
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Yield to the loop until ``condition`` holds (bounded); no clock involved."""
-
-    async def spin() -> None:
-        while not condition():
-            await asyncio.sleep(0)
-
-    await bounded(spin())
-
-
 def test_an_aligned_write_cannot_slip_between_the_read_and_write_of_an_rmw(sock: str) -> None:
     """The RMW of a small write reads its block and is held there; an aligned write of
     the whole block arrives meanwhile. It must wait: if it landed first, the RMW would
@@ -358,7 +355,7 @@ def test_an_aligned_write_cannot_slip_between_the_read_and_write_of_an_rmw(sock:
             client.request(nbd.CMD_WRITE, 2, base, BLOCK, data=b"\xee" * BLOCK)
             # Either the aligned write queues behind the RMW (correct) or it reaches the
             # device (the bug this test is for).
-            await until(lambda: len(server.io.locks) == 2 or len(device.calls) == 2)
+            await until(lambda: len(server.export.io.locks) == 2 or len(device.calls) == 2)
             gate.set()
             replies = {(await client.reply())[0] for _ in range(2)}
             assert replies == {1, 2}
@@ -688,7 +685,7 @@ def test_network_addresses_are_refused_without_tls(allow_remote: bool) -> None:
 def test_tcp_port_zero_picks_a_free_loopback_port(sock: str) -> None:
     async def body() -> None:
         async with fake_server(sock) as (server, _device, _lun):
-            tcp = NbdServer(server.device)
+            tcp = NbdServer(server.export.device)
             await tcp.start(ListenAddress.parse("tcp:127.0.0.1:0"))
             try:
                 assert tcp.port and tcp.uri == f"nbd://127.0.0.1:{tcp.port}"
@@ -711,12 +708,12 @@ def test_stale_socket_is_replaced_but_a_live_one_or_a_file_is_refused(
         stale.close()
         async with fake_server(sock) as (server, _device, _lun):
             with pytest.raises(DeviceError, match="another server"):
-                await NbdServer(server.device).start(ListenAddress.parse(f"unix:{sock}"))
+                await NbdServer(server.export.device).start(ListenAddress.parse(f"unix:{sock}"))
             assert os.path.exists(sock)  # the live server's socket is left alone
             plain = sock_dir / "file"
             plain.write_text("not a socket")
             with pytest.raises(UsageError, match="not a socket"):
-                await NbdServer(server.device).start(ListenAddress.parse(f"unix:{plain}"))
+                await NbdServer(server.export.device).start(ListenAddress.parse(f"unix:{plain}"))
             assert plain.read_text() == "not a socket"
 
     run(body)
