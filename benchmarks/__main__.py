@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks NAME...    # some: selector_cost, simulate_policies,
                                               # checker_scale, transport_vs_iscsi_perf,
                                               # policies_rig, policies_matrix, nbd_fio,
-                                              # export_vs_qemu_nbd, fencing_stall
+                                              # export_vs_qemu_nbd, fencing_stall,
+                                              # vs_dm_multipath (boots the lab VM)
 
 Speed targets live here, never in timed unit tests: the machines are shared and noisy,
 so each benchmark compares ratios measured within one run.
@@ -29,6 +30,7 @@ BENCHMARKS = (
     ("nbd_fio", True),
     ("export_vs_qemu_nbd", True),
     ("fencing_stall", True),
+    ("vs_dm_multipath", True),
 )
 
 

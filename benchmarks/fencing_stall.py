@@ -126,13 +126,20 @@ def _one_run(rig: Rig, build: Path | None, fault: str) -> dict[str, Any]:
         raise RuntimeError(f"run exit {process.returncode}: {err[-2000:]}")
     doc: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     if fault == "hold":
-        before = _chunks(rig)
-        manager.fault(rig.name, 1, "release")
-        _target_quiet(rig, 1)
-        after = _chunks(rig)
-        doc["stale_chunks"] = sum(a != b for a, b in zip(before, after, strict=True))
+        doc["stale_chunks"] = stale_after_release(rig, 1)
     manager.fault(rig.name, 1, "clear")
     return doc
+
+
+def stale_after_release(rig: Rig, index: int) -> int:
+    """Release held path ``index`` and count the LUN's chunks (of the first ``SPAN``)
+    that change once the target has read what arrived: acknowledged data overwritten
+    by older writes. Call it after the writer has closed the device."""
+    before = _chunks(rig)
+    RigManager().fault(rig.name, index, "release")
+    _target_quiet(rig, index)
+    after = _chunks(rig)
+    return sum(a != b for a, b in zip(before, after, strict=True))
 
 
 def _baseline(rev: str) -> Path | None:

@@ -111,11 +111,12 @@ class Served(Protocol):
 class Export:
     """``mpath serve`` on a Unix socket, as a user runs it; always stopped."""
 
-    def __init__(self, paths: list[str], folder: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, paths: list[str], folder: Path, extra: tuple[str, ...] = (), listen: str = ""
+    ) -> None:
         self.socket = folder / f"nbd-{len(paths)}.sock"
-        self.command = [
-            *MPATH, "serve", *paths, "--listen", f"unix:{self.socket}", "--json", *extra
-        ]  # fmt: skip
+        listen = listen or f"unix:{self.socket}"
+        self.command = [*MPATH, "serve", *paths, "--listen", listen, "--json", *extra]
         self.log = folder / f"serve-{len(paths)}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=log)

@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mpath.config import Config, Resolution, load_config
 from mpath.errors import DeviceError, IdentityMismatchError, UsageError
@@ -57,11 +57,13 @@ def devnode_name(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DeviceRequest:
-    """What a command asks to open: paths, configuration file, typed settings."""
+    """What a command asks to open: paths, configuration file, typed settings, and
+    the policy's per-path arguments (one tuple per path; None: the policy's defaults)."""
 
     paths: list[str]
     config_file: str | None = None
     command_line: dict[str, object] = field(default_factory=dict)
+    path_args: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -145,8 +147,11 @@ async def open_device(
             monitor = CheckerMonitor.factory(
                 CheckerSettings(polling_interval=1.0, login_timeout=1.0)
             )
+        settings = resolution.device_settings()
+        if request.path_args is not None:
+            settings = replace(settings, path_args=request.path_args)
         device = await MultipathDevice.open(
-            transports, resolution.device_settings(), monitor=monitor, login_failures=failed
+            transports, settings, monitor=monitor, login_failures=failed
         )
     except BaseException:
         for transport in transports:

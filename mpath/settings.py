@@ -66,6 +66,10 @@ class DeviceSettings:
     * ``priorities``: one priority per path, in path order, to group paths: I/O goes
       to the highest-priority group that has a usable path (the others stand by), and
       the policy balances within it. None: one group of all paths.
+    * ``path_args``: the policy's per-path arguments, one tuple per path in path order
+      (``quota``'s weight, ``service-time``'s repeat count and relative throughput;
+      docs/selectors.md), as the kernel's table takes them after each path. None: the
+      policy's defaults for every path.
     """
 
     policy: str = "share"
@@ -81,6 +85,7 @@ class DeviceSettings:
     slow_command_timeout: float = 60.0
     fence_timeout: float = 10.0
     priorities: tuple[int, ...] | None = None
+    path_args: tuple[tuple[str, ...], ...] | None = None
     alua_poll_interval: float = 1.0
     alua_transition_timeout: float = 30.0
 

@@ -51,6 +51,14 @@ def open_settings_options(func: F) -> F:
             show_default=True,
             help="Seconds I/O waits for a path when all have failed (0: fail at once).",
         ),
+        click.option(
+            "--path-args",
+            "path_args",
+            multiple=True,
+            metavar="ARGS",
+            help="The policy's per-path arguments, once per path in path order, e.g. "
+            "--policy quota --path-args 1 --path-args 4 (docs/selectors.md).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -137,7 +145,13 @@ def request_from_context(
     """The request of a click command using :func:`open_settings_options`: only the
     settings the user really typed override the configuration file."""
     typed = command_line_overrides(ctx, [n for n in SETTING_OPTIONS if n in ctx.params])
-    return DeviceRequest(paths=paths, config_file=config_file, command_line=typed)
+    given: tuple[str, ...] = ctx.params.get("path_args") or ()
+    if given and len(given) != len(paths):
+        raise UsageError(f"--path-args given {len(given)} times for {len(paths)} paths")
+    path_args = tuple(tuple(text.split()) for text in given) if given else None
+    return DeviceRequest(
+        paths=paths, config_file=config_file, command_line=typed, path_args=path_args
+    )
 
 
 __all__ = [

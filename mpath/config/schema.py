@@ -156,7 +156,7 @@ class SettingSpec:
 
 
 #: DeviceSettings fields that are per path, not per device, so not file settings.
-PER_PATH_FIELDS = frozenset({"priorities"})
+PER_PATH_FIELDS = frozenset({"priorities", "path_args"})
 
 _FIELD_DEFAULTS: dict[str, Any] = {
     field.name: field.default

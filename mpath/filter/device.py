@@ -166,6 +166,15 @@ class MultipathDevice:
                 raise UsageError(f"{len(priorities)} priorities given for {len(self._paths)} paths")
             for path, priority in zip(self._paths, priorities, strict=True):
                 path.priority = priority
+        path_args = self.settings.path_args
+        if path_args is not None:
+            if len(path_args) != len(self._paths):
+                raise UsageError(
+                    f"per-path arguments given for {len(path_args)} paths, "
+                    f"the device has {len(self._paths)}"
+                )
+            for path, args in zip(self._paths, path_args, strict=True):
+                path.selector_args = args
         self._selector: PathSelector[Path] = self._new_selector()
         self._cap = asyncio.Semaphore(self.max_commands)
         self._paths_changed = asyncio.Event()
@@ -254,9 +263,9 @@ class MultipathDevice:
         self._apply_lun_limits(first)
         for path in self._paths:
             if isinstance(self._selector, PriorityGroups):
-                self._selector.add_path(path, priority=path.priority)
+                self._selector.add_path(path, path.selector_args, priority=path.priority)
             else:
-                self._selector.add_path(path)
+                self._selector.add_path(path, path.selector_args)
         for path, reason in failures.items():
             self._mark_failed(path, reason)
             await path.transport.close()

@@ -39,6 +39,8 @@ class Path:
     index: int
     transport: Transport
     priority: int = 0
+    #: The policy's per-path arguments (DeviceSettings.path_args), given to add_path.
+    selector_args: tuple[str, ...] = ()
     state: PathState = PathState.ACTIVE
     in_flight: int = 0
     slow_in_flight: int = 0

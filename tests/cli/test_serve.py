@@ -49,6 +49,17 @@ def test_help_lists_examples() -> None:
         ([], "give at least one PATH"),
         (["/dev/sdz"], "/dev/sdz: no such device node"),
         (["/dev/null"], "not a block device"),
+        (
+            [
+                "iscsi://198.18.250.2/iqn.x:a/1",
+                "iscsi://198.18.251.2/iqn.x:a/1",
+                "--policy",
+                "quota",
+                "--path-args",
+                "1",
+            ],
+            "--path-args given 1 times for 2 paths",
+        ),
     ],
 )
 def test_bad_usage_exits_2_with_one_clear_line(args: list[str], message: str) -> None:

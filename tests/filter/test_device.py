@@ -352,6 +352,27 @@ def test_priorities_must_match_the_paths() -> None:
         MultipathDevice(paths(FakeLun()), DeviceSettings(priorities=(1, 2, 3)))
 
 
+def test_per_path_arguments_reach_the_policy() -> None:
+    """quota with weights 1 and 3: the bytes split 1:3, as the kernel table's args do."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        settings = DeviceSettings(
+            policy="quota", policy_args=("quantum=512",), path_args=(("1",), ("3",))
+        )
+        async with await open_device(paths(lun), settings) as device:
+            for i in range(8):
+                await device.write(i * BLOCK, b"q" * BLOCK)
+            assert [p["ios"] for p in device.paths] == [2, 6]
+
+    run(body)
+
+
+def test_per_path_arguments_must_match_the_paths() -> None:
+    with pytest.raises(UsageError, match="per-path arguments given for 1 paths"):
+        MultipathDevice(paths(FakeLun()), DeviceSettings(path_args=(("1",),)))
+
+
 def test_time_the_event_loop_was_blocked_does_not_count_as_a_stall() -> None:
     async def body() -> None:
         lun = FakeLun()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from mpath.cli import main
+from mpath.lab import stack
 from mpath.rig import RigManager
 from mpath.units import parse_rate
 from tests.conftest import unique_rig_name
@@ -27,8 +26,6 @@ from tests.lab.iscsi import Sessions, logged_in, sh
 
 pytestmark = pytest.mark.lab
 
-CONF = Path("/etc/multipath.conf")
-FRAGMENT = Path("/etc/multipath/conf.d/mpath.conf")
 BASE = "defaults {\n\tuser_friendly_names no\n\tfind_multipaths no\n}\n"
 
 
@@ -67,38 +64,10 @@ def fragment(sessions: Sessions) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def multipathd(fragment: str) -> Iterator[str]:
     """multipathd running on BASE + the fragment; yields the map's name (its WWID)."""
-    FRAGMENT.parent.mkdir(parents=True, exist_ok=True)
-    CONF.write_text(BASE)
-    FRAGMENT.write_text(fragment)
     (wwid,) = re.findall(r'wwid "(\w+)"', fragment)
-    daemon = subprocess.Popen(["multipathd", "-d", "-s"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while (
-            wwid not in sh("multipathd", "show", "maps", "raw", "format", "%w", check=False).stdout
-        ):
-            assert daemon.poll() is None, "multipathd exited"
-            assert time.monotonic() < deadline, "multipathd never set up the map"
-            time.sleep(0.5)  # multipathd's socket answers only once it runs: poll it
-        # The map exists in the kernel before udev's dm rules make /dev/mapper/WWID.
-        sh("udevadm", "settle", "--timeout=60", check=False)
-        node = Path("/dev/mapper") / wwid
-        deadline = time.monotonic() + 60
-        while not node.exists():
-            assert time.monotonic() < deadline, f"{node} never appeared"
-            time.sleep(0.2)  # a late uevent after the settle: udev gives no event to await
+    with stack.multipathd(BASE + fragment):
+        stack.wait_for_map(wwid, "service-time", 2)
         yield wwid
-    finally:
-        sh("multipathd", "shutdown", check=False)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        sh("multipath", "-F", check=False)  # remove the map so the sessions can log out
-        FRAGMENT.unlink(missing_ok=True)
-        CONF.unlink(missing_ok=True)
 
 
 def fragment_priorities(fragment: str) -> dict[str, int]:

@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from mpath.lab.stack import nbd_attach, nbd_detach
 from mpath.rig import Rig, RigManager
 
 pytestmark = pytest.mark.lab
@@ -67,29 +67,8 @@ def export(lio_rig: Rig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 
 def attach(export_name: str, connections: int = 1) -> None:
-    """Connect /dev/nbd0 to the export.
-
-    The kernel refuses a netlink connect ("nbd0 already in use") while anyone holds the
-    unconfigured device open, and udev's blkid opens it for every change event (the
-    capacity change of the last disconnect, the close of a device written by mkfs or
-    e2fsck). So udev's queue is settled first; a connect refused by a probe that began
-    after the settle is tried again, at most twice, each after another settle.
-    """
-    name = ["-N", export_name] if export_name else []
-    argv = ["nbd-client", *name, "127.0.0.1", str(PORT), NBD, "-C", str(connections), "-b", "4096"]
-    for _attempt in range(3):
-        subprocess.run(["udevadm", "settle", "--timeout=60"], capture_output=True, timeout=90)
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        if result.returncode == 0 or "already in use" not in kernel_log_tail():
-            break
-    failure = f"{argv}: {result.returncode}\n{result.stdout}{result.stderr}{kernel_log_tail()}"
-    assert result.returncode == 0, failure
-    assert int(Path("/sys/block/nbd0/size").read_text()) > 0
-
-
-def kernel_log_tail() -> str:
-    """The kernel's last messages: nbd-client only says "check dmesg" when it fails."""
-    return subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-1500:]
+    """Connect /dev/nbd0 to the export (the lab's one way: mpath.lab.stack)."""
+    nbd_attach(PORT, export_name, connections)
 
 
 def connections_to_server() -> int:
@@ -98,16 +77,7 @@ def connections_to_server() -> int:
 
 
 def detach() -> None:
-    """Disconnect /dev/nbd0 and wait until the kernel has let go of it.
-
-    ``nbd-client -d`` returns once the disconnect is sent; the device is free again only
-    when its ``pid`` attribute is gone (polled: the kernel sends no event for it).
-    """
-    subprocess.run(["nbd-client", "-d", NBD], capture_output=True, timeout=120)
-    deadline = time.monotonic() + 60
-    while Path("/sys/block/nbd0/pid").exists():
-        assert time.monotonic() < deadline, "/dev/nbd0 still connected 60 s after -d"
-        time.sleep(0.1)
+    nbd_detach()
 
 
 @pytest.fixture
