@@ -105,6 +105,13 @@ class FakeTransport:
     def fence_identity(self) -> str | None:
         return f"{self._url}-isid"
 
+    @property
+    def fence_scope(self) -> str | None:
+        return None
+
+    async def prepare_fence(self) -> None:
+        self.events.append("prepare fence")
+
     async def fence(self, through: Transport | None) -> None:
         via = "own portal" if through is None else f"through {through.url}"
         if self.fence_refused is not None:
