@@ -274,6 +274,20 @@ class MultipathDevice:
             except ReservationError as exc:
                 del probes[path]
                 failures[path] = str(exc)
+        if probes:
+            await reservations.sweep(next(iter(probes)))
+
+    async def _end_preempted_sessions(self, reservations: Reservations) -> None:
+        """Before the reservation is released: end the old sessions of paths fenced by a
+        preempt, by a reinstating login through each path's own portal (bounded)."""
+        for path in list(reservations.live_fenced):
+            transport = path.transport
+            if not isinstance(transport, Fenceable) or not transport.relogin_fences:
+                continue
+            if not transport.connected:
+                with contextlib.suppress(TransportError, TimeoutError):
+                    await asyncio.wait_for(transport.fence(None), FENCE_ATTEMPT_TIMEOUT)
+                    reservations.live_fenced.discard(path)
 
     async def _prepare_fence(self, path: Path) -> None:
         transport = path.transport
@@ -405,6 +419,7 @@ class MultipathDevice:
                 await task
         if self._reservations is not None and self.lun is not None:
             with contextlib.suppress(Exception):
+                await self._end_preempted_sessions(self._reservations)
                 await self._reservations.release(self._paths)
         await asyncio.gather(*(p.transport.close() for p in self._paths), return_exceptions=True)
 
@@ -713,6 +728,8 @@ class MultipathDevice:
             return f"identity changed to {info.wwid}; path kept out of use"
         await self._prepare_fence(path)
         if self._reservations is not None:
+            if isinstance(path.transport, Fenceable) and path.transport.relogin_fences:
+                self._reservations.live_fenced.discard(path)  # that login ended it
             try:
                 await self._reservations.register(path)
             except ReservationError as exc:

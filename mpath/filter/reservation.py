@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from mpath.errors import DeviceError
@@ -39,6 +40,7 @@ from mpath.scsi.reservations import (
     PrIn,
     PrOut,
     foreign_holder,
+    is_ours,
     parse_read_keys,
     parse_read_reservation,
     path_key,
@@ -64,16 +66,24 @@ class Reservations:
 
     def __init__(self, base: int) -> None:
         self.base = base
+        #: Each path's key of its latest registration (a fresh one per registration).
+        self.keys: dict[Path, int] = {}
+        self._generation = os.urandom(1)[0]
         #: Paths whose key is registered on their current session, as far as we know.
         self.registered: set[Path] = set()
+        #: Paths fenced by a preempt whose old session may still be alive at the target
+        #: (a reinstating login of the path ends it). While any is, the reservation is
+        #: what refuses that session's late writes, so close keeps it.
+        self.live_fenced: set[Path] = set()
         #: PREEMPT AND ABORT until a target refuses it; then PREEMPT.
         self.preempt_action = PrOut.PREEMPT_AND_ABORT
 
-    def key(self, path: Path) -> int:
-        return path_key(self.base, path.index)
-
     def describe(self, path: Path) -> dict[str, Any]:
-        return {"key": f"{self.key(path):#018x}", "registered": path in self.registered}
+        key = self.keys.get(path)
+        return {
+            "key": None if key is None else f"{key:#018x}",
+            "registered": path in self.registered,
+        }
 
     # -- commands ------------------------------------------------------------------------
 
@@ -141,12 +151,16 @@ class Reservations:
             raise ReservationError(f"{why}: mpath does not take over another initiator's LUN")
 
     async def register(self, path: Path) -> None:
-        """Register ``path``'s key on its session and hold the reservation.
+        """Register a fresh key for ``path`` on its session and hold the reservation.
 
-        Raises :class:`ReservationError` (the path must then not carry writes).
+        The path's previous key, if a target kept it on an ended session, is preempted
+        (best effort). Raises :class:`ReservationError`: the path must then carry no
+        writes.
         """
         self.registered.discard(path)
-        key = self.key(path)
+        previous = self.keys.get(path)
+        self._generation += 1
+        key = path_key(self.base, path.index, self._generation)
         result = await self._out(path, PrOut.REGISTER_AND_IGNORE_EXISTING_KEY, 0, key)
         if result.status != ScsiStatus.GOOD:
             raise ReservationError(f"{path.url}: registering key {key:#018x}: {_said(result)}")
@@ -158,19 +172,27 @@ class Reservations:
             )
         if result.status != ScsiStatus.GOOD:
             raise ReservationError(f"{path.url}: RESERVE: {_said(result)}")
+        self.keys[path] = key
         self.registered.add(path)
         log.debug("path %s registered key %#018x", path.url, key)
+        if previous is not None and previous != key:
+            await self._preempt_key(path, previous)
 
-    async def preempt(self, failed: Path, through: Path) -> str | None:
-        """Remove ``failed``'s registration through ``through``: None when done, else why not.
+    async def sweep(self, through: Path) -> None:
+        """Preempt every key under our prefix that no path of ours holds now: left by an
+        earlier run (or an ended session a target kept). Best effort, at open."""
+        try:
+            keys = await self._read_keys(through)
+        except ReservationError as exc:
+            log.warning("cannot read the LU's registrations: %s", exc)
+            return
+        current = set(self.keys.values())
+        for key in sorted({k for k in keys if is_ours(self.base, k) and k not in current}):
+            await self._preempt_key(through, key)
 
-        A RESERVATION CONFLICT answer is read again with READ KEYS: when the failed key
-        is registered nowhere, the old nexus is fenced already (an earlier preempt, or a
-        target that dropped it with the session).
-        """
-        if through not in self.registered:
-            return f"{through.url} holds no registration to preempt from"
-        key, victim = self.key(through), self.key(failed)
+    async def _preempt_key(self, through: Path, victim: int) -> ScsiResult | None:
+        """PREEMPT [AND ABORT] ``victim`` through ``through``: the answer, or None."""
+        key = self.keys[through]
         try:
             result = await self._out(through, self.preempt_action, key, victim)
             if self.preempt_action is PrOut.PREEMPT_AND_ABORT and _illegal_request(result):
@@ -180,27 +202,54 @@ class Reservations:
                 )
                 self.preempt_action = PrOut.PREEMPT
                 result = await self._out(through, PrOut.PREEMPT, key, victim)
-            if result.status == ScsiStatus.GOOD:
-                self.registered.discard(failed)
-                return None
+        except ReservationError as exc:
+            log.info("preempting %#018x: %s", victim, exc)
+            return None
+        log.debug("preempt %#018x through %s: status %#04x", victim, through.url, result.status)
+        return result
+
+    async def preempt(self, failed: Path, through: Path) -> str | None:
+        """Remove ``failed``'s registration through ``through``: None when done, else why not.
+
+        A RESERVATION CONFLICT answer is read again with READ KEYS: when the failed key
+        is registered nowhere, the old nexus is fenced already (an earlier preempt, or a
+        target that dropped it with the session). A path that never registered is
+        refused by the reservation anyway.
+        """
+        if through not in self.registered:
+            return f"{through.url} holds no registration to preempt from"
+        victim = self.keys.get(failed)
+        if victim is not None:
+            result = await self._preempt_key(through, victim)
+            if result is None:
+                return f"PREEMPT through {through.url} got no answer"
             if result.status == ScsiStatus.RESERVATION_CONFLICT:
-                keys = await self._read_keys(through)
-                if victim not in keys:
-                    self.registered.discard(failed)
-                    return None
-                if key not in keys:
+                try:
+                    keys = await self._read_keys(through)
+                except ReservationError as exc:
+                    return f"preempting through {through.url}: {exc.message}"
+                if self.keys[through] not in keys:
                     self.registered.discard(through)
                     return f"{through.url}'s own registration is gone (preempted by another?)"
-            return f"PREEMPT of key {victim:#018x} through {through.url}: {_said(result)}"
-        except ReservationError as exc:
-            return f"preempting through {through.url}: {exc.message}"
+                if victim in keys:
+                    return f"PREEMPT of key {victim:#018x} through {through.url}: {_said(result)}"
+            elif result.status != ScsiStatus.GOOD:
+                return f"PREEMPT of key {victim:#018x} through {through.url}: {_said(result)}"
+        self.registered.discard(failed)
+        self.live_fenced.add(failed)
+        return None
 
     async def release(self, paths: list[Path]) -> None:
         """At close: preempt the keys of registered paths that are down, then unregister
-        the working ones.
+        the working ones, which ends the reservation.
 
-        Never raises: what could not be removed is logged (a later open with the same
-        key takes it over).
+        Not while a preempted path's old session may still be alive at the target
+        (:attr:`live_fenced`; the device first tries to end those sessions by
+        reinstatement): its writes may still be in the network, and only the
+        reservation refuses them. The working paths then stay registered, with a
+        warning; a later open with the same key takes the registrations over and
+        removes them at its own close. Never raises: what could not be removed is
+        logged.
         """
         working = [p for p in paths if p.transport.connected and p in self.registered]
         down = [p for p in paths if p in self.registered and p not in working]
@@ -211,20 +260,40 @@ class Reservations:
                     self.base,
                 )
             return
+        carrier = working[0]
         for path in down:
-            why = await self.preempt(path, working[0])
+            why = await self.preempt(path, carrier)
             if why is not None:
                 log.warning("close: key of %s not removed: %s", path.url, why)
-        for path in working:
-            try:
-                result = await self._out(path, PrOut.REGISTER, self.key(path), 0)
-            except ReservationError as exc:
-                log.warning("close: %s", exc)
-                continue
-            if result.status == ScsiStatus.GOOD:
-                self.registered.discard(path)
-            else:
-                log.warning("close: unregistering %s: %s", path.url, _said(result))
+        if self.live_fenced:
+            names = ", ".join(sorted(p.url for p in self.live_fenced))
+            log.warning(
+                "close: the reservation under %#018x is kept: the old session of %s may "
+                "still deliver writes, which only the reservation refuses; opening the "
+                "device again with this key, once that path works, removes it",
+                self.base,
+                names,
+            )
+            return
+        # Every other key of ours (working paths, sessions a target kept) through the
+        # carrier, then the carrier's own: the last registration ends the reservation.
+        try:
+            keys = await self._read_keys(carrier)
+        except ReservationError as exc:
+            log.warning("close: %s", exc)
+            keys = [self.keys[p] for p in working]
+        mine = self.keys[carrier]
+        for key in sorted({k for k in keys if is_ours(self.base, k) and k != mine}):
+            await self._preempt_key(carrier, key)
+        try:
+            result = await self._out(carrier, PrOut.REGISTER, mine, 0)
+        except ReservationError as exc:
+            log.warning("close: %s", exc)
+            return
+        if result.status == ScsiStatus.GOOD:
+            self.registered.clear()
+        else:
+            log.warning("close: unregistering %s: %s", carrier.url, _said(result))
 
 
 #: Service actions whose CDB carries the reservation type.

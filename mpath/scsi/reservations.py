@@ -8,13 +8,17 @@ target can) the failed path's key. A write still waiting in the network for the 
 nexus is then refused when it arrives, whichever target port group it went to:
 registrations belong to the LU, not to a portal group.
 
-Why one key per path: PREEMPT removes *every* registration holding the key it names.
-With one key shared by all paths (what mpathpersist registers: there a cluster
+Why one key per registration: PREEMPT removes *every* registration holding the key it
+names. With one key shared by all paths (what mpathpersist registers: there a cluster
 fences a whole host), preempting the failed path would also unregister the working
 paths, whose in-flight writes would then fail with RESERVATION CONFLICT. So each path
 gets its own key: the configured ``reservation_key`` with the path's number in its
-low byte (which must be zero in the configured value). Another host sees one prefix
-per host, as with mpathpersist's one key.
+low byte and a registration counter in the byte above (both must be zero in the
+configured value). The counter changes at every registration because a target may
+keep the registration of an ended session (tgt does): with a key of its own, that
+stale registration can still be preempted precisely, at a fence, at close and at the
+next open. Another host sees one 48-bit prefix per host, as with mpathpersist's one
+key.
 
 Why *All Registrants* (type 7) rather than *Registrants Only* (type 5): both refuse
 an unregistered nexus's writes, but type 5 has one holder nexus, which may be the one
@@ -71,6 +75,8 @@ class PrType(IntEnum):
 FENCING_TYPE: Final = PrType.WRITE_EXCLUSIVE_ALL_REGISTRANTS
 #: Paths one key prefix can number (the key's low byte; 0 is not a key).
 MAX_PATHS: Final = 255
+#: The bits of a key that mpath fills in: registration counter and path number.
+KEY_SUFFIX_MASK: Final = 0xFFFF
 #: Allocation length for READ KEYS / READ RESERVATION: the header and 1020 keys.
 PR_IN_ALLOC_LEN: Final = 8192
 
@@ -78,11 +84,12 @@ _HEADER = struct.Struct(">II")
 
 
 def parse_reservation_key(value: object) -> int:
-    """A configured ``reservation_key``: a non-zero 64-bit value whose low byte is 0.
+    """A configured ``reservation_key``: a non-zero 64-bit value whose low 16 bits are 0.
 
     Accepted as an integer or a string of hex digits with ``0x`` (as multipath.conf
-    writes it). The low byte carries the path number (see the module docstring), so it
-    must be zero: ``0x6d70617468000100`` is refused rather than silently changed.
+    writes it). The low two bytes carry a registration counter and the path number (see
+    the module docstring), so they must be zero: ``0x6d70617468000100`` is refused
+    rather than silently changed.
     Raises :class:`~mpath.errors.UsageError` saying what is wrong.
     """
     if isinstance(value, bool):
@@ -104,24 +111,25 @@ def parse_reservation_key(value: object) -> int:
         raise UsageError(f"reservation_key must be a hex string or an integer, not {value!r}")
     if not 0 < key < 1 << 64:
         raise UsageError(f"reservation_key {value!r}: must be above 0 and fit in 64 bits")
-    if key & 0xFF:
+    if key & KEY_SUFFIX_MASK:
         raise UsageError(
-            f"reservation_key {value!r}: its low byte must be 00 (mpath puts the path "
-            f"number there: try {key & ~0xFF:#018x})"
+            f"reservation_key {value!r}: its low two bytes must be 0000 (mpath puts a "
+            f"counter and the path number there: try {key & ~KEY_SUFFIX_MASK:#018x})"
         )
     return key
 
 
-def path_key(base: int, index: int) -> int:
-    """The key path number ``index`` (1-based) registers under ``base``."""
+def path_key(base: int, index: int, generation: int) -> int:
+    """The key path number ``index`` (1-based) registers under ``base`` at its
+    ``generation``-th registration (taken modulo 256)."""
     if not 1 <= index <= MAX_PATHS:
         raise UsageError(f"persistent-reservation fencing numbers at most {MAX_PATHS} paths")
-    return base | index
+    return base | (generation & 0xFF) << 8 | index
 
 
 def is_ours(base: int, key: int) -> bool:
     """Whether ``key`` is one of the path keys under ``base`` (this host's)."""
-    return key & ~0xFF == base and key & 0xFF != 0
+    return key & ~KEY_SUFFIX_MASK == base and key & 0xFF != 0
 
 
 @dataclass(frozen=True, slots=True)
