@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,11 +105,14 @@ async def open_device(
     *,
     monitor: MonitorFactory | None = None,
     transport_factory: Callable[[str, Config], Transport] | None = None,
+    reserve: bool = True,
 ) -> OpenedDevice:
     """Open the multipath device over ``request.paths`` with its configured settings.
 
     Its paths are watched by the path checkers (``CheckerMonitor``) unless ``monitor``
-    says otherwise.
+    says otherwise. ``reserve=False`` opens without the configured ``reservation_key``:
+    for commands that only look (``mpath show``), which must not register, preempt or
+    release anything on a LUN another mpath process may be serving with that key.
 
     Raises :class:`UsageError` (exit 2) for a blacklisted path or LUN, a bad or
     missing configuration file, or block paths of different identities;
@@ -145,8 +149,11 @@ async def open_device(
             monitor = CheckerMonitor.factory(
                 CheckerSettings(polling_interval=1.0, login_timeout=1.0)
             )
+        settings = resolution.device_settings()
+        if not reserve and settings.reservation_key is not None:
+            settings = dataclasses.replace(settings, reservation_key=None, fence_method="auto")
         device = await MultipathDevice.open(
-            transports, resolution.device_settings(), monitor=monitor, login_failures=failed
+            transports, settings, monitor=monitor, login_failures=failed
         )
     except BaseException:
         for transport in transports:

@@ -56,9 +56,9 @@ class DeviceSettings:
       elsewhere only after that path is fenced (it can no longer execute the write);
       when no fence succeeds within this many seconds, the write fails with
       :class:`~mpath.errors.FenceTimeoutError` instead of being reissued.
-    * ``reservation_key``: when set (a non-zero 64-bit value with a zero low byte, as
+    * ``reservation_key``: when set (a non-zero 64-bit value with zero low 16 bits, as
       :func:`mpath.scsi.reservations.parse_reservation_key` reads it), every path
-      registers ``reservation_key | path number`` and the device holds a Write
+      registers ``reservation_key`` plus a counter and its number and the device holds a Write
       Exclusive - All Registrants persistent reservation, so a failed path can be
       fenced through any working path by preempting its key, whatever target portal
       group it is in. None: no reservation; fences are session reinstatements only.

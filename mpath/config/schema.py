@@ -262,7 +262,7 @@ SETTINGS: dict[str, SettingSpec] = {
         ),
         SettingSpec(
             "reservation_key",
-            'hex string "0x..." (low byte 00) or "none"',
+            'hex string "0x..." (low two bytes 0000) or "none"',
             _reservation_key,
             "fence failed paths with SCSI persistent reservations: each path registers "
             "this key plus its number and the device holds a Write Exclusive - All "
