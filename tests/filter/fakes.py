@@ -78,6 +78,8 @@ class FakeTransport:
         self.events: list[str] = []  # "execute <op>", "close", "fence ..." in order
         #: Why a fence is refused (a target without session reinstatement), or None.
         self.fence_refused: str | None = None
+        #: What fence_scope reports (an iSCSI path: "target portal group N").
+        self.scope: str | None = None
         self.fences: list[str] = []  # "through <url>" per successful fence
         self._pending: set[asyncio.Future[None]] = set()
 
@@ -107,7 +109,7 @@ class FakeTransport:
 
     @property
     def fence_scope(self) -> str | None:
-        return None
+        return self.scope
 
     async def prepare_fence(self) -> None:
         self.events.append("prepare fence")

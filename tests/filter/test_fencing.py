@@ -124,6 +124,35 @@ def test_a_refused_fence_fails_the_write_after_fence_timeout_and_never_reissues_
     run(body)
 
 
+def test_a_fence_refused_for_its_portal_group_says_so_in_the_error_and_in_fence_info() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(
+            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02, fence_timeout=0.3
+        )
+        async with await MultipathDevice.open([first, second], settings) as device:
+            assert device.fence_info(device.path_objects[0])["reservation"] is None
+            first.hang = True
+            first.refuse_login = True
+            first.scope = "target portal group 1"
+            first.fence_refused = "fake://path2 is in target portal group 2, this path in 1"
+            write = asyncio.ensure_future(device.write(0, b"x" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()
+            with pytest.raises(FenceTimeoutError) as caught:
+                await bounded(write)
+            why = "no portal in target portal group 1 reachable and no reservation_key"
+            assert why in str(caught.value)
+            assert "in target portal group 2, this path in 1" in str(caught.value)
+            info = device.fence_info(device.path_objects[0])
+            assert info["scope"] == "target portal group 1"
+            assert info["last_failure"] is not None and why in info["last_failure"]
+            assert lun.data[:BLOCK] == bytes(BLOCK)  # never reissued
+
+    run(body)
+
+
 def test_the_paths_own_relogin_is_a_fence_when_no_other_path_can_carry_one() -> None:
     async def body() -> None:
         lun = FakeLun()
