@@ -59,7 +59,7 @@ class DeviceSettings:
     * ``reservation_key``: when set (a non-zero 64-bit value with zero low 16 bits, as
       :func:`mpath.scsi.reservations.parse_reservation_key` reads it), every path
       registers ``reservation_key`` plus a counter and its number and the device holds a Write
-      Exclusive - All Registrants persistent reservation, so a failed path can be
+      Exclusive - Registrants Only persistent reservation, so a failed path can be
       fenced through any working path by preempting its key, whatever target portal
       group it is in. None: no reservation; fences are session reinstatements only.
     * ``fence_method``: ``auto`` (reinstatement through a portal of the failed path's

@@ -265,8 +265,8 @@ SETTINGS: dict[str, SettingSpec] = {
             'hex string "0x..." (low two bytes 0000) or "none"',
             _reservation_key,
             "fence failed paths with SCSI persistent reservations: each path registers "
-            "this key plus its number and the device holds a Write Exclusive - All "
-            "Registrants reservation (docs/filter.md, Stale writes and fencing)",
+            "this key plus a counter and its number and the device holds a Write "
+            "Exclusive - Registrants Only reservation (docs/filter.md, Stale writes and fencing)",
         ),
         SettingSpec(
             "fence_method",

@@ -6,9 +6,10 @@ never go through the selector):
 
 * **open** (:meth:`Reservations.check_free`, then :meth:`Reservations.register` per
   path): a LUN another initiator has reserved is refused before anything is
-  registered; then each path registers its key (REGISTER AND IGNORE EXISTING KEY, so
-  a key left by an earlier run is simply taken over) and the Write Exclusive - All
-  Registrants reservation is taken (a RESERVE of a type we already hold is GOOD).
+  registered; then each path registers a fresh key (REGISTER AND IGNORE EXISTING KEY)
+  and RESERVEs Write Exclusive - Registrants Only (a RESERVATION CONFLICT there is
+  fine when the holder's key is ours); keys of ours no path holds now (an earlier run,
+  sessions a target kept) are preempted.
 * **reinstatement**: the same :meth:`Reservations.register` before the path carries
   I/O again (a target may have dropped the registration with the old session, and a
   fence removed it on purpose).
@@ -17,10 +18,10 @@ never go through the selector):
   answers ILLEGAL REQUEST) gets PREEMPT from then on: the registration is removed all
   the same, so a write that reaches the old nexus later is refused; only commands
   already inside the target are not aborted.
-* **close** (:meth:`Reservations.release`): keys of paths that are down are preempted
-  through a working path, then every working path unregisters (REGISTER with
-  service-action key 0). Under an all-registrants reservation, the last unregistration
-  ends the reservation.
+* **close** (:meth:`Reservations.release`): every key of ours but one working path's
+  is preempted through that path (which then holds the reservation), and that path
+  unregisters (REGISTER with service-action key 0): the reservation ends. Not while a
+  preempted path's old session may still deliver writes (see there).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mpath.scsi.reservations import (
     PR_IN_ALLOC_LEN,
     PrIn,
     PrOut,
+    Reservation,
     foreign_holder,
     is_ours,
     parse_read_keys,
@@ -129,8 +131,7 @@ class Reservations:
 
     # -- the life cycle -------------------------------------------------------------------
 
-    async def check_free(self, path: Path) -> None:
-        """Raise :class:`ReservationError` if another initiator holds the LU's reservation."""
+    async def _read_reservation(self, path: Path) -> Reservation | None:
         result = await self._execute(
             path,
             cdb.persistent_reserve_in(PrIn.READ_RESERVATION, PR_IN_ALLOC_LEN),
@@ -142,9 +143,13 @@ class Reservations:
                 "persistent reservations? unset reservation_key to do without)"
             )
         try:
-            reservation = parse_read_reservation(result.data)
+            return parse_read_reservation(result.data)
         except ScsiError as exc:
             raise ReservationError(f"{path.url}: {exc}") from None
+
+    async def check_free(self, path: Path) -> None:
+        """Raise :class:`ReservationError` if another initiator holds the LU's reservation."""
+        reservation = await self._read_reservation(path)
         keys = await self._read_keys(path) if reservation is not None else []
         why = foreign_holder(self.base, reservation, keys)
         if why is not None:
@@ -166,11 +171,19 @@ class Reservations:
             raise ReservationError(f"{path.url}: registering key {key:#018x}: {_said(result)}")
         result = await self._out(path, PrOut.RESERVE, key)
         if result.status == ScsiStatus.RESERVATION_CONFLICT:
-            raise ReservationError(
-                f"{path.url}: RESERVE refused with RESERVATION CONFLICT: another initiator "
-                "holds a reservation on the LU"
-            )
-        if result.status != ScsiStatus.GOOD:
+            holder = await self._read_reservation(path)
+            if holder is None or not is_ours(self.base, holder.key):
+                raise ReservationError(
+                    f"{path.url}: RESERVE refused with RESERVATION CONFLICT: another "
+                    f"initiator holds a reservation on the LU "
+                    f"({'none now' if holder is None else holder.describe()})"
+                )
+            if holder.pr_type != FENCING_TYPE:
+                raise ReservationError(
+                    f"{path.url}: the LU holds a reservation of ours of another type "
+                    f"({holder.describe()}): release it, or change the reservation_key"
+                )
+        elif result.status != ScsiStatus.GOOD:
             raise ReservationError(f"{path.url}: RESERVE: {_said(result)}")
         self.keys[path] = key
         self.registered.add(path)

@@ -1,6 +1,6 @@
 """SCSI persistent reservations (SPC-4 5.13) as mpath uses them to fence a path.
 
-Why they fence: under a *Write Exclusive - All Registrants* reservation, a WRITE from
+Why they fence: under a *Write Exclusive - Registrants Only* reservation, a WRITE from
 an I_T nexus that holds no registration ends with RESERVATION CONFLICT and is not
 executed. mpath registers one key on each path's I_T nexus and holds that
 reservation; to fence a failed path, a working path PREEMPTs (AND ABORTs, where the
@@ -20,11 +20,17 @@ stale registration can still be preempted precisely, at a fence, at close and at
 next open. Another host sees one 48-bit prefix per host, as with mpathpersist's one
 key.
 
-Why *All Registrants* (type 7) rather than *Registrants Only* (type 5): both refuse
-an unregistered nexus's writes, but type 5 has one holder nexus, which may be the one
-that failed; its reservation then has to be moved (a PREEMPT of the holder) before it
-can be released at close. Under type 7 every registrant holds it, and it ends by
-itself when the last registration is removed. tgt and LIO both implement type 7.
+Why *Registrants Only* (type 5) rather than *All Registrants* (type 7): both refuse
+an unregistered nexus's writes. Type 7 makes every registrant a holder, which would
+spare mpath moving the reservation when the holder path fails; but tgt (1.0.85)
+keeps a pointer to the registration that reserved, and a PREEMPT of that key under
+type 7 frees it without moving the reservation (measured on the rig: READ
+RESERVATION then reports a type of 9). Under type 5, a PREEMPT of the holder's key
+moves the reservation to the preempting nexus, as SPC-4 5.13.11.2.4 says and as tgt
+and LIO both do; preempting any other key only removes its registrations. A path
+that registers while another of ours holds the reservation gets RESERVATION CONFLICT
+to its RESERVE, which is fine: the holder's key is ours. At close, the last key to be
+removed is the holder's own (unregistering the holder releases a type-5 reservation).
 
 This module is pure: CDB service-action codes, key arithmetic and the parsers of
 PERSISTENT RESERVE IN data. The commands are sent by :mod:`mpath.filter.reservation`.
@@ -72,7 +78,7 @@ class PrType(IntEnum):
 
 
 #: The type mpath holds: unregistered nexuses may read but not write.
-FENCING_TYPE: Final = PrType.WRITE_EXCLUSIVE_ALL_REGISTRANTS
+FENCING_TYPE: Final = PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY
 #: Paths one key prefix can number (the key's low byte; 0 is not a key).
 MAX_PATHS: Final = 255
 #: The bits of a key that mpath fills in: registration counter and path number.

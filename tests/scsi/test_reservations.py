@@ -27,9 +27,9 @@ BASE = 0x6D70617468000000
 
 
 def test_pr_cdbs_follow_spc4() -> None:
-    # PERSISTENT RESERVE OUT, PREEMPT AND ABORT, LU scope, type 7, 24-byte list.
+    # PERSISTENT RESERVE OUT, PREEMPT AND ABORT, LU scope, type 5, 24-byte list.
     assert cdb.persistent_reserve_out(PrOut.PREEMPT_AND_ABORT, FENCING_TYPE).hex() == (
-        "5f050700000000001800"
+        "5f050500000000001800"
     )
     assert cdb.persistent_reserve_out(PrOut.REGISTER_AND_IGNORE_EXISTING_KEY).hex() == (
         "5f060000000000001800"
@@ -115,7 +115,7 @@ def test_read_keys_and_read_reservation_data_are_parsed() -> None:
 
 
 def test_only_our_own_reservation_is_taken_over() -> None:
-    ours = Reservation(1, 0, FENCING_TYPE)
+    ours = Reservation(1, BASE | 0x101, FENCING_TYPE)
     assert foreign_holder(BASE, None, []) is None
     assert foreign_holder(BASE, ours, [BASE | 0x101, BASE | 0x9902]) is None  # left by us
     stranger = 0x0BAD000000000000
