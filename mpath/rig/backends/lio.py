@@ -135,6 +135,9 @@ class LioBackend:
                 tpg = rts.TPG(target, path.index, mode="create")
                 tpg.set_attribute("authentication", "0")
                 tpg.set_attribute("generate_node_acls", "1")
+                # Keep a demo-mode ACL when its last session ends: persistent-reservation
+                # registrations point at it, and a new one would not find them.
+                tpg.set_attribute("cache_dynamic_acls", "1")
                 tpg.set_attribute("demo_mode_write_protect", "0")
                 mapped = rts.LUN(tpg, lun.number, storage)
                 group = rts.ALUATargetPortGroup(storage, _group_name(path), path.index)
