@@ -106,11 +106,14 @@ async def open_device(
     *,
     monitor: MonitorFactory | None = None,
     transport_factory: Callable[[str, Config], Transport] | None = None,
+    reserve: bool = True,
 ) -> OpenedDevice:
     """Open the multipath device over ``request.paths`` with its configured settings.
 
     Its paths are watched by the path checkers (``CheckerMonitor``) unless ``monitor``
-    says otherwise.
+    says otherwise. ``reserve=False`` opens without the configured ``reservation_key``:
+    for commands that only look (``mpath show``), which must not register, preempt or
+    release anything on a LUN another mpath process may be serving with that key.
 
     Raises :class:`UsageError` (exit 2) for a blacklisted path or LUN, a bad or
     missing configuration file, or block paths of different identities;
@@ -150,6 +153,8 @@ async def open_device(
         settings = resolution.device_settings()
         if request.path_args is not None:
             settings = replace(settings, path_args=request.path_args)
+        if not reserve and settings.reservation_key is not None:
+            settings = replace(settings, reservation_key=None, fence_method="auto")
         device = await MultipathDevice.open(
             transports, settings, monitor=monitor, login_failures=failed
         )

@@ -23,6 +23,8 @@ DEFAULT_MAX_COMMANDS = 64
 DEFAULT_MAX_IO_BYTES = 1024 * 1024
 #: Seconds I/O waits for a path when every path has failed.
 DEFAULT_NO_PATH_RETRY = 5.0
+#: The ways a failed path may be fenced (see ``DeviceSettings.fence_method``).
+FENCE_METHODS = ("auto", "reinstatement", "reservation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,16 @@ class DeviceSettings:
       elsewhere only after that path is fenced (it can no longer execute the write);
       when no fence succeeds within this many seconds, the write fails with
       :class:`~mpath.errors.FenceTimeoutError` instead of being reissued.
+    * ``reservation_key``: when set (a non-zero 64-bit value with zero low 16 bits, as
+      :func:`mpath.scsi.reservations.parse_reservation_key` reads it), every path
+      registers ``reservation_key`` plus a counter and its number and the device holds a Write
+      Exclusive - Registrants Only persistent reservation, so a failed path can be
+      fenced through any working path by preempting its key, whatever target portal
+      group it is in. None: no reservation; fences are session reinstatements only.
+    * ``fence_method``: ``auto`` (reinstatement through a portal of the failed path's
+      own target portal group, else the reservation when ``reservation_key`` is set),
+      ``reinstatement`` or ``reservation`` (only that one; ``reservation`` needs
+      ``reservation_key``).
     * ``alua_poll_interval``: on an ALUA LU (INQUIRY TPGS), how often REPORT TARGET PORT
       GROUPS is read to learn the ports' access states when no answer says they
       changed (a sense code or unit attention about ALUA makes it read at once). A
@@ -84,6 +96,8 @@ class DeviceSettings:
     max_io_bytes: int = DEFAULT_MAX_IO_BYTES
     slow_command_timeout: float = 60.0
     fence_timeout: float = 10.0
+    reservation_key: int | None = None
+    fence_method: str = "auto"
     priorities: tuple[int, ...] | None = None
     path_args: tuple[tuple[str, ...], ...] | None = None
     alua_poll_interval: float = 1.0
@@ -106,6 +120,16 @@ class DeviceSettings:
             raise UsageError("slow_command_timeout must not be below io_timeout_max")
         if self.fence_timeout < 0:
             raise UsageError(f"fence_timeout must be 0 or more seconds, not {self.fence_timeout}")
+        if self.reservation_key is not None:
+            from mpath.scsi.reservations import parse_reservation_key
+
+            parse_reservation_key(self.reservation_key)
+        if self.fence_method not in FENCE_METHODS:
+            raise UsageError(
+                f"fence_method must be one of {', '.join(FENCE_METHODS)}, not {self.fence_method!r}"
+            )
+        if self.fence_method == "reservation" and self.reservation_key is None:
+            raise UsageError("fence_method = reservation needs a reservation_key")
         if self.alua_poll_interval <= 0:
             raise UsageError("alua_poll_interval must be above 0 seconds")
         if self.alua_transition_timeout < 0:

@@ -55,6 +55,8 @@ def _display(name: str, value: Any) -> Any:
     """A value the way the file spells it (and JSON can carry)."""
     if name == "max_commands" and value is None:
         return "auto"
+    if name == "reservation_key":
+        return "none" if value is None else f"{value:#018x}"  # as the file spells it
     if isinstance(value, tuple):
         return list(value)
     return value

@@ -154,7 +154,7 @@ async def _show(
         monitors.append(monitor)
         return monitor
 
-    opened = await open_device(request, monitor=monitor_factory)
+    opened = await open_device(request, monitor=monitor_factory, reserve=False)
     try:
         lun = opened.device.lun
         if rig is not None and lun is not None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpath.errors import UsageError
+from mpath.scsi.reservations import parse_reservation_key
 from mpath.selectors import SELECTOR_NAMES
-from mpath.settings import DeviceSettings
+from mpath.settings import FENCE_METHODS, DeviceSettings
 from mpath.units import parse_size
 
 
@@ -113,6 +114,25 @@ def _no_path_retry(value: object) -> float:
     if isinstance(value, str):
         raise SettingValueError(f'expected a number of seconds or "fail", got {value!r}')
     return _number(value, 0.0, NO_PATH_RETRY_LIMIT)
+
+
+def _reservation_key(value: object) -> int | None:
+    if value == "none":
+        return None
+    if not isinstance(value, str):
+        raise SettingValueError(
+            f'expected a hex string such as "0x6d70617468000000", got {type_name(value)}'
+        )
+    try:
+        return parse_reservation_key(value)
+    except UsageError as exc:
+        raise SettingValueError(str(exc)) from None
+
+
+def _fence_method(value: object) -> str:
+    if not isinstance(value, str) or value not in FENCE_METHODS:
+        raise SettingValueError(f"expected one of {', '.join(FENCE_METHODS)}, got {value!r}")
+    return value
 
 
 MAX_IO_BYTES_LIMIT = 256 * 1024 * 1024
@@ -241,6 +261,21 @@ SETTINGS: dict[str, SettingSpec] = {
             "path to be fenced before it fails instead of being reissued",
         ),
         SettingSpec(
+            "reservation_key",
+            'hex string "0x..." (low two bytes 0000) or "none"',
+            _reservation_key,
+            "fence failed paths with SCSI persistent reservations: each path registers "
+            "this key plus a counter and its number and the device holds a Write "
+            "Exclusive - Registrants Only reservation (docs/filter.md, Stale writes and fencing)",
+        ),
+        SettingSpec(
+            "fence_method",
+            "string: " + ", ".join(FENCE_METHODS),
+            _fence_method,
+            "how a failed path is fenced: auto = session reinstatement through a portal "
+            "of its own target portal group, else the reservation (with reservation_key)",
+        ),
+        SettingSpec(
             "max_io_bytes",
             'bytes 512..256M (integer or "1M")',
             _max_io_bytes,
@@ -274,6 +309,8 @@ def default_for_display(name: str) -> object:
     value = SETTINGS[name].default
     if name == "max_commands" and value is None:
         return "auto"
+    if name == "reservation_key" and value is None:
+        return "none"
     if name == "policy_args":
         return list(value)
     return value

@@ -34,6 +34,7 @@ from mpath.errors import (
 from mpath.filter import alua
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
+from mpath.filter.reservation import ReservationError, Reservations
 from mpath.scsi import cdb
 from mpath.scsi.alua import parse_target_port_groups, state_name
 from mpath.scsi.capacity import Capacity
@@ -189,6 +190,11 @@ class MultipathDevice:
         self._fenced: dict[Path, int] = {}
         self._fence_tasks: dict[Path, tuple[int, asyncio.Task[None]]] = {}
         self._fences_done: dict[Path, int] = {}
+        #: Why the last fence of a path failed (for ``mpath show``), until one works.
+        self._fence_failure: dict[Path, str] = {}
+        #: Persistent-reservation fencing, when a reservation_key is configured.
+        key = self.settings.reservation_key
+        self._reservations = Reservations(key) if key is not None else None
         #: The LU reports ALUA states; paths of worse states are kept out of the
         #: selector (``_alua_held``) while their session stays up.
         self.alua = False
@@ -257,6 +263,10 @@ class MultipathDevice:
             if info.wwid != first.wwid:
                 raise IdentityMismatchError(first_path.url, first.wwid, path.url, info.wwid)
         self.lun = first
+        await self._prepare_fencing(probes, failures)
+        if not probes:
+            reasons = "; ".join(failures.values())
+            raise DeviceError(f"no path could be opened: {reasons}")
         self.alua = any(info.alua for info in probes.values())
         for path, info in probes.items():
             path.alua_group = info.target_port_group
@@ -275,6 +285,47 @@ class MultipathDevice:
             self._spawn(self._alua_watch())
         self._spawn(self._watchdog())
         self._monitor.start()
+
+    async def _prepare_fencing(
+        self, probes: dict[Path, LunInfo], failures: dict[Path, str]
+    ) -> None:
+        """Learn what fences will need on every open path; with a ``reservation_key``,
+        refuse a LUN another initiator reserved, then register each path (a path that
+        cannot register is failed: its writes would be refused)."""
+        await asyncio.gather(*(self._prepare_fence(p) for p in probes))
+        reservations = self._reservations
+        if reservations is None:
+            return
+        await reservations.check_free(next(iter(probes)))
+        for path in list(probes):
+            try:
+                await reservations.register(path)
+            except ReservationError as exc:
+                del probes[path]
+                failures[path] = str(exc)
+        if probes:
+            await reservations.sweep(next(iter(probes)))
+
+    async def _end_preempted_sessions(self, reservations: Reservations) -> None:
+        """Before the reservation is released: end the old sessions of paths fenced by a
+        preempt, by a reinstating login through each path's own portal (bounded)."""
+        for path in list(reservations.live_fenced):
+            transport = path.transport
+            if not isinstance(transport, Fenceable) or not transport.relogin_fences:
+                continue
+            if not transport.connected:
+                with contextlib.suppress(TransportError, TimeoutError):
+                    await asyncio.wait_for(transport.fence(None), FENCE_ATTEMPT_TIMEOUT)
+                    reservations.live_fenced.discard(path)
+
+    async def _prepare_fence(self, path: Path) -> None:
+        transport = path.transport
+        if isinstance(transport, Fenceable):
+            try:
+                async with asyncio.timeout(FENCE_ATTEMPT_TIMEOUT):
+                    await transport.prepare_fence()
+            except (TransportError, TimeoutError) as exc:
+                log.info("path %s: %s", path.url, exc)
 
     def _apply_lun_limits(self, info: LunInfo) -> None:
         if self.settings.max_commands is None:
@@ -395,6 +446,10 @@ class MultipathDevice:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._reservations is not None and self.lun is not None:
+            with contextlib.suppress(Exception):
+                await self._end_preempted_sessions(self._reservations)
+                await self._reservations.release(self._paths)
         await asyncio.gather(*(p.transport.close() for p in self._paths), return_exceptions=True)
 
     async def __aenter__(self) -> MultipathDevice:
@@ -706,6 +761,16 @@ class MultipathDevice:
                 await path.transport.close()
             log.error("path %s now leads to %s: not reinstated", path.url, info.wwid)
             return f"identity changed to {info.wwid}; path kept out of use"
+        await self._prepare_fence(path)
+        if self._reservations is not None:
+            if isinstance(path.transport, Fenceable) and path.transport.relogin_fences:
+                self._reservations.live_fenced.discard(path)  # that login ended it
+            try:
+                await self._reservations.register(path)
+            except ReservationError as exc:
+                with contextlib.suppress(Exception):
+                    await path.transport.close()
+                return str(exc)
         return None
 
     # -- fencing ------------------------------------------------------------------------------
@@ -713,16 +778,28 @@ class MultipathDevice:
     def fence_info(self, path: Path) -> dict[str, Any]:
         """How ``path`` is fenced and how often it was (for ``mpath show``).
 
-        Fencing creates no state on the target (no registration, no reservation), so
-        there is nothing to clean up on close or to restore when a path comes back.
+        ``methods`` lists the ways in the order they are tried; ``scope`` where a
+        reinstating login must go (iSCSI: the path's target portal group);
+        ``reservation`` the path's key and whether it is registered (None without a
+        ``reservation_key``); ``last_failure`` why the last fence that did not work
+        failed, until one works.
         """
         transport = path.transport
-        if not isinstance(transport, Fenceable):
-            return {"method": None, "identity": None, "fenced_failures": 0}
+        fenceable = transport if isinstance(transport, Fenceable) else None
+        methods = []
+        if fenceable is not None and self.settings.fence_method != "reservation":
+            methods.append(fenceable.fence_method)
+        reservations = self._reservations
+        if reservations is not None and self.settings.fence_method != "reinstatement":
+            methods.append("persistent-reservation")
         return {
-            "method": transport.fence_method,
-            "identity": transport.fence_identity,
+            "method": methods[0] if methods else None,
+            "methods": methods,
+            "identity": None if fenceable is None else fenceable.fence_identity,
+            "scope": None if fenceable is None else fenceable.fence_scope,
+            "reservation": None if reservations is None else reservations.describe(path),
             "fenced_failures": self._fences_done.get(path, 0),
+            "last_failure": self._fence_failure.get(path),
         }
 
     def _mark_fenced(self, path: Path, epoch: int, how: str) -> None:
@@ -739,6 +816,7 @@ class MultipathDevice:
             self.stats.fences += 1
             self._fences_done[path] = self._fences_done.get(path, 0) + 1
             log.info("path %s fenced by %s", path.url, how)
+        self._fence_failure.pop(path, None)
 
     async def _fence(self, path: Path, epoch: int, operation: str) -> None:
         """Return once ``path`` can no longer execute what it held at failure ``epoch``.
@@ -790,14 +868,16 @@ class MultipathDevice:
         while True:
             if self._fenced.get(path, 0) >= epoch:
                 return
-            if isinstance(transport, Fenceable):
+            reservations = self._reservations
+            if isinstance(transport, Fenceable) or reservations is not None:
                 throughs: list[Path | None] = [
                     p for p in self._paths if p is not path and p.state is PathState.ACTIVE
                 ]
-                if not transport.relogin_fences:
+                if isinstance(transport, Fenceable) and not transport.relogin_fences:
                     throughs.append(None)
                 if not throughs:
                     reason = "no working path to carry the fence, and the path is not back"
+                failed: list[str] = []
                 for through in throughs:
                     if self._fenced.get(path, 0) >= epoch:
                         return
@@ -806,12 +886,17 @@ class MultipathDevice:
                     attempt = min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock())
                     if attempt <= 0:
                         break
-                    outcome = await self._fence_once(transport, through, attempt)
+                    outcome, how = await self._fence_via(path, through, attempt)
                     if outcome is None:
-                        how = "itself" if through is None else f"reinstatement via {through.url}"
                         self._mark_fenced(path, epoch, how)
                         return
-                    reason = outcome
+                    failed.append(outcome)
+                if failed:
+                    reason = "; ".join(dict.fromkeys(failed))
+                scope = transport.fence_scope if isinstance(transport, Fenceable) else None
+                if throughs and reservations is None and scope is not None:
+                    reason = f"no portal in {scope} reachable and no reservation_key ({reason})"
+                self._fence_failure[path] = reason
             now = self._clock()
             if self._selector.valid_count == 0:
                 no_path_since = now if no_path_since is None else no_path_since
@@ -832,6 +917,41 @@ class MultipathDevice:
             changed = self._paths_changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, FENCE_RETRY_INTERVAL))
+
+    async def _fence_via(
+        self, path: Path, through: Path | None, limit: float
+    ) -> tuple[str | None, str]:
+        """Fence ``path`` through ``through`` (None: its own way), every allowed way in
+        turn: (None, how it worked) or (why not, "").
+
+        Session reinstatement first (it leaves nothing on the target; the transport
+        refuses a portal of another target portal group), then preempting the failed
+        path's reservation key through ``through``, which works across groups.
+        """
+        transport = path.transport
+        method = self.settings.fence_method
+        reasons: list[str] = []
+        if isinstance(transport, Fenceable) and method != "reservation":
+            outcome = await self._fence_once(transport, through, limit)
+            if outcome is None:
+                return None, "itself" if through is None else f"reinstatement via {through.url}"
+            reasons.append(outcome)
+        reservations = self._reservations
+        if (
+            reservations is not None
+            and method != "reinstatement"
+            and through is not None
+            and through.state is PathState.ACTIVE
+        ):
+            try:
+                async with asyncio.timeout(limit):
+                    outcome = await reservations.preempt(path, through)
+            except TimeoutError:
+                outcome = f"preempting through {through.url} got no answer within {limit:.1f} s"
+            if outcome is None:
+                return None, f"preempting its reservation key via {through.url}"
+            reasons.append(outcome)
+        return "; ".join(reasons) or "no fencing method applies", ""
 
     async def _fence_once(
         self, transport: Fenceable, through: Path | None, limit: float

@@ -37,6 +37,8 @@ class Opcode(IntEnum):
     WRITE_16 = 0x8A
     SYNCHRONIZE_CACHE_16 = 0x91
     WRITE_SAME_16 = 0x93
+    PERSISTENT_RESERVE_IN = 0x5E
+    PERSISTENT_RESERVE_OUT = 0x5F
     SERVICE_ACTION_IN_16 = 0x9E
     REPORT_LUNS = 0xA0
     MAINTENANCE_IN = 0xA3
@@ -53,6 +55,18 @@ _WS_UNMAP = 0x08  # byte 1 of WRITE SAME (16): deallocate the blocks if the LU c
 _WS_NDOB = 0x01  # byte 1 of WRITE SAME (16): no data-out buffer, the block is zeroes
 _RTPG_EXTENDED_HEADER = 0x20  # RTPG byte 1 bits 7..5: parameter data format 001b
 
+# PERSISTENT RESERVE IN: opcode, service action, reserved (5), allocation length (2),
+# control
+_PR_IN = struct.Struct(">BB5xHB")
+# PERSISTENT RESERVE OUT: opcode, service action, scope/type, reserved (2), parameter
+# list length (4), control
+_PR_OUT = struct.Struct(">BBB2xIB")
+# PERSISTENT RESERVE OUT basic parameter list: reservation key, service action
+# reservation key, obsolete (4), flags (SPEC_I_PT, ALL_TG_PT, APTPL), reserved,
+# obsolete (2)
+_PR_OUT_PARAMETERS = struct.Struct(">QQ4xB3x")
+#: Length of the basic PERSISTENT RESERVE OUT parameter list (SPC-4 6.16.3).
+PR_OUT_PARAMETERS_LEN = _PR_OUT_PARAMETERS.size
 # opcode, flags, LBA (8), transfer length (4), group, control
 _RW16 = struct.Struct(">BBQIBB")
 # opcode, flags, LBA (4), group, transfer length (2), control
@@ -255,6 +269,40 @@ def report_target_port_groups(alloc_len: int = DEFAULT_RTPG_ALLOC_LEN) -> bytes:
         )
     except struct.error:
         raise _out_of_range("REPORT TARGET PORT GROUPS", alloc_len=alloc_len) from None
+
+
+def persistent_reserve_in(action: int, alloc_len: int) -> bytes:
+    """PERSISTENT RESERVE IN: ``action`` 0 READ KEYS, 1 READ RESERVATION (SPC-4 6.15)."""
+    try:
+        return _PR_IN.pack(Opcode.PERSISTENT_RESERVE_IN, action & 0x1F, alloc_len, 0)
+    except struct.error:
+        raise _out_of_range("PERSISTENT RESERVE IN", alloc_len=alloc_len) from None
+
+
+def persistent_reserve_out(action: int, pr_type: int = 0) -> bytes:
+    """PERSISTENT RESERVE OUT with the basic parameter list (SPC-4 6.16), LU scope.
+
+    ``action`` is the service action (REGISTER, RESERVE, PREEMPT, ...), ``pr_type`` the
+    reservation type where the action takes one (0 otherwise). The parameter list
+    comes from :func:`pr_out_parameters`.
+    """
+    if not 0 <= action <= 0x1F or not 0 <= pr_type <= 0x0F:
+        raise _out_of_range("PERSISTENT RESERVE OUT", action=action, pr_type=pr_type)
+    return _PR_OUT.pack(Opcode.PERSISTENT_RESERVE_OUT, action, pr_type, PR_OUT_PARAMETERS_LEN, 0)
+
+
+def pr_out_parameters(key: int, service_action_key: int = 0) -> bytes:
+    """The 24-byte basic parameter list: this nexus's key and the action's key.
+
+    SPEC_I_PT, ALL_TG_PT and APTPL are left clear: each I_T nexus registers for itself,
+    and nothing survives a target power loss (tgt refuses all three).
+    """
+    try:
+        return _PR_OUT_PARAMETERS.pack(key, service_action_key, 0)
+    except struct.error:
+        raise _out_of_range(
+            "PERSISTENT RESERVE OUT parameters", key=key, service_action_key=service_action_key
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,7 +126,10 @@ class Fenceable(Protocol):
     ``through`` is None; for a block device, once every system call it issued has
     returned. Raises :class:`FenceError` with the reason when that cannot be done now.
     ``relogin_fences`` says whether this path's own successful re-login is itself a
-    fence (true for iSCSI: it reinstates the old session).
+    fence (true for iSCSI: it reinstates the old session). An iSCSI session is named
+    by initiator, ISID, target and target portal group: a fence goes only through a
+    portal of the failed session's own group (``fence_scope``), learned while the path
+    worked (``prepare_fence``).
     """
 
     @property
@@ -140,6 +143,18 @@ class Fenceable(Protocol):
     @property
     def fence_identity(self) -> str | None:
         """What names this path's session to the target (the ISID), or None."""
+        ...
+
+    @property
+    def fence_scope(self) -> str | None:
+        """Where a fence of this path must be made from, for messages (iSCSI: ``target
+        portal group N``), or None when any working path will do."""
+        ...
+
+    async def prepare_fence(self) -> None:
+        """Learn, while the path works, what a later fence will need (iSCSI: the
+        portal's target portal group). Called after each login; may raise
+        :class:`TransportError`, which only leaves the path harder to fence."""
         ...
 
     async def fence(self, through: Transport | None) -> None: ...

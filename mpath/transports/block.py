@@ -611,6 +611,13 @@ class BlockTransport:
     def fence_identity(self) -> str | None:
         return None
 
+    @property
+    def fence_scope(self) -> str | None:
+        return None
+
+    async def prepare_fence(self) -> None:
+        """Nothing to learn: a drain needs no other path."""
+
     async def fence(self, through: Transport | None) -> None:
         """Return once no system call of a closed session is still running.
 

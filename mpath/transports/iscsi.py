@@ -58,6 +58,7 @@ from mpath.transports.base import (
 )
 from mpath.transports.session import (
     ContextError,
+    DiscoverySession,
     LibiscsiSession,
     StepNotStartedError,
     callback_error,
@@ -65,7 +66,7 @@ from mpath.transports.session import (
     new_context,
     session_event_cb,
 )
-from mpath.transports.urls import IscsiUrl, parse_iscsi_url
+from mpath.transports.urls import IscsiUrl, parse_iscsi_url, portal_groups
 
 if TYPE_CHECKING:
     from mpath.config.chap import ChapCredentials
@@ -78,6 +79,10 @@ DEFAULT_INITIATOR_NAME = "iqn.2026-11.org.mpath:initiator"
 #: Seconds connect() waits for TCP connect + login + the first TEST UNIT READY. TCP's
 #: own SYN retries would take minutes against a black-holed portal.
 DEFAULT_LOGIN_TIMEOUT = 5.0
+#: Seconds the SendTargets exchange that learns the portals' groups may take, and its
+#: polite logout.
+PORTAL_GROUPS_TIMEOUT = 2.0
+PORTAL_GROUPS_LOGOUT_TIMEOUT = 0.5
 #: How often connect() re-sends TEST UNIT READY while the LUN reports UNIT ATTENTION
 #: (power on, reset, ...: normal right after a login), as libiscsi itself does.
 MAX_LOGIN_UNIT_ATTENTIONS = 10
@@ -213,6 +218,8 @@ class IscsiTransport(LibiscsiSession):
         )
         self._login_timeout = login_timeout
         self._configured_loop = loop
+        #: This path's target portal group tag, once a SendTargets answer named it.
+        self._portal_group: int | None = None
         self._logged_in = False
         self._connected = False
         self._max_commands: int | None = None
@@ -241,6 +248,11 @@ class IscsiTransport(LibiscsiSession):
     def isid(self) -> bytes:
         """The 6-byte ISID every login of this path presents (random format, 0x80...)."""
         return self._isid
+
+    @property
+    def portal_group(self) -> int | None:
+        """This path's target portal group tag, once learned (see :meth:`fence`)."""
+        return self._portal_group
 
     @property
     def relogin_fences(self) -> bool:
@@ -365,8 +377,16 @@ class IscsiTransport(LibiscsiSession):
         path's own portal when ``through`` is None; the target then closes every
         connection of the old session and drops what arrives on them (session
         reinstatement, RFC 7143 section 6.3.5), and the fencing session is logged out.
-        Raises :class:`FenceError` when the fence cannot be made now. Must not be
-        called while this transport itself is logged in (that would end it).
+
+        An iSCSI session is named by initiator name, ISID, target name *and* target
+        portal group: a login through a portal of another group is a new session and
+        leaves the old one running. So before logging in through another path, the
+        portals' groups are read with SendTargets through ``through``'s portal, and
+        the login is made only when both portals are in one group.
+
+        Raises :class:`FenceError` when the fence cannot be made now (its message says
+        why, naming the groups when they differ). Must not be called while this
+        transport itself is logged in (that would end it).
         """
         if self._connected:
             raise UsageError(f"{self._url}: fence() called on a live session")
@@ -380,6 +400,8 @@ class IscsiTransport(LibiscsiSession):
                     f"{through.url} leads to target {through.address.target}, not "
                     f"{self._address.target}: session reinstatement works within one target",
                 )
+            if through.address.portal != address.portal:
+                await self._check_portal_group(through)
             address = dataclasses.replace(
                 address, host=through.address.host, port=through.address.port
             )
@@ -400,6 +422,67 @@ class IscsiTransport(LibiscsiSession):
             ) from None
         await fencer.logout()
         log.info("%s: old session fenced by reinstatement through portal %s", self._url, portal)
+
+    async def prepare_fence(self) -> None:
+        """Learn this path's target portal group while it works (SendTargets through its
+        own portal, which every target names in its answer: tgt names no other).
+
+        Called by the filter layer after each login; a failure leaves the group as it
+        was (unknown at first), which only makes fences through other portals refused.
+        """
+        groups = await self._portal_groups_via(self)
+        mine = groups.get(self._address.portal)
+        if mine is not None:
+            self._portal_group = mine
+
+    @property
+    def fence_scope(self) -> str | None:
+        """Where a reinstating login must go: ``target portal group N`` (or unknown)."""
+        if self._portal_group is None:
+            return "this path's target portal group (not learned)"
+        return f"target portal group {self._portal_group}"
+
+    async def _portal_groups_via(self, path: IscsiTransport) -> dict[str, int]:
+        """{portal: group tag} of this target as SendTargets through ``path``'s portal
+        tells it; raises :class:`FenceError` when the exchange fails."""
+        session = DiscoverySession(path.address.portal, self._initiator.decode(), self._chap)
+        try:
+            answer = await session.send_targets(PORTAL_GROUPS_TIMEOUT, PORTAL_GROUPS_LOGOUT_TIMEOUT)
+        except TransportError as exc:
+            raise FenceError(
+                self._url,
+                f"cannot learn the target portal groups through {path.url}: {exc.message}",
+            ) from None
+        addresses = [a for name, found in answer if name == self._address.target for a in found]
+        return portal_groups(addresses)
+
+    async def _check_portal_group(self, through: IscsiTransport) -> None:
+        """Raise :class:`FenceError` unless ``through``'s portal is in this path's group.
+
+        libiscsi does not keep the TargetPortalGroupTag of a login answer, so groups
+        come from SendTargets: this path's from its own portal while it worked
+        (:meth:`prepare_fence`), ``through``'s from ``through``'s portal now. A portal
+        whose group is not known never counts as in the same group.
+        """
+        groups = await self._portal_groups_via(through)
+        theirs = groups.get(through.address.portal)
+        mine = groups.get(self._address.portal, self._portal_group)
+        if theirs is not None:
+            through._portal_group = theirs
+        if mine is None or theirs is None:
+            unnamed = self._address.portal if mine is None else through.address.portal
+            raise FenceError(
+                self._url,
+                f"the target portal group of portal {unnamed} is not known: a login "
+                f"through {through.url} may be a new session, not a reinstatement",
+            )
+        self._portal_group = mine
+        if mine != theirs:
+            raise FenceError(
+                self._url,
+                f"{through.url} is in target portal group {theirs}, this path in {mine}: "
+                f"a login there is a new session and leaves the old one running",
+            )
 
     async def nop(self) -> None:
         """Ping the target: NOP-Out, return when its NOP-In arrives.

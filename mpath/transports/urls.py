@@ -160,3 +160,26 @@ def parse_iscsi_url(text: str) -> IscsiUrl:
     if lun > MAX_LUN:
         raise _bad(text, f"LUN {lun} above {MAX_LUN} (libiscsi addresses LUNs 0-{MAX_LUN} only)")
     return IscsiUrl(host=host, port=port, target=target, lun=lun)
+
+
+def portal_groups(addresses: list[str]) -> dict[str, int]:
+    """SendTargets ``TargetAddress`` texts as {portal: target portal group tag}.
+
+    A TargetAddress is ``HOST:PORT,TPGT`` (RFC 7143 section 13.8; IPv6 bracketed);
+    the portal is spelled as :attr:`IscsiUrl.portal` spells it, so a path's portal can
+    be looked up directly. Entries without a tag, with a port or tag out of range, or
+    that cannot be read are left out: a portal whose group is not known is never taken
+    to share a group with anything.
+    """
+    groups: dict[str, int] = {}
+    for text in addresses:
+        address, comma, tag = text.rpartition(",")
+        if not comma or not tag.isdigit() or not 0 <= int(tag) <= 0xFFFF:
+            continue
+        host, colon, port = address.rpartition(":")
+        if not colon or not port.isdigit() or not 0 < int(port) <= 0xFFFF or not host:
+            continue
+        if host.startswith("[") != host.endswith("]"):
+            continue
+        groups[f"{host}:{int(port)}"] = int(tag)
+    return groups

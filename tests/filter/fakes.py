@@ -40,6 +40,11 @@ class FakeLun:
     #: ALUA: target port group -> access state (mpath.scsi.alua.AluaState). None: the
     #: LU has no ALUA (INQUIRY TPGS 0), as before.
     alua: dict[int, int] | None = None
+    #: Persistent reservations (SPC-4, the subset mpath uses): I_T nexus (one per
+    #: fake session) -> registered key, and the reservation (holder nexus, type).
+    registrations: dict[int, int] = field(default_factory=dict)
+    reservation: tuple[int, int] | None = None
+    sessions: int = 0
 
     def __post_init__(self) -> None:
         self.data = bytearray(self.blocks * BLOCK)
@@ -83,6 +88,9 @@ class FakeTransport:
         self.events: list[str] = []  # "execute <op>", "close", "fence ..." in order
         #: Why a fence is refused (a target without session reinstatement), or None.
         self.fence_refused: str | None = None
+        self.nexus = 0  # this session's I_T nexus on the LUN (0: never logged in)
+        #: What fence_scope reports (an iSCSI path: "target portal group N").
+        self.scope: str | None = None
         self.fences: list[str] = []  # "through <url>" per successful fence
         #: READ CAPACITY answers this many blocks instead of the LUN's (a stale port).
         self.reported_blocks: int | None = None
@@ -112,6 +120,13 @@ class FakeTransport:
     def fence_identity(self) -> str | None:
         return f"{self._url}-isid"
 
+    @property
+    def fence_scope(self) -> str | None:
+        return self.scope
+
+    async def prepare_fence(self) -> None:
+        self.events.append("prepare fence")
+
     async def fence(self, through: Transport | None) -> None:
         via = "own portal" if through is None else f"through {through.url}"
         if self.fence_refused is not None:
@@ -125,6 +140,8 @@ class FakeTransport:
         if self.refuse_login:
             raise LoginError(self._url, "login refused (fake)")
         self._connected = True
+        self.lun.sessions += 1
+        self.nexus = self.lun.sessions
 
     async def close(self) -> None:
         self.closes += 1
@@ -182,6 +199,12 @@ class FakeTransport:
             refusal = self._alua_refusal()
             if refusal is not None:
                 return refusal
+            if (
+                rw.is_write
+                and self.lun.reservation is not None
+                and self.nexus not in self.lun.registrations
+            ):
+                return ScsiResult(ScsiStatus.RESERVATION_CONFLICT)
             start, end = rw.lba * BLOCK, (rw.lba + rw.blocks) * BLOCK
             if end > len(self.lun.data):
                 return check_condition(0x05, 0x21, 0x00)
@@ -209,6 +232,21 @@ class FakeTransport:
             return ScsiResult(ScsiStatus.GOOD, data=data[:length])
         if opcode == Opcode.MAINTENANCE_IN and self.lun.alua is not None:
             return ScsiResult(ScsiStatus.GOOD, data=_rtpg(self.lun.alua)[:length])
+        if opcode == Opcode.PERSISTENT_RESERVE_OUT:
+            assert data_out is not None
+            return self._reserve_out(cdb[1] & 0x1F, cdb[2] & 0x0F, bytes(data_out))
+        if opcode == Opcode.PERSISTENT_RESERVE_IN:
+            keys = list(self.lun.registrations.values())
+            if cdb[1] == 0:
+                data = struct.pack(">II", 1, 8 * len(keys)) + b"".join(
+                    struct.pack(">Q", k) for k in keys
+                )
+            elif self.lun.reservation is None:
+                data = struct.pack(">II", 1, 0)
+            else:
+                holder, pr_type = self.lun.reservation
+                data = struct.pack(">IIQ4xxB2x", 1, 16, self.lun.registrations[holder], pr_type)
+            return ScsiResult(ScsiStatus.GOOD, data=data[:length])
         if opcode == Opcode.SERVICE_ACTION_IN_16:
             blocks = self.lun.blocks if self.reported_blocks is None else self.reported_blocks
             data = struct.pack(">QI", blocks - 1, BLOCK).ljust(32, b"\0")
@@ -216,6 +254,41 @@ class FakeTransport:
         if self.injected:
             return self.injected.popleft()
         return ScsiResult(ScsiStatus.GOOD)
+
+    def _reserve_out(self, action: int, pr_type: int, params: bytes) -> ScsiResult:
+        """REGISTER (AND IGNORE), RESERVE, PREEMPT (AND ABORT) as SPC-4 has them for a
+        Registrants Only reservation."""
+        lun, mine = self.lun, self.lun.registrations.get(self.nexus)
+        key, sa_key = struct.unpack_from(">QQ", params)
+        conflict = ScsiResult(ScsiStatus.RESERVATION_CONFLICT)
+        self.lun.log.append(f"{self._url} PR OUT {action} {sa_key:#x}")
+        if action in (0x00, 0x06):  # REGISTER, REGISTER AND IGNORE EXISTING KEY
+            if action == 0x00 and key != (mine or 0):
+                return conflict
+            if sa_key:
+                lun.registrations[self.nexus] = sa_key
+            else:
+                lun.registrations.pop(self.nexus, None)
+                if lun.reservation is not None and lun.reservation[0] == self.nexus:
+                    lun.reservation = None
+            return ScsiResult(ScsiStatus.GOOD)
+        if mine is None or mine != key:
+            return conflict
+        if action == 0x01:  # RESERVE
+            if lun.reservation is None:
+                lun.reservation = (self.nexus, pr_type)
+                return ScsiResult(ScsiStatus.GOOD)
+            return ScsiResult(ScsiStatus.GOOD) if lun.reservation[0] == self.nexus else conflict
+        if action in (0x04, 0x05):  # PREEMPT (AND ABORT)
+            victims = [n for n, k in lun.registrations.items() if k == sa_key]
+            if not victims:
+                return conflict
+            for nexus in victims:
+                del lun.registrations[nexus]
+            if lun.reservation is not None and lun.reservation[0] in victims:
+                lun.reservation = (self.nexus, pr_type)
+            return ScsiResult(ScsiStatus.GOOD)
+        return check_condition(0x05, 0x24, 0x00)
 
     def _alua_refusal(self) -> ScsiResult | None:
         """What a port answers media access in its group's ALUA state (SPC-4)."""

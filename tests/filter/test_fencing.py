@@ -13,8 +13,11 @@ from typing import TypeVar
 
 import pytest
 
-from mpath.errors import FenceTimeoutError
+from mpath.errors import DeviceError, FenceTimeoutError
 from mpath.filter import DeviceSettings, MultipathDevice
+from mpath.scsi import cdb
+from mpath.scsi.reservations import FENCING_TYPE
+from mpath.transports.base import ScsiStatus
 from tests.filter.fakes import BLOCK, FakeLun, FakeTransport
 
 T = TypeVar("T")
@@ -124,6 +127,35 @@ def test_a_refused_fence_fails_the_write_after_fence_timeout_and_never_reissues_
     run(body)
 
 
+def test_a_fence_refused_for_its_portal_group_says_so_in_the_error_and_in_fence_info() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(
+            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02, fence_timeout=0.3
+        )
+        async with await MultipathDevice.open([first, second], settings) as device:
+            assert device.fence_info(device.path_objects[0])["reservation"] is None
+            first.hang = True
+            first.refuse_login = True
+            first.scope = "target portal group 1"
+            first.fence_refused = "fake://path2 is in target portal group 2, this path in 1"
+            write = asyncio.ensure_future(device.write(0, b"x" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()
+            with pytest.raises(FenceTimeoutError) as caught:
+                await bounded(write)
+            why = "no portal in target portal group 1 reachable and no reservation_key"
+            assert why in str(caught.value)
+            assert "in target portal group 2, this path in 1" in str(caught.value)
+            info = device.fence_info(device.path_objects[0])
+            assert info["scope"] == "target portal group 1"
+            assert info["last_failure"] is not None and why in info["last_failure"]
+            assert lun.data[:BLOCK] == bytes(BLOCK)  # never reissued
+
+    run(body)
+
+
 def test_the_paths_own_relogin_is_a_fence_when_no_other_path_can_carry_one() -> None:
     async def body() -> None:
         lun = FakeLun()
@@ -141,5 +173,78 @@ def test_the_paths_own_relogin_is_a_fence_when_no_other_path_can_carry_one() -> 
             assert lun.data[BLOCK : 2 * BLOCK] == b"b" * BLOCK
             assert first.fences == []  # no separate fence login was needed
             assert device.stats.fences == 1
+
+    run(body)
+
+
+def test_a_reservation_key_registers_each_path_and_fences_by_preempting() -> None:
+    """With fence_method = reservation: each path registers its own key at open, the
+    failed path's key is preempted through the working one (no fencing login), the
+    reissued write lands, the old nexus's writes are refused, and close leaves nothing."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        base = 0x6D70617468000000
+        settings = DeviceSettings(
+            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02,
+            reservation_key=base, fence_method="reservation",
+        )  # fmt: skip
+        async with await MultipathDevice.open([first, second], settings) as device:
+            keys = sorted(lun.registrations.values())
+            assert [k & ~0xFF00 for k in keys] == [base | 1, base | 2]
+            assert lun.reservation == (first.nexus, FENCING_TYPE)
+            old_nexus = first.nexus
+            first.hang = True
+            first.refuse_login = True
+            first.fence_refused = "unreachable (fake)"  # nor can its session be reinstated
+            write = asyncio.ensure_future(device.write(0, b"n" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()
+            await bounded(write)
+            assert lun.data[:BLOCK] == b"n" * BLOCK  # reissued on path 2 after the fence
+            assert first.fences == []  # no fencing login was counted
+            assert old_nexus not in lun.registrations
+            # The reservation moved to path 2 with the preempt of the holder's key.
+            assert lun.reservation == (second.nexus, FENCING_TYPE)
+            assert device.stats.fences == 1
+            info = device.fence_info(device.path_objects[0])
+            assert info["methods"] == ["persistent-reservation"]
+            assert info["reservation"]["registered"] is False
+        # Path 1's old session was never ended (it cannot log in): close keeps the
+        # reservation and path 2's registration, which refuse its late writes.
+        assert list(lun.registrations) == [second.nexus] and lun.reservation is not None
+        first.nexus = old_nexus  # a write that was held in the network arrives late
+        first._connected, first.hang = True, False
+        late = await first.execute(cdb.write16(0, 1), data_out=b"s" * BLOCK)
+        assert late.status == ScsiStatus.RESERVATION_CONFLICT
+        assert lun.data[:BLOCK] == b"n" * BLOCK
+
+    run(body)
+
+
+def test_close_removes_every_registration_when_no_preempted_session_can_deliver() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(reservation_key=0x6D70617468000000)
+        async with await MultipathDevice.open([first, second], settings) as device:
+            await bounded(device.write(0, b"a" * BLOCK))
+            assert len(lun.registrations) == 2
+        assert lun.registrations == {} and lun.reservation is None
+
+    run(body)
+
+
+def test_a_lun_reserved_by_another_initiator_is_not_taken_over() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        lun.registrations[99] = 0x0BAD000000000000
+        lun.reservation = (99, FENCING_TYPE)
+        first, second = two_paths(lun)
+        settings = DeviceSettings(reservation_key=0x6D70617468000000)
+        with pytest.raises(DeviceError, match="reserved by another initiator"):
+            await MultipathDevice.open([first, second], settings)
+        assert lun.registrations == {99: 0x0BAD000000000000}
 
     run(body)

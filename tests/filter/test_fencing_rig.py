@@ -135,6 +135,7 @@ async def _held_write(rig: Rig, fence: bool) -> None:
     manager = RigManager()
     first = IscsiTransport(rig.urls[0])
     await first.connect()
+    await first.prepare_fence()  # learns its portal group, as the device does after login
     try:
         await asyncio.to_thread(manager.fault, rig.name, 1, "hold")
         write = asyncio.ensure_future(first.execute(cdb.write16(0, 8), data_out=b"\xab" * 4096))

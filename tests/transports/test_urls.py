@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mpath.errors import UsageError
-from mpath.transports.urls import DEFAULT_PORT, IscsiUrl, parse_iscsi_url
+from mpath.transports.urls import DEFAULT_PORT, IscsiUrl, parse_iscsi_url, portal_groups
 
 RIG_URL = "iscsi://198.18.1.2/iqn.2026-11.org.mpath:rig.t-1a2b3c4d/1"
 
@@ -80,3 +80,20 @@ def test_bad_urls_raise_one_clear_usage_error(text: str, why: str) -> None:
     assert "\n" not in message
     assert "iscsi://HOST[:PORT]/TARGET-IQN/LUN" in message
     assert caught.value.exit_code == 2
+
+
+def test_portal_groups_read_sendtargets_addresses_as_a_url_spells_the_portal() -> None:
+    addresses = ["198.18.1.2:3260,1", "[fd00::2]:3261,7", "198.18.2.2:3260,2"]
+    groups = portal_groups(addresses)
+    assert groups == {"198.18.1.2:3260": 1, "[fd00::2]:3261": 7, "198.18.2.2:3260": 2}
+    url = parse_iscsi_url("iscsi://[fd00::2]:3261/iqn.2026-11.org.mpath:t/1")
+    assert groups[url.portal] == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["198.18.1.2:3260", "198.18.1.2:3260,", "198.18.1.2:3260,x", "198.18.1.2,1",
+     ":3260,1", "198.18.1.2:0,1", "198.18.1.2:3260,70000", "[fd00::2:3260,1"],
+)  # fmt: skip
+def test_a_portal_without_a_readable_group_is_left_out(text: str) -> None:
+    assert portal_groups([text]) == {}

@@ -57,6 +57,29 @@ ALUA_STATES = {
 ALUA_IMPLICIT = 1
 
 
+def _writable_dbroot(directory: Path) -> None:
+    """Point LIO's dbroot at ``directory`` unless the current one can take PR state.
+
+    LIO writes ``<dbroot>/pr/aptpl_<serial>`` at every PERSISTENT RESERVE OUT that
+    changes a registration, even without APTPL, and fails the command with LOGICAL
+    UNIT COMMUNICATION FAILURE when it cannot. rtslib points dbroot at /etc/target,
+    read-only in the lab VM. The kernel takes a new dbroot only while no device is
+    registered; when it refuses, the current one stays (and PR commands may fail).
+    """
+    dbroot = CONFIGFS_TARGET / "dbroot"
+    try:
+        current = Path(dbroot.read_text().strip())
+    except OSError:
+        return
+    if os.access(current / "pr", os.W_OK):
+        return
+    (directory / "pr").mkdir(parents=True, exist_ok=True)
+    try:
+        dbroot.write_text(f"{directory}\n")
+    except OSError as exc:
+        warnings.warn(f"lio: dbroot stays {current} ({exc})", stacklevel=2)
+
+
 @contextlib.contextmanager
 def _rtslib() -> Iterator[Any]:
     """rtslib-fb, with its errors turned into RigError and its dbroot warning silenced.
@@ -94,6 +117,7 @@ class LioBackend:
 
     def start(self, rig: Rig) -> None:
         lun = rig.lun
+        _writable_dbroot(Path(rig.state_dir).parent / "lio-dbroot")
         with _rtslib() as rts:
             storage = rts.FileIOStorageObject(
                 _storage_name(rig), lun.backing_file, size=lun.size_bytes, wwn=lun.serial
@@ -111,6 +135,9 @@ class LioBackend:
                 tpg = rts.TPG(target, path.index, mode="create")
                 tpg.set_attribute("authentication", "0")
                 tpg.set_attribute("generate_node_acls", "1")
+                # Keep a demo-mode ACL when its last session ends: persistent-reservation
+                # registrations point at it, and a new one would not find them.
+                tpg.set_attribute("cache_dynamic_acls", "1")
                 tpg.set_attribute("demo_mode_write_protect", "0")
                 mapped = rts.LUN(tpg, lun.number, storage)
                 group = rts.ALUATargetPortGroup(storage, _group_name(path), path.index)
