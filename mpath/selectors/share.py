@@ -316,9 +316,11 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
                 info.idle_since = now
                 # Busy and nothing finished for a while (a stalled or crawling path):
                 # it cannot be faster than what it holds over the time it has held it.
+                # Commands without data (a TEST UNIT READY) bound nothing.
                 waited = now - max(info.busy_since, info.last_finish)
-                if waited > 0 and info.speed * waited > info.in_flight_bytes:
-                    info.speed = info.in_flight_bytes / waited
+                held = info.in_flight_bytes
+                if held and waited > 0 and info.speed * waited > held:
+                    info.speed = held / waited
                     info.inverse = 1.0 / info.speed
             if not info.in_flight and now - info.idle_since >= self._probe_after:
                 if not info.probe_pending:

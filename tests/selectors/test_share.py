@@ -219,6 +219,18 @@ def test_a_stalled_path_loses_share_before_anything_completes() -> None:
     assert selector.share("b") < 0.05
 
 
+def test_a_command_without_data_in_flight_does_not_zero_the_speed() -> None:
+    """A TEST UNIT READY outstanding for a while (the stall watchdog asks an idle path
+    whether the LUN answers) holds no bytes: it says nothing about the path's speed."""
+    selector, clock = make("a", "b")
+    transfer(selector, clock, {"a": 0.010, "b": 0.010})
+    next_period(selector, clock)
+    selector.start_io("b", 0)
+    clock.advance(0.5)
+    assert selector.select(4096) in ("a", "b")  # a new period with b busy since 0.5 s
+    assert selector.speed("b") == pytest.approx(100 * MB)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
