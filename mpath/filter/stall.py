@@ -10,7 +10,7 @@ recent stalls:
 
 * **A path lags** when it made no progress for longer than its own limit (the per-path
   adaptive timeout, :meth:`mpath.filter.path.Path.timeout`) while another path answered
-  after its last progress, and that has gone on for at least the *lag grace*:
+  after that limit had passed, and that has gone on for at least the *lag grace*:
   :data:`LAG_FACTOR` x the LUN's recent stall scale. On a LUN that has not stalled lately
   the grace is about 0, so a dead path of a healthy LUN is failed as fast as ever; on a
   LUN that stalls for a second at a time, a path the target merely served last gets two
@@ -168,7 +168,10 @@ class StallJudge:
             leader = max(
                 (o for o in paths if o.key != view.key), key=lambda o: o.answered, default=None
             )
-            ahead = leader is not None and leader.answered > view.progress
+            # Another path answered when this one was already overdue: the LUN serves,
+            # this path does not. (An answer a moment after this path's last one, just
+            # before the whole LUN stalls, says nothing.)
+            ahead = leader is not None and leader.answered > view.progress + view.limit
             since = self._behind.get(view.key)
             if not ahead:
                 self._behind.pop(view.key, None)

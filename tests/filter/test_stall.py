@@ -113,6 +113,19 @@ def test_the_first_stall_of_a_slow_target_is_not_a_failure_either() -> None:
     assert sim.failed == {}
 
 
+def test_an_answer_just_before_the_lun_stalls_does_not_make_the_other_path_lag() -> None:
+    """The first stall, no history: path 1's last answer came a moment after path 2's,
+    then the LUN went silent, and the burst after it served path 1 first."""
+    sim = Sim()
+    sim.run(1.0, answering=(1, 2))
+    sim.paths[0].answer(sim.now + 0.001)
+    sim.run(0.95)
+    sim.run(0.05, answering=(1,))
+    sim.run(0.9)
+    sim.run(0.05, answering=(1, 2))
+    assert sim.failed == {}
+
+
 def test_a_path_the_target_serves_a_period_late_is_not_failed() -> None:
     """A burst may answer one path and run out of CPU before the other's turn."""
     sim = Sim()
