@@ -28,7 +28,8 @@ recent stalls:
   LUN's limit (at least ``io_timeout_max``).
 * **The LUN's recent stall scale** is the longest a path was kept waiting lately before
   its answer came (time busy without a completion, ended by a completion on that same
-  path), a peak that halves every :data:`STALL_HALF_LIFE` seconds. A wait counts once it
+  path) while no other path was answered either, a peak that halves every
+  :data:`STALL_HALF_LIFE` seconds. A wait counts once it
   has ended, so a stall never lengthens its own limit, and a cut path's silence (never
   ended by its own answer) never counts.
 
@@ -212,14 +213,18 @@ class StallJudge:
         """Learn the LUN's stalls from the paths' waits, and follow the LUN-wide stall.
 
         A path that answered since the last tick was kept waiting by the LUN for as long
-        as it had been silent at that tick (to a tick's precision): that wait joins the
-        recent stall scale. Waits of paths that never answer (a cut path) do not, nor
-        does the silence of a path that another path's answer ended.
+        as it had been silent at that tick (to a tick's precision), but only as long as
+        no path was answered either (the LUN-wide stall then): that joins the recent
+        stall scale. Waits of paths that never answer (a cut path) do not count, nor the
+        silence of a path that another path's answer ended, nor the late answers of a
+        flapping path while the others are served.
         """
         for view in paths:
             seen = self._seen.get(view.key)
             if seen is not None and view.answered > seen[0] and seen[1] > 0:
-                self._scale = max(self.scale(now), seen[1])
+                # Only as long as the whole LUN was silent too: a path kept waiting
+                # while the others were answered lags; that is not the LUN's stall.
+                self._scale = max(self.scale(now), min(seen[1], self._episode))
                 self._scale_at = now
             self._seen[view.key] = (view.progress, now - view.progress if view.busy else 0.0)
         busy = [v for v in paths if v.active and v.busy]

@@ -154,6 +154,19 @@ def test_a_path_cut_while_the_target_is_slow_is_failed_within_the_bound() -> Non
     assert "while path 2 answered" in reason
 
 
+def test_a_flapping_path_answering_late_while_the_other_is_served_is_failed() -> None:
+    """Its late answers (the link back after 0.6 s) are its own lag, not the LUN's."""
+    sim = Sim()
+    sim.run(1.0, answering=(1, 2))
+    flaps = 0
+    while 1 not in sim.failed and flaps < 10:
+        flaps += 1
+        sim.run(0.6, answering=(2,))  # path 1's link is down
+        sim.run(0.3, answering=(1, 2))  # up again: its queued commands are answered
+    assert 1 in sim.failed and flaps <= 2
+    assert sim.judge.scale() < 0.1
+
+
 def test_the_last_path_under_a_slow_target_stays() -> None:
     sim = Sim()
     sim.run(1.0, answering=(1, 2))
