@@ -43,7 +43,12 @@ class DeviceSettings:
       ``clamp(io_timeout_factor * its smoothed command latency, min, max)`` seconds is
       declared failed, its session torn down, and its commands reissued elsewhere.
       libiscsi's own timeout counts whole seconds; this one notices a dead path in a
-      few hundred milliseconds while leaving slow-but-alive paths alone.
+      few hundred milliseconds while leaving slow-but-alive paths alone. A path is
+      failed for it only when another path answers meanwhile; when every path is
+      silent at once the LUN is slow, not its paths (:mod:`mpath.filter.stall`).
+    * ``lun_stall_timeout``: the longest every path may be silent together (the LUN
+      stalled) before they are failed anyway; below it the limit is 4x the LUN's
+      recent longest stall, and at least ``io_timeout_max`` (which wins when larger).
     * ``same_path_retries``: how often a command that got UNIT ATTENTION, BUSY or TASK
       SET FULL is retried on the same path before it is treated as a path failure.
     * ``reconnect_interval``: how often a failed path's session is tried again.
@@ -91,6 +96,7 @@ class DeviceSettings:
     io_timeout_min: float = 0.3
     io_timeout_factor: float = 4.0
     io_timeout_max: float = 3.0
+    lun_stall_timeout: float = 10.0
     same_path_retries: int = 5
     reconnect_interval: float = 0.5
     max_io_bytes: int = DEFAULT_MAX_IO_BYTES
@@ -112,6 +118,8 @@ class DeviceSettings:
             raise UsageError("io_timeout_min must be > 0 and not above io_timeout_max")
         if self.io_timeout_factor < 1:
             raise UsageError("io_timeout_factor must be at least 1")
+        if self.lun_stall_timeout <= 0:
+            raise UsageError("lun_stall_timeout must be above 0 seconds")
         if self.same_path_retries < 0:
             raise UsageError("same_path_retries must be 0 or more")
         if self.reconnect_interval <= 0:

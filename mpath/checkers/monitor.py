@@ -27,6 +27,14 @@ held path's is closed. While an active path has commands in flight, a check time
 not taken as a failure: the check may just be queued behind data, and the device's
 stall watchdog already judges busy paths by their progress.
 
+**A slow LUN is not a dead path** (the watchdog's rule, :mod:`mpath.filter.stall`). A
+check of an idle path that times out fails it only when another path answered
+meanwhile: a command of the device's I/O, or a check (one through each other logged-in
+path is sent at once to ask). When no path answers, the LUN is slow, not this path: it is
+logged once, the path is checked again at the base interval, and it is failed only when
+the silence outlasts the device's ``lun_stall_timeout`` (with a single path there is
+nothing to compare, so that is its bound too).
+
 **Scale.** One scheduler task serves all paths: a due-time heap, one timer for the
 earliest due check, and one short task per check. Checks due within a few
 milliseconds of each other are started together.
@@ -53,6 +61,7 @@ from mpath.checkers.settings import CheckerSettings
 from mpath.filter.monitor import MonitoredDevice
 from mpath.filter.path import Path, PathState
 from mpath.scsi.states import CheckerMsg, CheckerState
+from mpath.settings import DeviceSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +92,9 @@ class DeviceView(Protocol):
     """What the checker monitor uses of a device: the part of
     :class:`~mpath.filter.monitor.MonitoredDevice` it needs (a
     :class:`MultipathDevice` provides it)."""
+
+    @property
+    def settings(self) -> DeviceSettings: ...
 
     @property
     def path_objects(self) -> list[Path]: ...
@@ -169,6 +181,11 @@ class PathWatch:
     last_down: float | None = None
     #: The current shaky period was announced (logged once, not at every re-check).
     shaky_announced: bool = False
+    #: When the last check through this path got an answer from the LUN.
+    answered: float | None = None
+    #: When this path's checks began timing out while no other path answered either
+    #: (the LUN stalled, not the path); None while its checks are answered.
+    silent_since: float | None = None
 
     @property
     def priority(self) -> int:
@@ -223,6 +240,7 @@ class CheckerMonitor:
         self._closed = False
         self.events: deque[MonitorEvent] = deque(maxlen=EVENT_LOG_SIZE)
         self._last_plan = ""
+        self._lun_silent = False  # a check timed out with every path silent (logged)
 
     @classmethod
     def factory(
@@ -391,13 +409,22 @@ class CheckerMonitor:
 
     async def _check_active(self, watch: PathWatch) -> None:
         path = watch.path
+        started = self._clock()
         result = await self.checker.check(path.transport)
         if path.state is not PathState.ACTIVE:
             return  # the device failed it meanwhile; path_failed took over
         watch.result = result
+        if _answered(result):
+            watch.answered = self._clock()
+            watch.silent_since = None
+            self._lun_silent = False
         if result.state in _FAILING:
-            if result.state is CheckerState.TIMEOUT and path.in_flight:
-                return  # queued behind data: the device's stall watchdog judges busy paths
+            if result.state is CheckerState.TIMEOUT:
+                if path.in_flight:
+                    return  # queued behind data: the device's stall watchdog judges it
+                if not await self._lags(watch, started):
+                    return  # the LUN is slow, not this path
+            watch.silent_since = None
             watch.state = result.state
             self._log(EventKind.DOWN, watch, result.message)
             await self._device.fail(path, f"checker {self.checker.name}: {result.message}")
@@ -405,6 +432,43 @@ class CheckerMonitor:
             watch.state = result.state
             if result.state.usable:
                 watch.damping.record_up(self._clock())
+
+    async def _lags(self, watch: PathWatch, started: float) -> bool:
+        """A check of ``watch``'s idle path timed out: is the path to blame, or the LUN?
+
+        The path lags when another path answered since its silence began (device I/O,
+        or a check), asking each other logged-in path once now when none did. When none
+        answers, the LUN is slow: the path is kept until the silence outlasts the
+        device's ``lun_stall_timeout``.
+        """
+        path = watch.path
+        since = started if watch.silent_since is None else watch.silent_since
+        if path.answered > started:
+            return False  # its own I/O was answered meanwhile: alive, the check was queued
+        others = [w for w in self._watches.values() if w is not watch]
+        if any(
+            w.path.answered > since or (w.answered is not None and w.answered > since)
+            for w in others
+        ):
+            return True
+        # Paths held out of use (damping, failback) keep a session: they can answer too.
+        reachable = [w for w in others if w.path.transport.connected and not w.checking]
+        if reachable:
+            checks = (self.checker.check(w.path.transport) for w in reachable)
+            results = await asyncio.gather(*checks)
+            if any(map(_answered, results)):
+                return True
+        now = self._clock()
+        if watch.silent_since is None:
+            watch.silent_since = started
+        if not self._lun_silent:  # once until some check is answered again
+            self._lun_silent = True
+            log.info(
+                "path %s: check timed out, and no other path answers either: the LUN is "
+                "slow, not this path (failed only after %g s of it)",
+                path.url, self._device.settings.lun_stall_timeout,
+            )  # fmt: skip
+        return now - watch.silent_since > self._device.settings.lun_stall_timeout
 
     async def _check_failed(self, watch: PathWatch) -> None:
         path = watch.path
@@ -425,6 +489,9 @@ class CheckerMonitor:
             # or when this held session was opened, and the session is still up).
             detail = "logged in, identity verified" if verified else "session still logged in"
             result = CheckResult(CheckerState.UP, CheckerMsg.UP, result.latency_ms, detail)
+        if _answered(result):
+            watch.answered = self._clock()
+            self._lun_silent = False
         if path.state is PathState.ACTIVE:
             return
         if result.state.usable:
@@ -584,6 +651,11 @@ class CheckerMonitor:
         if self._waiters:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
+
+
+def _answered(result: CheckResult) -> bool:
+    """The check got an answer from the LUN (not a timeout, not a lost session)."""
+    return result.state.usable or result.state is CheckerState.PENDING
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

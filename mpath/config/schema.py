@@ -234,6 +234,13 @@ SETTINGS: dict[str, SettingSpec] = {
             "longest no-progress time before a busy path counts as failed",
         ),
         SettingSpec(
+            "lun_stall_timeout",
+            "seconds (0, 3600]",
+            lambda v: _number(v, 0.0, 3600.0, low_open=True),
+            "longest time every path may be silent at once (the LUN stalled, not its "
+            "paths) before they are failed anyway",
+        ),
+        SettingSpec(
             "same_path_retries",
             "integer 0..100",
             lambda v: _integer(v, 0, 100),

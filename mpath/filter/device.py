@@ -35,6 +35,7 @@ from mpath.filter import alua
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
 from mpath.filter.reservation import ReservationError, Reservations
+from mpath.filter.stall import PathView, StallJudge
 from mpath.scsi import cdb
 from mpath.scsi.alua import parse_target_port_groups, state_name
 from mpath.scsi.capacity import Capacity
@@ -123,6 +124,8 @@ class DeviceStats:
     failovers: int = 0
     retries: int = 0
     fences: int = 0
+    #: Stalls of every path at once blamed on the LUN (no path failed for them).
+    lun_stalls: int = 0
 
     def describe(self) -> dict[str, int]:
         return {
@@ -133,6 +136,7 @@ class DeviceStats:
             "failovers": self.failovers,
             "retries": self.retries,
             "fences": self.fences,
+            "lun_stalls": self.lun_stalls,
         }
 
 
@@ -202,6 +206,13 @@ class MultipathDevice:
         self._alua_wake = asyncio.Event()
         self._capacity_lock = asyncio.Lock()
         self._capacity_task: asyncio.Task[None] | None = None
+        #: The stall watchdog's judgement: a stall of one path, or of the whole LUN.
+        self.stall_judge = StallJudge(
+            floor=self.settings.io_timeout_max,
+            ceiling=self.settings.lun_stall_timeout,
+            clock=clock,
+            name=f"device of {self._paths[0].url}",
+        )
 
     # -- opening -----------------------------------------------------------------------
 
@@ -647,7 +658,7 @@ class MultipathDevice:
         path.in_flight -= 1
         path.slow_in_flight -= slow
         if ok:
-            path.progress = now
+            path.progress = path.answered = now
             path.ios += 1
             path.bytes += nbytes
             if not slow:
@@ -1230,13 +1241,17 @@ class MultipathDevice:
                 await self.refresh_alua()
 
     async def _watchdog(self) -> None:
-        """Fail busy paths that made no progress within their timeout.
+        """Fail busy paths that made no progress within their timeout, unless the LUN
+        is to blame (:mod:`mpath.filter.stall`: when every path is silent at once, the
+        LUN is slow, not its paths).
 
         Time during which this process did not run its event loop (a long callback, a
         garbage collection, the process starved of CPU) does not count against a path:
         completions may have been waiting, unread, on its socket. When a tick comes
         late, the lost time is added to every busy path's last progress instead.
         """
+        judge = self.stall_judge
+        probing: set[Path] = set()  # idle peers asked whether the LUN answers
         last = self._clock()
         while not self._closed:
             await asyncio.sleep(WATCHDOG_TICK)  # periodic scan, not synchronisation
@@ -1247,16 +1262,43 @@ class MultipathDevice:
                 for path in self._paths:
                     if path.in_flight:
                         path.progress += lag
+                judge.skip(lag)
                 continue
-            for path in self._paths:
-                if path.state is PathState.ACTIVE and path.in_flight:
-                    stalled = now - path.progress
-                    if path.in_flight == path.slow_in_flight:
-                        limit = self.settings.slow_command_timeout
-                    else:
-                        limit = path.timeout(self.settings)
-                    if stalled > limit:
-                        self._spawn(self._fail_path(path, f"no answer for {stalled * 1000:.0f} ms"))
+            self._judge_stalls(probing)
+
+    def _judge_stalls(self, probing: set[Path]) -> None:
+        """One judgement of the busy paths: fail the lagging, probe idle peers."""
+        judge = self.stall_judge
+        verdict = judge.judge([self._stall_view(p) for p in self._paths])
+        for failure in verdict.fail:
+            path = self._paths[failure.key - 1]
+            self._spawn(self._fail_path(path, failure.reason))
+        for key in verdict.probe:
+            peer = self._paths[key - 1]
+            if peer not in probing:  # one TEST UNIT READY at a time per peer
+                probing.add(peer)
+                self._spawn(self._probe_peer(peer, probing))
+        self.stats.lun_stalls = judge.lun_stalls
+
+    def _stall_view(self, path: Path) -> PathView:
+        if path.in_flight and path.in_flight == path.slow_in_flight:
+            limit = self.settings.slow_command_timeout
+        else:
+            limit = path.timeout(self.settings)
+        return PathView(
+            path.index, path.state is PathState.ACTIVE, path.in_flight > 0,
+            path.progress, path.answered, limit,
+        )  # fmt: skip
+
+    async def _probe_peer(self, path: Path, probing: set[Path]) -> None:
+        """Ask an idle path whether the LUN answers (another path is silent); judge
+        again at once when it does, so a dead path is not kept a tick longer."""
+        try:
+            await self._probe(path)
+        finally:
+            probing.discard(path)
+        if not self._closed:
+            self._judge_stalls(probing)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

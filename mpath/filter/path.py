@@ -33,7 +33,8 @@ class Path:
 
     ``progress`` is when the path last showed life while busy: the last completion, or
     the moment it went from idle to busy. The stall watchdog compares it with the
-    path's timeout.
+    path's timeout. ``answered`` is the last completion alone: the watchdog compares
+    paths by it (:mod:`mpath.filter.stall`).
     """
 
     index: int
@@ -45,6 +46,7 @@ class Path:
     in_flight: int = 0
     slow_in_flight: int = 0
     progress: float = 0.0
+    answered: float = 0.0
     latency: float = 0.0
     ios: int = 0
     bytes: int = 0

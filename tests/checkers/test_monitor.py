@@ -7,6 +7,7 @@ happen at their exact virtual times and the spans between events are asserted ex
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 
 import pytest
@@ -120,6 +121,55 @@ def test_an_idle_path_that_stops_answering_is_failed_within_two_intervals() -> N
             assert path(device, 1).last_failure.startswith("checker tur: TUR timed out")
             assert path(device, 2).state is PathState.ACTIVE
             await device.write(0, b"x" * 512)  # I/O goes on over path 2
+        finally:
+            await device.close()
+
+    run(body)
+
+
+def test_checks_timing_out_on_every_path_at_once_fail_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A slow LUN, not dead paths: every idle path's checks time out together."""
+
+    async def body() -> None:
+        transports = fakes()
+        device, monitor = await open_device(transports)
+        try:
+            await bounded(monitor.wait_until(lambda: monitor.watch(path(device, 1)).checks >= 2))
+            for transport in transports:
+                transport.hang = True  # the target answers nothing on any path
+            await elapse(DEVICE.lun_stall_timeout / 2)
+            assert monitor.watch(path(device, 1)).silent_since is not None
+            for transport in transports:
+                transport.release()
+            await elapse(1.0)
+            assert [p.state for p in device.path_objects] == [PathState.ACTIVE] * 2
+            assert device.stats.failovers == 0
+        finally:
+            await device.close()
+
+    with caplog.at_level(logging.INFO, logger="mpath.checkers.monitor"):
+        run(body)
+    slow = [r for r in caplog.records if "the LUN is slow, not this path" in r.getMessage()]
+    assert len(slow) == 1, [r.getMessage() for r in caplog.records]
+
+
+def test_a_single_silent_path_is_failed_after_lun_stall_timeout() -> None:
+    """One path: nothing to compare with, so its silence is the LUN's, up to the bound."""
+
+    async def body() -> None:
+        transports = fakes(1)
+        device, monitor = await open_device(transports)
+        try:
+            await bounded(monitor.wait_until(lambda: monitor.watch(path(device, 1)).checks >= 2))
+            cut_at = clock()
+            cut(transports[0])
+            await elapse(DEVICE.lun_stall_timeout - 0.5)
+            assert path(device, 1).state is PathState.ACTIVE
+            down = await event(monitor, "fake://p1", EventKind.DOWN)
+            limit = DEVICE.lun_stall_timeout + FAST.max_polling_interval + 2 * FAST.timeout
+            assert down.at - cut_at <= limit
         finally:
             await device.close()
 

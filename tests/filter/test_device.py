@@ -453,6 +453,24 @@ def test_refresh_capacity_refuses_a_shrink_and_disagreeing_paths() -> None:
                 await device.refresh_capacity()
             assert device.size_bytes == 2048 * BLOCK
 
+
+def test_every_path_silent_at_once_is_a_slow_lun_and_fails_none() -> None:
+    """The LUN stalls on every path for 1 s (20x io_timeout_min), then answers."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        async with await open_device([first, second], FAST) as device:
+            first.hang = second.hang = True
+            writes = asyncio.gather(*(device.write(i * BLOCK, b"w" * BLOCK) for i in range(8)))
+            await elapse(1.0)
+            first.release()
+            second.release()
+            await bounded(writes)
+            assert [p["state"] for p in device.paths] == ["active", "active"]
+            assert device.stats.failovers == 0
+            assert device.stats.lun_stalls == 1
+
     run(body)
 
 
@@ -478,6 +496,25 @@ def test_refresh_capacity_leaves_out_failed_paths() -> None:
             with pytest.raises(DeviceError, match="no usable path answered READ CAPACITY"):
                 await device.refresh_capacity()
 
+
+def test_every_path_silent_past_the_lun_limit_fails_them_all() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        settings = dataclasses.replace(FAST, no_path_retry=0.0)
+        async with await open_device([first, second], settings) as device:
+            first.hang = second.hang = True
+            first.refuse_login = second.refuse_login = True
+            started = vtime.clock()
+            with pytest.raises(NoPathError, match="nor from any other path"):
+                await bounded(device.write(0, b"w" * BLOCK), 10.0)
+            limit = device.stall_judge.lun_limit()
+            assert limit == settings.io_timeout_max  # no stall history: the floor
+            # Failed at the first tick past it; the write's error follows once its
+            # fence is given up (no path left to carry it).
+            assert limit < vtime.clock() - started <= limit + 0.5
+            assert device.stats.failovers == 2
+
     run(body)
 
 
@@ -492,5 +529,22 @@ def test_capacity_data_has_changed_makes_the_device_re_read_the_size() -> None:
             await device.write(0, b"u" * BLOCK)  # meets the unit attention, reissued
             await elapse(0.01)
             assert device.size_bytes == 2560 * BLOCK
+
+
+def test_a_dead_active_path_is_failed_fast_when_its_standby_answers() -> None:
+    """Active/standby: nothing else is busy to compare with, so the standby is asked."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = paths(lun)
+        settings = dataclasses.replace(FAST, priorities=(50, 1))
+        async with await open_device([first, second], settings) as device:
+            await device.write(0, b"a" * BLOCK)
+            first.hang = True
+            started = vtime.clock()
+            await bounded(device.write(0, b"b" * BLOCK))
+            assert vtime.clock() - started <= FAST.io_timeout_min + 2 * WATCHDOG_TICK
+            assert "while path 2 answered" in str(device.paths[0]["last_failure"])
+            assert lun.data[:BLOCK] == b"b" * BLOCK
 
     run(body)
