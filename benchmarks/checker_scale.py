@@ -27,6 +27,7 @@ from typing import Any
 from mpath.checkers.monitor import CheckerMonitor
 from mpath.checkers.settings import CheckerSettings
 from mpath.filter.path import Path
+from mpath.settings import DeviceSettings
 from mpath.transports.base import ScsiResult
 
 _GOOD = ScsiResult(0)
@@ -77,6 +78,11 @@ class CountingDevice:
     def __init__(self, paths: int) -> None:
         self._paths = [Path(i + 1, FastTransport(f"fake://bench/{i}")) for i in range(paths)]
         self.failed = 0
+
+    @property
+    def settings(self) -> DeviceSettings:
+        """Default device settings: the monitor reads its LUN stall limit there."""
+        return DeviceSettings()
 
     @property
     def path_objects(self) -> list[Path]:
