@@ -25,6 +25,8 @@ DEFAULT_MAX_IO_BYTES = 1024 * 1024
 DEFAULT_NO_PATH_RETRY = 5.0
 #: The ways a failed path may be fenced (see ``DeviceSettings.fence_method``).
 FENCE_METHODS = ("auto", "reinstatement", "reservation")
+#: What happens to a write in flight on a failed path that no method can fence.
+UNFENCEABLE_WRITES = ("reissue", "fail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,13 @@ class DeviceSettings:
       own target portal group, else the reservation when ``reservation_key`` is set),
       ``reinstatement`` or ``reservation`` (only that one; ``reservation`` needs
       ``reservation_key``).
+    * ``unfenceable_writes``: what to do with such a write when no fencing method can
+      work at all (the failed path is alone in its target portal group, as on targets
+      that give each portal its own group, and no ``reservation_key`` is set):
+      ``reissue`` (default) reissues it at once, with a warning, as dm-multipath
+      does, and counts it in ``unfenced_reissues``: the held original may still land
+      later; ``fail`` fails it with :class:`~mpath.errors.FenceTimeoutError` after
+      ``fence_timeout``. Set ``reservation_key`` to fence such paths.
     * ``alua_poll_interval``: on an ALUA LU (INQUIRY TPGS), how often REPORT TARGET PORT
       GROUPS is read to learn the ports' access states when no answer says they
       changed (a sense code or unit attention about ALUA makes it read at once). A
@@ -104,6 +113,7 @@ class DeviceSettings:
     fence_timeout: float = 10.0
     reservation_key: int | None = None
     fence_method: str = "auto"
+    unfenceable_writes: str = "reissue"
     priorities: tuple[int, ...] | None = None
     path_args: tuple[tuple[str, ...], ...] | None = None
     alua_poll_interval: float = 1.0
@@ -135,6 +145,11 @@ class DeviceSettings:
         if self.fence_method not in FENCE_METHODS:
             raise UsageError(
                 f"fence_method must be one of {', '.join(FENCE_METHODS)}, not {self.fence_method!r}"
+            )
+        if self.unfenceable_writes not in UNFENCEABLE_WRITES:
+            raise UsageError(
+                f"unfenceable_writes must be one of {', '.join(UNFENCEABLE_WRITES)}, "
+                f"not {self.unfenceable_writes!r}"
             )
         if self.fence_method == "reservation" and self.reservation_key is None:
             raise UsageError("fence_method = reservation needs a reservation_key")

@@ -20,7 +20,7 @@ from typing import Any
 from mpath.errors import UsageError
 from mpath.scsi.reservations import parse_reservation_key
 from mpath.selectors import SELECTOR_NAMES
-from mpath.settings import FENCE_METHODS, DeviceSettings
+from mpath.settings import FENCE_METHODS, UNFENCEABLE_WRITES, DeviceSettings
 from mpath.units import parse_size
 
 
@@ -132,6 +132,12 @@ def _reservation_key(value: object) -> int | None:
 def _fence_method(value: object) -> str:
     if not isinstance(value, str) or value not in FENCE_METHODS:
         raise SettingValueError(f"expected one of {', '.join(FENCE_METHODS)}, got {value!r}")
+    return value
+
+
+def _unfenceable_writes(value: object) -> str:
+    if not isinstance(value, str) or value not in UNFENCEABLE_WRITES:
+        raise SettingValueError(f"expected one of {', '.join(UNFENCEABLE_WRITES)}, got {value!r}")
     return value
 
 
@@ -281,6 +287,15 @@ SETTINGS: dict[str, SettingSpec] = {
             _fence_method,
             "how a failed path is fenced: auto = session reinstatement through a portal "
             "of its own target portal group, else the reservation (with reservation_key)",
+        ),
+        SettingSpec(
+            "unfenceable_writes",
+            "string: " + ", ".join(UNFENCEABLE_WRITES),
+            _unfenceable_writes,
+            "a write in flight on a failed path that no method can fence (its portal "
+            "group has no other portal and no reservation_key is set): reissue = at "
+            "once, with a warning (the original may still land); fail = an error "
+            "after fence_timeout",
         ),
         SettingSpec(
             "max_io_bytes",

@@ -49,6 +49,7 @@ from mpath.settings import DEFAULT_MAX_COMMANDS, DeviceSettings
 from mpath.transports.base import (
     Fenceable,
     FenceError,
+    FenceUnavailableError,
     PathDisconnectedError,
     ScsiResult,
     ScsiStatus,
@@ -126,6 +127,9 @@ class DeviceStats:
     fences: int = 0
     #: Stalls of every path at once blamed on the LUN (no path failed for them).
     lun_stalls: int = 0
+    #: Writes of failed paths reissued without a fence, because none could exist
+    #: (``unfenceable_writes = reissue``).
+    unfenced_reissues: int = 0
 
     def describe(self) -> dict[str, int]:
         return {
@@ -137,6 +141,7 @@ class DeviceStats:
             "retries": self.retries,
             "fences": self.fences,
             "lun_stalls": self.lun_stalls,
+            "unfenced_reissues": self.unfenced_reissues,
         }
 
 
@@ -849,7 +854,7 @@ class MultipathDevice:
             self.stats.errors += 1
             raise FenceTimeoutError(operation, exc.url, exc.fence_timeout, exc.reason) from None
 
-    async def _run_fence(self, path: Path, epoch: int) -> None:
+    async def _run_fence(self, path: Path, epoch: int) -> None:  # noqa: PLR0915
         """Try every way to fence ``path`` until one works or ``fence_timeout`` passes.
 
         Ways, in order: a fence through each working path (for iSCSI, a login that
@@ -889,6 +894,7 @@ class MultipathDevice:
                 if not throughs:
                     reason = "no working path to carry the fence, and the path is not back"
                 failed: list[str] = []
+                unavailable = 0
                 for through in throughs:
                     if self._fenced.get(path, 0) >= epoch:
                         return
@@ -897,17 +903,20 @@ class MultipathDevice:
                     attempt = min(FENCE_ATTEMPT_TIMEOUT, deadline - self._clock())
                     if attempt <= 0:
                         break
-                    outcome, how = await self._fence_via(path, through, attempt)
+                    outcome, how, impossible = await self._fence_via(path, through, attempt)
                     if outcome is None:
                         self._mark_fenced(path, epoch, how)
                         return
                     failed.append(outcome)
+                    unavailable += impossible
                 if failed:
                     reason = "; ".join(dict.fromkeys(failed))
                 scope = transport.fence_scope if isinstance(transport, Fenceable) else None
                 if throughs and reservations is None and scope is not None:
                     reason = f"no portal in {scope} reachable and no reservation_key ({reason})"
                 self._fence_failure[path] = reason
+                if throughs and unavailable == len(throughs) and self._give_up_fence(path, epoch):
+                    return
             now = self._clock()
             if self._selector.valid_count == 0:
                 no_path_since = now if no_path_since is None else no_path_since
@@ -929,11 +938,29 @@ class MultipathDevice:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, FENCE_RETRY_INTERVAL))
 
+    def _give_up_fence(self, path: Path, epoch: int) -> bool:
+        """No method can ever fence ``path`` (its portal group has no other portal, and
+        there is no reservation): with ``unfenceable_writes = reissue``, let its writes
+        be reissued now, as an unfenced stack would, rather than fail writes the caller
+        expects to succeed. True when given up."""
+        if path.transport.connected or self.settings.unfenceable_writes != "reissue":
+            return False
+        self._fenced[path] = epoch
+        self.stats.unfenced_reissues += 1
+        log.warning(
+            "path %s cannot be fenced (%s): its writes are reissued unfenced and the "
+            "originals may still land; set reservation_key to fence it",
+            path.url,
+            self._fence_failure.get(path),
+        )
+        return True
+
     async def _fence_via(
         self, path: Path, through: Path | None, limit: float
-    ) -> tuple[str | None, str]:
+    ) -> tuple[str | None, str, bool]:
         """Fence ``path`` through ``through`` (None: its own way), every allowed way in
-        turn: (None, how it worked) or (why not, "").
+        turn: (None, how it worked, False) or (why not, "", whether no allowed way can
+        ever work through ``through``).
 
         Session reinstatement first (it leaves nothing on the target; the transport
         refuses a portal of another target portal group), then preempting the failed
@@ -942,10 +969,12 @@ class MultipathDevice:
         transport = path.transport
         method = self.settings.fence_method
         reasons: list[str] = []
+        impossible = False
         if isinstance(transport, Fenceable) and method != "reservation":
-            outcome = await self._fence_once(transport, through, limit)
+            outcome, impossible = await self._fence_once(transport, through, limit)
             if outcome is None:
-                return None, "itself" if through is None else f"reinstatement via {through.url}"
+                how = "itself" if through is None else f"reinstatement via {through.url}"
+                return None, how, False
             reasons.append(outcome)
         reservations = self._reservations
         if (
@@ -960,14 +989,16 @@ class MultipathDevice:
             except TimeoutError:
                 outcome = f"preempting through {through.url} got no answer within {limit:.1f} s"
             if outcome is None:
-                return None, f"preempting its reservation key via {through.url}"
+                return None, f"preempting its reservation key via {through.url}", False
             reasons.append(outcome)
-        return "; ".join(reasons) or "no fencing method applies", ""
+            impossible = False
+        return "; ".join(reasons) or "no fencing method applies", "", impossible
 
     async def _fence_once(
         self, transport: Fenceable, through: Path | None, limit: float
-    ) -> str | None:
-        """One fencing attempt (None when it worked, else why not), bounded by ``limit``.
+    ) -> tuple[str | None, bool]:
+        """One fencing attempt, bounded by ``limit``: (None, False) when it worked, else
+        (why not, whether it can never work through ``through``).
 
         The carrier path is checked at the same time with one TEST UNIT READY under the
         stall watchdog: when it turns out dead (and is failed like any dead path), the
@@ -984,14 +1015,16 @@ class MultipathDevice:
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 if through is not None and through.state is not PathState.ACTIVE:
                     attempt.cancel()
-                    return f"fencing {via}: that path failed too"
+                    return f"fencing {via}: that path failed too", False
             try:
                 attempt.result()
+            except FenceUnavailableError as exc:
+                return exc.message, True
             except FenceError as exc:
-                return exc.message
+                return exc.message, False
             except TimeoutError:
-                return f"fencing {via} got no answer within {limit:.1f} s"
-            return None
+                return f"fencing {via} got no answer within {limit:.1f} s", False
+            return None, False
         finally:
             for task in (attempt, probe):
                 if task is not None and not task.done():

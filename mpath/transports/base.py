@@ -72,6 +72,15 @@ class FenceError(TransportError):
     """
 
 
+class FenceUnavailableError(FenceError):
+    """No fence of this transport's kind can ever be made through that path.
+
+    For iSCSI: the path leads to another target portal group (a login there is a new
+    session, not a reinstatement) or to another target. Retrying cannot help; the
+    filter layer applies ``unfenceable_writes`` when no other method is left.
+    """
+
+
 class CommandTimeoutError(TransportError):
     """The command got no answer within its deadline."""
 

@@ -49,6 +49,7 @@ from mpath.transports import libiscsi as li
 from mpath.transports.base import (
     CommandTimeoutError,
     FenceError,
+    FenceUnavailableError,
     LoginError,
     PathDisconnectedError,
     ScsiResult,
@@ -393,9 +394,9 @@ class IscsiTransport(LibiscsiSession):
         address = self._address
         if through is not None:
             if not isinstance(through, IscsiTransport):
-                raise FenceError(self._url, f"{through.url} is not an iSCSI path")
+                raise FenceUnavailableError(self._url, f"{through.url} is not an iSCSI path")
             if through.address.target != self._address.target:
-                raise FenceError(
+                raise FenceUnavailableError(
                     self._url,
                     f"{through.url} leads to target {through.address.target}, not "
                     f"{self._address.target}: session reinstatement works within one target",
@@ -478,7 +479,7 @@ class IscsiTransport(LibiscsiSession):
             )
         self._portal_group = mine
         if mine != theirs:
-            raise FenceError(
+            raise FenceUnavailableError(
                 self._url,
                 f"{through.url} is in target portal group {theirs}, this path in {mine}: "
                 f"a login there is a new session and leaves the old one running",

@@ -17,6 +17,7 @@ from mpath.scsi.cdb import Opcode, decode_rw
 from mpath.scsi.sense import encode_sense
 from mpath.transports.base import (
     FenceError,
+    FenceUnavailableError,
     LoginError,
     PathDisconnectedError,
     ScsiResult,
@@ -88,6 +89,8 @@ class FakeTransport:
         self.events: list[str] = []  # "execute <op>", "close", "fence ..." in order
         #: Why a fence is refused (a target without session reinstatement), or None.
         self.fence_refused: str | None = None
+        #: The refusal is final (another target portal group): FenceUnavailableError.
+        self.fence_impossible = False
         self.nexus = 0  # this session's I_T nexus on the LUN (0: never logged in)
         #: What fence_scope reports (an iSCSI path: "target portal group N").
         self.scope: str | None = None
@@ -131,6 +134,8 @@ class FakeTransport:
         via = "own portal" if through is None else f"through {through.url}"
         if self.fence_refused is not None:
             self.events.append(f"fence refused {via}")
+            if self.fence_impossible:
+                raise FenceUnavailableError(self._url, self.fence_refused)
             raise FenceError(self._url, self.fence_refused)
         self.events.append(f"fence {via}")
         self.lun.log.append(f"{self._url} fenced {via}")

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from mpath.errors import DeviceError, FenceTimeoutError
+from mpath.errors import DeviceError, FenceTimeoutError, UsageError
 from mpath.filter import DeviceSettings, MultipathDevice
 from mpath.scsi import cdb
 from mpath.scsi.reservations import FENCING_TYPE
@@ -128,11 +128,17 @@ def test_a_refused_fence_fails_the_write_after_fence_timeout_and_never_reissues_
 
 
 def test_a_fence_refused_for_its_portal_group_says_so_in_the_error_and_in_fence_info() -> None:
+    """unfenceable_writes = fail: the write is never reissued unfenced."""
+
     async def body() -> None:
         lun = FakeLun()
         first, second = two_paths(lun)
         settings = DeviceSettings(
-            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02, fence_timeout=0.3
+            policy="failover",
+            io_timeout_min=0.05,
+            reconnect_interval=0.02,
+            fence_timeout=0.3,
+            unfenceable_writes="fail",
         )
         async with await MultipathDevice.open([first, second], settings) as device:
             assert device.fence_info(device.path_objects[0])["reservation"] is None
@@ -140,6 +146,7 @@ def test_a_fence_refused_for_its_portal_group_says_so_in_the_error_and_in_fence_
             first.refuse_login = True
             first.scope = "target portal group 1"
             first.fence_refused = "fake://path2 is in target portal group 2, this path in 1"
+            first.fence_impossible = True
             write = asyncio.ensure_future(device.write(0, b"x" * BLOCK))
             await bounded(in_flight_on(first, 1))
             first.disconnect()
@@ -154,6 +161,68 @@ def test_a_fence_refused_for_its_portal_group_says_so_in_the_error_and_in_fence_
             assert lun.data[:BLOCK] == bytes(BLOCK)  # never reissued
 
     run(body)
+
+
+def test_a_path_no_method_can_fence_has_its_writes_reissued_at_once_by_default() -> None:
+    """Alone in its portal group, no reservation_key: reissued now, counted, warned."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(
+            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02, fence_timeout=5.0
+        )
+        assert settings.unfenceable_writes == "reissue"
+        async with await MultipathDevice.open([first, second], settings) as device:
+            first.hang = True
+            first.refuse_login = True
+            first.scope = "target portal group 1"
+            first.fence_refused = "fake://path2 is in target portal group 2, this path in 1"
+            first.fence_impossible = True
+            write = asyncio.ensure_future(device.write(0, b"x" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await bounded(write)
+            assert loop.time() - started < 1.0  # not fence_timeout (5 s)
+            assert lun.data[:BLOCK] == b"x" * BLOCK
+            assert device.stats.unfenced_reissues == 1
+            assert device.stats.fences == 0 and device.stats.errors == 0
+            info = device.fence_info(device.path_objects[0])
+            assert info["last_failure"] is not None
+            assert "no reservation_key" in info["last_failure"]
+
+    run(body)
+
+
+def test_a_transient_fence_refusal_is_not_taken_as_unfenceable() -> None:
+    """A plain FenceError (may work later) never leads to an unfenced reissue."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two_paths(lun)
+        settings = DeviceSettings(
+            policy="failover", io_timeout_min=0.05, reconnect_interval=0.02, fence_timeout=0.3
+        )
+        async with await MultipathDevice.open([first, second], settings) as device:
+            first.hang = True
+            first.refuse_login = True
+            first.fence_refused = "fencing login through portal x failed: timed out (fake)"
+            write = asyncio.ensure_future(device.write(0, b"x" * BLOCK))
+            await bounded(in_flight_on(first, 1))
+            first.disconnect()
+            with pytest.raises(FenceTimeoutError):
+                await bounded(write)
+            assert device.stats.unfenced_reissues == 0
+            assert lun.data[:BLOCK] == bytes(BLOCK)
+
+    run(body)
+
+
+def test_unfenceable_writes_is_checked() -> None:
+    with pytest.raises(UsageError, match="unfenceable_writes must be one of reissue, fail"):
+        DeviceSettings(unfenceable_writes="maybe")
 
 
 def test_the_paths_own_relogin_is_a_fence_when_no_other_path_can_carry_one() -> None:

@@ -8,8 +8,10 @@ backing file:
 
 * without a fence, a held write lands after release;
 * a fencing login through the other group is refused, not counted as a fence;
-* without a ``reservation_key`` the write is not reissued: it fails with
-  FenceTimeoutError naming the portal group;
+* without a ``reservation_key`` nothing can fence path 1: by default
+  (``unfenceable_writes = reissue``) the write is reissued at once, with a warning and
+  a count, as an unfenced stack would; with ``fail`` it is not reissued and fails
+  with FenceTimeoutError naming the portal group;
 * with a ``reservation_key``, mpath fences by preempting path 1's registration
   through path 2, and the held writes never land (tgt: test_fencing_reservation_rig).
 """
@@ -70,7 +72,7 @@ def test_a_fencing_login_through_another_tpg_is_refused_on_lio(clean_lio: Rig) -
 
 async def _unfenceable(rig: Rig) -> BaseException | None:
     """Path 1 (failover's first) holds a write; no reservation_key: nothing can fence."""
-    settings = DeviceSettings(policy="failover", fence_timeout=1.0)
+    settings = DeviceSettings(policy="failover", fence_timeout=1.0, unfenceable_writes="fail")
     device = await MultipathDevice.open(rig.urls, settings)
     manager = RigManager()
     try:
@@ -86,6 +88,27 @@ async def _unfenceable(rig: Rig) -> BaseException | None:
         return None
     finally:
         await device.close()
+
+
+async def _reissued_unfenced(rig: Rig) -> tuple[int, int]:
+    """The default: path 1 holds a write that nothing can fence; it is reissued now."""
+    device = await MultipathDevice.open(rig.urls, DeviceSettings(policy="failover"))
+    manager = RigManager()
+    try:
+        await device.write(0, b"\1" * CHUNK)
+        await asyncio.to_thread(manager.fault, rig.name, 1, "hold")
+        await asyncio.wait_for(device.write(CHUNK, b"\2" * CHUNK), 30)
+        return device.stats.unfenced_reissues, device.stats.errors
+    finally:
+        await device.close()
+
+
+def test_by_default_an_unfenceable_write_is_reissued_and_counted_on_lio(clean_lio: Rig) -> None:
+    reissued, errors = asyncio.run(asyncio.wait_for(_reissued_unfenced(clean_lio), 60))
+    assert (reissued, errors) == (1, 0)
+    assert backing(clean_lio, 2 * CHUNK)[CHUNK:] == b"\2" * CHUNK
+    RigManager().fault(clean_lio.name, 1, "release")
+    wait_target_quiet(clean_lio, 1)
 
 
 def test_without_a_reservation_key_a_held_write_fails_clearly_on_lio(clean_lio: Rig) -> None:
