@@ -749,11 +749,11 @@ def stale_notes(details: dict[str, Any]) -> list[str]:
         f"{before['max_ms']} ms: its path checker (a TEST UNIT READY every second on an "
         "idle path) failed the held path before fio's first write, so no write of mpath's "
         "waited in the hold. That 0 shows detection, not fencing. In the mid-run holds "
-        "mpath had writes in flight on path 1 and fenced the path before reissuing them; "
-        "a fence by a login through path 2's portal, where that is the build's only "
-        "fence, opens a new session on this rig (each LIO path its own target portal "
-        "group) rather than ending the held one "
-        "(tests/lab/test_hold_lio.py).",
+        "mpath had writes in flight on path 1. On this rig each LIO path is its own "
+        "target portal group, so no login through path 2's portal can end path 1's "
+        "session, and without a working reservation fence mpath reissues such writes "
+        "unfenced (`unfenceable_writes = reissue`, logged and counted), as dm-multipath "
+        "does: the mid-run rows compare two unfenced stacks (tests/lab/test_hold_lio.py).",
     ]
 
 
