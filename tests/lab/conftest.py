@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    return True if relay.relay(item) else None
+    return True if relay.relay(item, nextitem) else None
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

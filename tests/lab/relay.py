@@ -137,8 +137,14 @@ def _announce(session: pytest.Session, text: str) -> None:
         print(text, file=sys.stderr)
 
 
-def relay(item: pytest.Item) -> bool:
-    """Report ``item``'s outcome from the guest; True when it was handled here."""
+def relay(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+    """Report ``item``'s outcome from the guest; True when it was handled here.
+
+    A relayed item skips pytest's own setup and teardown, so the host-side collectors
+    that earlier items set up (a lab package, a host test module) are torn down here as
+    pytest's teardown would: without it, the first item after the lab finds them still
+    on the setup stack and errors with "previous item was not torn down properly".
+    """
     if in_guest() or not is_lab_item(item):
         return False
     config = item.config
@@ -184,6 +190,7 @@ def relay(item: pytest.Item) -> bool:
         if outcome != "passed" and when == "setup":
             break
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    item.session._setupstate.teardown_exact(nextitem)
     return True
 
 
