@@ -125,6 +125,24 @@ def test_lab_tests_skip_with_the_reason_where_the_vm_cannot_start() -> None:
     assert "lab VM cannot start: MPATH_LAB_KERNEL=/nonexistent/vmlinuz" in result.stdout
 
 
+def test_a_host_test_after_relayed_lab_items_sets_up_cleanly() -> None:
+    """A host test, then relayed lab items, then a test elsewhere: no setup error.
+
+    Relayed items skip pytest's setup and teardown; the host test's collectors must
+    still be torn down before the next directory's test sets up its own.
+    """
+    env = {**os.environ, "MPATH_LAB_KERNEL": "/nonexistent/vmlinuz"}
+    env.pop("MPATH_LAB_GUEST", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+         "tests/lab/test_vm.py::test_missing_kernel_fails_make_lab_with_the_reason",
+         "tests/lab/test_lab.py", "tests/test_units.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error" not in result.stdout.lower(), result.stdout
+
+
 def test_find_kernel_picks_the_newest_with_modules(tmp_path: Path) -> None:
     boot, modules = tmp_path / "boot", tmp_path / "modules"
     boot.mkdir()
