@@ -16,11 +16,14 @@ unlimited paths (the CPU is the limit), then with both paths limited to 400 mbit
 Each run lasts ``--seconds`` after a 1 s warm-up; the servers' order alternates round
 by round, the table gives the mean and the spread (lowest to highest) over the rounds,
 and each server's own CPU time per I/O (``/proc/PID/stat`` utime + stime of the server
-process over the run). It prints the tables (``--json``: the document below) and
+process over the run), with the stime part apart: on a veth the target side's receive
+path runs in the sender's system call, so system time is partly not the server's own
+work. It prints the tables (``--json``: the document below) and
 writes them into docs/benchmarks.md (section ``export-vs-qemu-nbd``)::
 
     {"rows": [{"workload": W, "qemu_nbd": X, "mpath_1path": Y, "mpath_2path": Z,
-               "unit": U, "spread": {...}, "server_cpu_us_per_io": {...}}, ...],
+               "unit": U, "spread": {...}, "server_cpu_us_per_io": {...},
+               "server_system_us_per_io": {...}}, ...],
      "limited_rows": [...]}
 """
 
@@ -46,7 +49,7 @@ from benchmarks.nbd_fio import (
     Result,
     Served,
     Workload,
-    cpu_seconds,
+    cpu_times,
     fio_command,
     run_fio,
 )
@@ -105,8 +108,8 @@ class QemuNbd:
         self.stop()
         raise RuntimeError(f"qemu-nbd not listening within {timeout} s")
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+    def cpu_times(self) -> tuple[float, float]:
+        return cpu_times(self.process.pid)
 
     def path_failures(self) -> int:
         return 0  # one path, no failover
@@ -192,15 +195,20 @@ def rows(results: Measure, workloads: tuple[Workload, ...]) -> list[dict[str, An
         row: dict[str, Any] = {"workload": workload.name}
         spread: dict[str, list[float]] = {}
         cpu: dict[str, float] = {}
+        system: dict[str, float] = {}
         for name in SERVERS:
             values = [r.value(workload) for r in measured[name]]
             row[name] = round(statistics.fmean(values), 1)
             spread[name] = [round(min(values), 1), round(max(values), 1)]
             cpus = [r.server_cpu_us for r in measured[name] if r.server_cpu_us is not None]
             cpu[name] = round(statistics.fmean(cpus), 1)
+            kernel = [r.server_system_us for r in measured[name] if r.server_system_us is not None]
+            if kernel:
+                system[name] = round(statistics.fmean(kernel), 1)
         row["unit"] = workload.metric
         row["spread"] = spread
         row["server_cpu_us_per_io"] = cpu
+        row["server_system_us_per_io"] = system
         row["paths_failed_2path"] = sum(r.path_failures for r in measured["mpath_2path"])
         out.append(row)
     return out
@@ -215,8 +223,8 @@ def table(measured: list[dict[str, Any]]) -> list[str]:
         "| workload (qd 32) | "
         + " | ".join(LABELS[n] for n in SERVERS)
         + " | 1 path / qemu-nbd | 2 paths / 1 path | server CPU µs/I/O "
-        "(qemu-nbd / 1 path / 2 paths) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "(qemu-nbd / 1 path / 2 paths) | of which in the kernel |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in measured:
         unit = row["unit"]
@@ -226,11 +234,14 @@ def table(measured: list[dict[str, Any]]) -> list[str]:
             for n in SERVERS
         ]
         cpu = row["server_cpu_us_per_io"]
+        kernel = row.get("server_system_us_per_io") or {}
+        in_kernel = " / ".join(f"{kernel[n]:.1f}" if n in kernel else "-" for n in SERVERS)
         lines.append(
             f"| {row['workload']} ({unit}) | {' | '.join(cells)} | "
             f"{row['mpath_1path'] / row['qemu_nbd']:.2f}x | "
             f"{row['mpath_2path'] / row['mpath_1path']:.2f}x | "
-            f"{cpu['qemu_nbd']:.1f} / {cpu['mpath_1path']:.1f} / {cpu['mpath_2path']:.1f} |"
+            f"{cpu['qemu_nbd']:.1f} / {cpu['mpath_1path']:.1f} / {cpu['mpath_2path']:.1f} | "
+            f"{in_kernel} |"
         )
     return lines
 
@@ -255,8 +266,10 @@ def markdown(
             "on both paths of one 2-path tgt rig (1 GiB LUN, written full with random data",
             "from outside first, so no server can answer reads from an allocation map). Mean of",
             f"{rounds} rounds (lowest to highest in brackets), {seconds} s per run after a 1 s",
-            "warm-up, the servers' order alternating by round. The last column is each",
-            "server process's own CPU time (utime + stime from /proc/PID/stat) per I/O.",
+            "warm-up, the servers' order alternating by round. The CPU column is each",
+            "server process's own CPU time (utime + stime from /proc/PID/stat) per I/O; the",
+            "last column is its stime part, which on a veth includes the target side's",
+            "receive path (it runs in the sender's system call).",
             f"Measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine shared",
             f"with tgtd, fio and other work (load average {load:.1f} at the end).",
             "",

@@ -85,16 +85,21 @@ LIMITED = Workload("256 KiB sequential read", "read", 256 * 1024, "MB/s")
 class Result:
     iops: float
     server_cpu_us: float | None = None  # the export's CPU per I/O
+    server_system_us: float | None = None  # of which in the kernel (stime)
     path_failures: int = 0  # paths the export's device failed during the run
 
     def value(self, workload: Workload) -> float:
         return self.iops if workload.metric == "IOPS" else self.iops * workload.block_bytes / 1e6
 
 
-def cpu_seconds(pid: int) -> float:
-    """A process's user + system CPU time (/proc/PID/stat utime + stime)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU time (/proc/PID/stat utime, stime), seconds.
+
+    Kept apart because a server's system time includes work that is not its own
+    code: on a veth, the target side's receive path runs in the sender's system call.
+    """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 class Served(Protocol):
@@ -103,7 +108,7 @@ class Served(Protocol):
     @property
     def uri(self) -> str: ...
 
-    def cpu_seconds(self) -> float: ...
+    def cpu_times(self) -> tuple[float, float]: ...
 
     def path_failures(self) -> int: ...
 
@@ -143,8 +148,8 @@ class Export:
                 raise RuntimeError(f"mpath serve exited: {self.process.wait()}")
             text += chunk
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+    def cpu_times(self) -> tuple[float, float]:
+        return cpu_times(self.process.pid)
 
     def path_failures(self) -> int:
         """Paths failed so far (the device logs one line per failure on stderr)."""
@@ -175,12 +180,14 @@ def fio_command(uri: str, workload: Workload, seconds: int) -> list[str]:
 
 
 def run_fio(export: Served, workload: Workload, seconds: int) -> Result:
-    cpu0, failures0 = export.cpu_seconds(), export.path_failures()
+    (user0, system0), failures0 = export.cpu_times(), export.path_failures()
     done = subprocess.run(
         fio_command(export.uri, workload, seconds),
         capture_output=True, text=True, timeout=seconds + WARMUP + 60, check=False,
     )  # fmt: skip
-    cpu = export.cpu_seconds() - cpu0
+    user1, system1 = export.cpu_times()
+    system = system1 - system0
+    cpu = user1 - user0 + system
     failures = export.path_failures() - failures0
     if done.returncode:
         raise RuntimeError(f"fio failed ({done.returncode}): {done.stderr}{done.stdout[-2000:]}")
@@ -191,9 +198,11 @@ def run_fio(export: Served, workload: Workload, seconds: int) -> Result:
     ios = side["total_ios"] or 1
     # The server's CPU over the whole run includes the warm-up second: spread it over
     # the I/Os of the warm-up too (estimated at the measured rate).
+    counted = ios + side["iops"] * WARMUP
     return Result(
         iops=float(side["iops"]),
-        server_cpu_us=cpu / (ios + side["iops"] * WARMUP) * 1e6,
+        server_cpu_us=cpu / counted * 1e6,
+        server_system_us=system / counted * 1e6,
         path_failures=failures,
     )
 

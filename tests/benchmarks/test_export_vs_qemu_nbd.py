@@ -13,7 +13,10 @@ def test_rows_carry_mean_spread_and_cpu_per_server_and_the_table_their_ratios() 
     figures["mpath_2path"] = (12_000, 12_000)
     measured = {
         _key(read4k): {
-            name: [Result(iops=v, server_cpu_us=20.0 + i) for i, v in enumerate(values)]
+            name: [
+                Result(iops=v, server_cpu_us=20.0 + i, server_system_us=8.0 + i)
+                for i, v in enumerate(values)
+            ]
             for name, values in figures.items()
         },
         _key(seq): {
@@ -30,8 +33,11 @@ def test_rows_carry_mean_spread_and_cpu_per_server_and_the_table_their_ratios() 
     )
     assert first["spread"]["qemu_nbd"] == [10_000, 12_000]
     assert first["server_cpu_us_per_io"]["mpath_1path"] == 20.5
+    assert first["server_system_us_per_io"]["mpath_1path"] == 8.5
+    assert second["server_system_us_per_io"] == {}
     assert second["unit"] == "MB/s" and second["qemu_nbd"] == round(2000 * 256 * 1024 / 1e6, 1)
     assert second["paths_failed_2path"] == 1
     lines = table(document)
     assert "1.09x" in lines[2] and "1.00x" in lines[2]  # 1 path / qemu-nbd, 2 / 1
-    assert "20.5 / 20.5 / 20.5" in lines[2]
+    assert "20.5 / 20.5 / 20.5 | 8.5 / 8.5 / 8.5 |" in lines[2]
+    assert lines[3].endswith("| - / - / - |")
