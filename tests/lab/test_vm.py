@@ -34,6 +34,17 @@ def lab_skip_reason() -> str | None:
 needs_lab = pytest.mark.skipif(lab_skip_reason() is not None, reason=str(lab_skip_reason()))
 
 
+def _interruptible() -> None:
+    """In the runner's child before exec: SIGINT and SIGQUIT at their defaults.
+
+    A test suite started in the background by a non-interactive shell inherits SIGINT
+    ignored, and Python then leaves it ignored; the runner is started here as a
+    terminal's foreground command would be, so Ctrl-C reaches it.
+    """
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _lab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mpath.lab", *args],
@@ -42,6 +53,7 @@ def _lab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_interruptible,  # noqa: PLW1509 - two signal() calls, no locks taken
     )
 
 
