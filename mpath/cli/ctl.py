@@ -137,7 +137,8 @@ def show_maps(as_json: bool, fmt: str | None) -> None:
 
 
 def _path_table(paths: list[dict[str, Any]]) -> None:
-    rows = [["PATH", "STATE", "CHECKER", "PRIO", "SHARE", "IOS", "BYTES", "FAILURES", "URL"]]
+    rows = [["PATH", "STATE", "CHECKER", "PRIO", "SHARE", "IOS", "READ", "WRITTEN", "FAILURES",
+             "URL"]]  # fmt: skip
     for p in paths:
         state = p["state"] + (" (admin)" if p["held_by_admin"] else "")
         share = "-" if p["share"] is None else f"{p['share']:.2f}"
@@ -149,7 +150,8 @@ def _path_table(paths: list[dict[str, Any]]) -> None:
                 str(p["priority"]),
                 share,
                 str(p["ios"]),
-                format_size(p["bytes"]),
+                format_size(p["read_bytes"]),
+                format_size(p["written_bytes"]),
                 str(p["failures"]),
                 p["url"],
             ]
@@ -287,7 +289,9 @@ def show_stats(as_json: bool) -> None:
         )
         for p in m["paths"]:
             click.echo(
-                f"  {p['name']}: ios={p['ios']} bytes={format_size(p['bytes'])} "
+                f"  {p['name']}: ios={p['ios']} reads={p['reads']} "
+                f"read={format_size(p['read_bytes'])} writes={p['writes']} "
+                f"written={format_size(p['written_bytes'])} "
                 f"errors={p['errors']} failures={p['failures']} {p['url']}"
             )
 

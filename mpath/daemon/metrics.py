@@ -42,6 +42,10 @@ PATH_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("mpath_path_latency_seconds", "gauge", "Smoothed command latency of the path.", "latency"),
     ("mpath_path_ios", "counter", "Commands completed on the path.", "ios"),
     ("mpath_path_bytes", "counter", "Bytes read and written through the path.", "bytes"),
+    ("mpath_path_reads", "counter", "Commands completed on the path that read data.", "reads"),
+    ("mpath_path_read_bytes", "counter", "Bytes read through the path.", "read_bytes"),
+    ("mpath_path_writes", "counter", "Commands completed on the path that wrote data.", "writes"),
+    ("mpath_path_written_bytes", "counter", "Bytes written through the path.", "written_bytes"),
     ("mpath_path_errors", "counter", "Commands that failed on the path.", "errors"),
     ("mpath_path_failures", "counter", "Times the path was failed.", "failures"),
 )

@@ -653,6 +653,12 @@ class MultipathDevice:
             self._finish(path, nbytes, started, ok=False, slow=slow)
             raise
         self._finish(path, nbytes, started, ok=True, slow=slow)
+        if data_in_length:
+            path.reads += 1
+            path.read_bytes += data_in_length
+        if nbytes > data_in_length:
+            path.writes += 1
+            path.written_bytes += nbytes - data_in_length
         return result
 
     def _finish(

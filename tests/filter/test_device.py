@@ -548,3 +548,26 @@ def test_a_dead_active_path_is_failed_fast_when_its_standby_answers() -> None:
             assert lun.data[:BLOCK] == b"b" * BLOCK
 
     run(body)
+
+
+def test_each_path_counts_reads_and_writes_apart() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun, 1)
+        async with await open_device(transports, FAST) as device:
+            before = dict(device.paths[0])
+            await device.write(0, b"w" * (3 * BLOCK))
+            await device.write(8 * BLOCK, b"v" * BLOCK)
+            await device.read(0, 2 * BLOCK)
+            await device.flush()  # neither a read nor a write
+            row = device.paths[0]
+            assert (row["reads"] - before["reads"], row["read_bytes"] - before["read_bytes"]) == (
+                1,
+                2 * BLOCK,
+            )
+            assert (row["writes"] - before["writes"],
+                    row["written_bytes"] - before["written_bytes"]) == (2, 4 * BLOCK)  # fmt: skip
+            assert row["ios"] - before["ios"] == 4
+            assert row["bytes"] - before["bytes"] == 6 * BLOCK
+
+    run(body)
