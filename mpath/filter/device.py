@@ -672,6 +672,7 @@ class MultipathDevice:
             path.progress = path.answered = now
             path.ios += 1
             path.bytes += nbytes
+            path.histogram.observe(now - started)
             if not slow:
                 path.record_latency(now - started)
         else:

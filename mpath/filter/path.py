@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mpath.filter.latency import LatencyHistogram
 from mpath.scsi.alua import state_name
 from mpath.settings import DeviceSettings
 from mpath.transports.base import Transport
@@ -60,6 +61,8 @@ class Path:
     errors: int = 0
     failures: int = 0
     last_failure: str = ""
+    #: Every completed command's latency (slow ones too), in fixed buckets.
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
     #: The path's ALUA target port group and that group's access state (None: the LU
     #: has no ALUA, or it is not known yet), and when the state last changed.
     alua_group: int | None = None

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon.helpers import (
     NOBODY,
@@ -147,14 +148,54 @@ def test_sighup_applies_a_new_policy_and_show_config_names_its_origin(daemon: Ru
     assert daemon.ctl("show", "maps")[0]["policy"] == "round-robin"
 
 
+def _samples(exposition: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of a scrape by its name (with ``_total``, ``_bucket``, ...)."""
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _, value in samples[name])
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing (make setup)")
 def test_metrics_pass_promtool(daemon: Running) -> None:
+    # Known I/O through the export first: 64 KiB written in 16 writes, 8 KiB read.
+    io = subprocess.run(
+        # libnbd's Python binding is Debian's python3-libnbd: the system's Python has it.
+        ["/usr/bin/python3", "-c",
+         "import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]);"
+         "[h.pwrite(b'M' * 4096, i * 4096) for i in range(16)]; h.pread(8192, 0); h.shutdown()",
+         daemon.ready["maps"]["mpatha"]],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert io.returncode == 0, io.stderr
     exposition = scrape(daemon)
     check = subprocess.run(["promtool", "check", "metrics"], input=exposition,
                            capture_output=True, text=True, timeout=30)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     assert 'mpath_map_paths_up{map="mpatha"' in exposition
     assert 'mpath_path_checker_state{map="mpatha",path="1"' in exposition
+    samples = _samples(exposition)
+    # The read/write split: exactly the client's writes; its read at least.
+    assert _total(samples, "mpath_path_written_bytes_total") == 16 * 4096
+    assert _total(samples, "mpath_path_writes_total") == 16
+    assert _total(samples, "mpath_path_read_bytes_total") >= 8192
+    assert _total(samples, "mpath_path_reads_total") >= 1
+    assert _total(samples, "mpath_path_bytes_total") >= 16 * 4096 + 8192
+    # The latency histogram: per path, every completed command once, in +Inf.
+    assert "# TYPE mpath_path_command_latency_seconds histogram" in exposition
+    ios = {labels["path"]: value for labels, value in samples["mpath_path_ios_total"]}
+    counts = {labels["path"]: value
+              for labels, value in samples["mpath_path_command_latency_seconds_count"]}  # fmt: skip
+    infinite = {labels["path"]: value
+                for labels, value in samples["mpath_path_command_latency_seconds_bucket"]
+                if labels["le"] == "+Inf"}  # fmt: skip
+    assert counts == ios == infinite and sum(ios.values()) >= 17
+    assert _total(samples, "mpath_path_command_latency_seconds_sum") > 0
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")

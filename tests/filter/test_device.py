@@ -571,3 +571,28 @@ def test_each_path_counts_reads_and_writes_apart() -> None:
             assert row["bytes"] - before["bytes"] == 6 * BLOCK
 
     run(body)
+
+
+def test_each_completed_command_counts_in_its_paths_latency_histogram() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        (transport,) = transports = paths(lun, 1)
+        async with await open_device(transports, FAST) as device:
+            histogram = device.path_objects[0].histogram
+            before = list(histogram.counts)
+            transport.hang = True
+            write = asyncio.ensure_future(device.write(0, b"h" * BLOCK))
+            await elapse(0.003)  # answered after 3 ms (below the I/O timeout)
+            transport.release()
+            await bounded(write)
+            await device.read(0, BLOCK)  # answered at once
+            added = [a - b for a, b in zip(histogram.counts, before, strict=True)]
+            cumulative = dict(histogram.cumulative())
+            assert sum(added) == 2
+            assert added[0] == 1  # the read: within 0.5 ms
+            assert added[3] == 1  # the write: 3 ms, in the bucket up to 5 ms
+            assert cumulative[0.0025] - sum(before[:3]) == 1
+            assert histogram.count == device.paths[0]["ios"]
+            assert histogram.sum >= 0.003
+
+    run(body)
