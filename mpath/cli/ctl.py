@@ -284,7 +284,9 @@ def show_stats(as_json: bool) -> None:
             f"{m['map']}: ios={m['ios']} read={format_size(m['bytes_read'])} "
             f"written={format_size(m['bytes_written'])} errors={m['errors']} "
             f"path_faults={m['failovers']} path_failures={m['path_failures']} "
-            f"retries={m['retries']} fences={m['fences']} table_loads={m['table_loads']} "
+            f"retries={m['retries']} fences={m['fences']} "
+            f"queueing={m['queueing_seconds']:.3f}s fail_io={m['fail_io']} "
+            f"table_loads={m['table_loads']} "
             f"admin_fails={m['admin_fails']} paths_up={m['paths_up']}/{m['paths_total']}"
         )
         for p in m["paths"]:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -196,6 +197,9 @@ def test_metrics_pass_promtool(daemon: Running) -> None:
                 if labels["le"] == "+Inf"}  # fmt: skip
     assert counts == ios == infinite and sum(ios.values()) >= 17
     assert _total(samples, "mpath_path_command_latency_seconds_sum") > 0
+    # Per map: no outage, so no time queued with no path and no failing I/O.
+    assert samples["mpath_map_queueing_seconds_total"] == [({"map": "mpatha", "wwid": ANY}, 0.0)]
+    assert samples["mpath_map_fail_io_total"] == [({"map": "mpatha", "wwid": ANY}, 0.0)]
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
@@ -279,3 +283,52 @@ def test_switchgroup_over_the_control_socket(daemon: Running) -> None:
     assert daemon.cli("switchgroup", "nosuch", "1").returncode == 2
     refused = daemon.cli("switchgroup", "mpatha", "1", user=NOBODY)
     assert refused.returncode == 1 and "needs root" in refused.stderr
+
+
+def _nbd_write(uri: str) -> subprocess.Popen[str]:
+    """One 4 KiB write and a flush through the export, in a child (it may wait)."""
+    return subprocess.Popen(
+        ["/usr/bin/python3", "-c",
+         "import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]);"
+         "h.pwrite(b'Q' * 4096, 0); h.flush(); h.shutdown()",
+         uri],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_queueing_seconds_and_fail_io_count_an_outage(daemon: Running) -> None:
+    daemon.config.write_text(daemon.base_config + "\n[defaults]\nno_path_retry = 2\n")
+    assert daemon.ctl("reconfigure")["reopened"] == ["mpatha"]
+    uri = daemon.ready["maps"]["mpatha"]
+    for path in ("mpatha:1", "mpatha:2"):
+        assert daemon.ctl("fail", "path", path)["state"] == "failed"
+    # A write with no path waits no_path_retry (2 s), then fails: failing I/O begins.
+    started = time.monotonic()
+    _, err = (first := _nbd_write(uri)).communicate(timeout=30)
+    waited = time.monotonic() - started
+    assert first.returncode != 0 and "Input/output error" in err, err
+    (stats,) = daemon.ctl("show", "stats")["maps"]
+    assert stats["fail_io"] == 1
+    assert 1.9 <= stats["queueing_seconds"] <= waited
+    # The next one waits too; a path that comes back meanwhile carries it.
+    second = _nbd_write(uri)
+    try:
+        wait_for(lambda: daemon.ctl("show", "stats")["maps"][0]["queueing_seconds"]
+                 > stats["queueing_seconds"] + 0.2, 10, "the second write waiting")  # fmt: skip
+        daemon.ctl("reinstate", "path", "mpatha:1")
+        _, err = second.communicate(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 0, err
+    (after,) = daemon.ctl("show", "stats")["maps"]
+    assert after["fail_io"] == 1  # one outage
+    assert (
+        stats["queueing_seconds"] + 0.2 < after["queueing_seconds"] < stats["queueing_seconds"] + 2
+    )
+    samples = _samples(scrape(daemon))
+    assert _total(samples, "mpath_map_fail_io_total") == 1
+    assert _total(samples, "mpath_map_queueing_seconds_total") == after["queueing_seconds"]
+    shown = daemon.cli("show", "stats")
+    assert f"queueing={after['queueing_seconds']:.3f}s fail_io=1 " in shown.stdout, shown.stderr
