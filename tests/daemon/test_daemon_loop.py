@@ -332,3 +332,54 @@ def test_queueing_seconds_and_fail_io_count_an_outage(daemon: Running) -> None:
     assert _total(samples, "mpath_map_queueing_seconds_total") == after["queueing_seconds"]
     shown = daemon.cli("show", "stats")
     assert f"queueing={after['queueing_seconds']:.3f}s fail_io=1 " in shown.stdout, shown.stderr
+
+
+def test_priorities_in_the_file_make_path_groups_and_switchgroup_moves_io(
+    daemon: Running,
+) -> None:
+    # base_config ends inside [[daemon.maps]]: the priorities are the map's.
+    daemon.config.write_text(daemon.base_config + "priorities = [20, 10]\n")
+    assert daemon.ctl("reconfigure")["reopened"] == ["mpatha"]
+    (topology,) = daemon.ctl("show", "topology")
+    assert [(g["group"], g["priority"], g["active"], [p["index"] for p in g["paths"]])
+            for g in topology["groups"]] == [(1, 20, True, [1]), (2, 10, False, [2])]  # fmt: skip
+    shown = daemon.cli("show", "topology")
+    assert "`-+- group 2 priority=10 status=enabled\n" in shown.stdout, shown.stderr
+    (config,) = daemon.ctl("show", "config")["daemon"]["maps"]
+    assert config["priorities"] == [20, 10]
+    job = fio(
+        daemon.ready["maps"]["mpatha"], "--rw=randwrite", "--size=16M", "--time_based",
+        "--runtime=6",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: path_row(daemon, "mpatha:1")["writes"] > 300, 30, "writes on group 1")
+        assert path_row(daemon, "mpatha:2")["writes"] == 0  # group 2 stands by
+        switched = daemon.cli("switchgroup", "mpatha", "2", "--json")
+        assert switched.returncode == 0, switched.stderr
+        assert json.loads(switched.stdout) == {"map": "mpatha", "group": 2, "priority": 10}
+        wait_for(lambda: path_row(daemon, "mpatha:1")["in_flight"] == 0, 5, "group 1 drained")
+        first = path_row(daemon, "mpatha:1")["writes"]
+        second = path_row(daemon, "mpatha:2")["writes"]
+        wait_for(lambda: path_row(daemon, "mpatha:2")["writes"] > second + 300, 30,
+                 "writes on group 2")  # fmt: skip
+        assert path_row(daemon, "mpatha:1")["writes"] == first  # nothing new on group 1
+        (topology,) = daemon.ctl("show", "topology")
+        assert [(g["group"], g["active"], g["switched"]) for g in topology["groups"]] == [
+            (1, False, False),
+            (2, True, True),
+        ]
+        result = fio_result(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert result["error"] == 0
+    (stats,) = daemon.ctl("show", "stats")["maps"]
+    assert (stats["group_switches"], stats["errors"]) == (1, 0)
+    # A priority per path, or the reload is refused and the map kept as it was.
+    daemon.config.write_text(daemon.base_config + "priorities = [20]\n")
+    refused = daemon.cli("reconfigure")
+    assert refused.returncode == 2
+    assert "priorities has 1 value(s) for 2 path(s)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert len(daemon.ctl("show", "topology")[0]["groups"]) == 2
