@@ -700,12 +700,16 @@ class MultipathDevice:
             return path
         no_path_since: float | None = None
         meter = self.stats.no_path
-        waiting = meter.waiter()  # counted while no path is usable
+        # Counted in the meter while no path is usable; made only then (waiting for a
+        # busy path, the common case under load, allocates nothing).
+        waiting: NoPathWait | None = None
         try:
             while path is None:
                 if self._closed:
                     raise DeviceError("device is closed")
                 if self._selector.valid_count == 0:
+                    if waiting is None:
+                        waiting = meter.waiter()
                     waiting.start()
                     now = self._clock()
                     if self._transition_pending(now):
@@ -726,7 +730,8 @@ class MultipathDevice:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(changed.wait(), remaining)
                 else:
-                    waiting.end()
+                    if waiting is not None:
+                        waiting.end()
                     self._completion_waiters += 1
                     try:
                         await self._completed.wait()
@@ -736,7 +741,8 @@ class MultipathDevice:
                             self._completed.clear()
                 path = self._selector.select(nbytes, avoid)
         finally:
-            waiting.end()
+            if waiting is not None:
+                waiting.end()
         return path
 
     # -- failing and reinstating paths -------------------------------------------------------
