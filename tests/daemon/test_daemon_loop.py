@@ -376,6 +376,8 @@ def test_priorities_in_the_file_make_path_groups_and_switchgroup_moves_io(
     assert result["error"] == 0
     (stats,) = daemon.ctl("show", "stats")["maps"]
     assert (stats["group_switches"], stats["errors"]) == (1, 0)
+    header, *rows = daemon.cli("show", "paths").stdout.splitlines()
+    assert header.split()[5:8] == ["IOS", "READ", "WRITTEN"] and len(rows) == 2
     # A priority per path, or the reload is refused and the map kept as it was.
     daemon.config.write_text(daemon.base_config + "priorities = [20]\n")
     refused = daemon.cli("reconfigure")
