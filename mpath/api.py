@@ -57,13 +57,15 @@ def devnode_name(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DeviceRequest:
-    """What a command asks to open: paths, configuration file, typed settings, and
-    the policy's per-path arguments (one tuple per path; None: the policy's defaults)."""
+    """What a command asks to open: paths, configuration file, typed settings, the
+    policy's per-path arguments (one tuple per path; None: the policy's defaults), and
+    one priority per path (path groups; None: one group)."""
 
     paths: list[str]
     config_file: str | None = None
     command_line: dict[str, object] = field(default_factory=dict)
     path_args: tuple[tuple[str, ...], ...] | None = None
+    priorities: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -153,6 +155,8 @@ async def open_device(
         settings = resolution.device_settings()
         if request.path_args is not None:
             settings = replace(settings, path_args=request.path_args)
+        if request.priorities is not None:
+            settings = replace(settings, priorities=request.priorities)
         if not reserve and settings.reservation_key is not None:
             settings = replace(settings, reservation_key=None, fence_method="auto")
         device = await MultipathDevice.open(

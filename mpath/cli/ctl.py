@@ -137,7 +137,8 @@ def show_maps(as_json: bool, fmt: str | None) -> None:
 
 
 def _path_table(paths: list[dict[str, Any]]) -> None:
-    rows = [["PATH", "STATE", "CHECKER", "PRIO", "SHARE", "IOS", "BYTES", "FAILURES", "URL"]]
+    rows = [["PATH", "STATE", "CHECKER", "PRIO", "SHARE", "IOS", "READ", "WRITTEN", "FAILURES",
+             "URL"]]  # fmt: skip
     for p in paths:
         state = p["state"] + (" (admin)" if p["held_by_admin"] else "")
         share = "-" if p["share"] is None else f"{p['share']:.2f}"
@@ -149,7 +150,8 @@ def _path_table(paths: list[dict[str, Any]]) -> None:
                 str(p["priority"]),
                 share,
                 str(p["ios"]),
-                format_size(p["bytes"]),
+                format_size(p["read_bytes"]),
+                format_size(p["written_bytes"]),
                 str(p["failures"]),
                 p["url"],
             ]
@@ -282,12 +284,16 @@ def show_stats(as_json: bool) -> None:
             f"{m['map']}: ios={m['ios']} read={format_size(m['bytes_read'])} "
             f"written={format_size(m['bytes_written'])} errors={m['errors']} "
             f"path_faults={m['failovers']} path_failures={m['path_failures']} "
-            f"retries={m['retries']} fences={m['fences']} table_loads={m['table_loads']} "
+            f"retries={m['retries']} fences={m['fences']} "
+            f"queueing={m['queueing_seconds']:.3f}s fail_io={m['fail_io']} "
+            f"table_loads={m['table_loads']} "
             f"admin_fails={m['admin_fails']} paths_up={m['paths_up']}/{m['paths_total']}"
         )
         for p in m["paths"]:
             click.echo(
-                f"  {p['name']}: ios={p['ios']} bytes={format_size(p['bytes'])} "
+                f"  {p['name']}: ios={p['ios']} reads={p['reads']} "
+                f"read={format_size(p['read_bytes'])} writes={p['writes']} "
+                f"written={format_size(p['written_bytes'])} "
                 f"errors={p['errors']} failures={p['failures']} {p['url']}"
             )
 

@@ -15,6 +15,8 @@ long-running service needs::
     [[daemon.maps]]                            # a LUN by its paths, without discovery
     paths = ["iscsi://198.18.3.2/iqn.2026-01.org.example:lun/1", "/dev/sdc"]
     alias = "db"                               # else [[multipaths]] alias, else a binding
+    priorities = [50, 10]                      # one per path: path groups, best first
+    path_args = ["4", "1"]                     # one per path: the policy's path arguments
 
 The file is read with the same strictness as the rest: unknown keys (with a "did you
 mean"), wrong types and bad addresses raise :class:`~mpath.config.ConfigError` naming
@@ -41,16 +43,38 @@ DEFAULT_STATE_FILE = Path("/var/lib/mpath/bindings.json")
 CONTROL_SOCKET_NAME = "control.sock"
 NBD_SOCKET_NAME = "nbd.sock"
 KEYS = ("listen_dir", "state_file", "metrics", "nbd_tcp", "portals", "targets", "maps")
-MAP_KEYS = ("paths", "alias")
+MAP_KEYS = ("paths", "alias", "priorities", "path_args")
+#: Largest priority accepted (dm-multipath's prioritizers answer far below it).
+MAX_PRIORITY = 1_000_000
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
 class MapSpec:
-    """A LUN named in ``[[daemon.maps]]``: its paths and, optionally, its name."""
+    """A LUN named in ``[[daemon.maps]]``: its paths and, optionally, its name, one
+    priority per path (paths of equal priority form a path group; the best group with
+    a usable path carries the I/O, as ``DeviceSettings.priorities``), and the policy's
+    arguments per path (as ``--path-args``: ``DeviceSettings.path_args``)."""
 
     paths: tuple[str, ...]
     alias: str | None = None
+    priorities: tuple[int, ...] | None = None
+    path_args: tuple[tuple[str, ...], ...] | None = None
+
+    def per_path(self) -> frozenset[tuple[str, int | None, tuple[str, ...] | None]]:
+        """Each path with its priority and arguments: what a reload compares (the
+        order of ``paths`` in the file does not matter, what each path gets does)."""
+        priorities = self.priorities or (None,) * len(self.paths)
+        path_args = self.path_args or (None,) * len(self.paths)
+        return frozenset(zip(self.paths, priorities, path_args, strict=True))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "paths": list(self.paths),
+            "alias": self.alias,
+            "priorities": None if self.priorities is None else list(self.priorities),
+            "path_args": None if self.path_args is None else [" ".join(a) for a in self.path_args],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +123,7 @@ class DaemonConfig:
             "metrics": None if self.metrics is None else str(self.metrics),
             "portals": list(self.portals),
             "targets": list(self.targets),
-            "maps": [{"paths": list(m.paths), "alias": m.alias} for m in self.maps],
+            "maps": [m.describe() for m in self.maps],
             "origins": dict(self.origins),
         }
 
@@ -241,8 +265,50 @@ class _Reader:
                 if alias in aliases:
                     raise self.error((*path, "alias"), f"alias {alias!r} given twice")
                 aliases.add(alias)
-            specs.append(MapSpec(paths, alias))
+            priorities = self.priorities(item, path, len(paths))
+            path_args = self.path_args(item, path, len(paths))
+            specs.append(MapSpec(paths, alias, priorities, path_args))
         return tuple(specs)
+
+    def priorities(self, item: dict[str, Any], path: KeyPath, count: int) -> tuple[int, ...] | None:
+        if "priorities" not in item:
+            return None
+        raw = item["priorities"]
+        where = (*path, "priorities")
+        if not isinstance(raw, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_PRIORITY for v in raw
+        ):
+            raise self.error(
+                where, f"priorities must be an array of integers 0..{MAX_PRIORITY}, one per path"
+            )
+        if len(raw) != count:
+            raise self.error(
+                where,
+                f"priorities has {len(raw)} value(s) for {count} path(s): give one per path, "
+                "in the order of paths",
+            )
+        return tuple(raw)
+
+    def path_args(
+        self, item: dict[str, Any], path: KeyPath, count: int
+    ) -> tuple[tuple[str, ...], ...] | None:
+        if "path_args" not in item:
+            return None
+        raw = item["path_args"]
+        where = (*path, "path_args")
+        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+            raise self.error(
+                where,
+                'path_args must be an array of strings, one per path (e.g. ["4", "1"] for '
+                "quota's weights; docs/selectors.md)",
+            )
+        if len(raw) != count:
+            raise self.error(
+                where,
+                f"path_args has {len(raw)} value(s) for {count} path(s): give one per path, "
+                "in the order of paths",
+            )
+        return tuple(tuple(text.split()) for text in raw)
 
 
 def valid_map_name(name: str) -> bool:

@@ -6,7 +6,10 @@ event loop, not in prometheus_client's HTTP thread: a scrape then sees the devic
 between two I/O completions, never in the middle of an update, and needs no locks.
 
 Per-path throughput is ``rate(mpath_path_bytes_total[...])``; the counters are the
-filter layer's own (bytes the target acknowledged on that path).
+filter layer's own (bytes the target acknowledged on that path), and so is the latency
+histogram (:mod:`mpath.filter.latency`): its buckets are counted on each completion,
+and only read here, hence a custom collector rather than a prometheus_client
+``Histogram`` (which would count a second time, under a lock, on the I/O path).
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -42,6 +50,10 @@ PATH_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("mpath_path_latency_seconds", "gauge", "Smoothed command latency of the path.", "latency"),
     ("mpath_path_ios", "counter", "Commands completed on the path.", "ios"),
     ("mpath_path_bytes", "counter", "Bytes read and written through the path.", "bytes"),
+    ("mpath_path_reads", "counter", "Commands completed on the path that read data.", "reads"),
+    ("mpath_path_read_bytes", "counter", "Bytes read through the path.", "read_bytes"),
+    ("mpath_path_writes", "counter", "Commands completed on the path that wrote data.", "writes"),
+    ("mpath_path_written_bytes", "counter", "Bytes written through the path.", "written_bytes"),
     ("mpath_path_errors", "counter", "Commands that failed on the path.", "errors"),
     ("mpath_path_failures", "counter", "Times the path was failed.", "failures"),
 )
@@ -58,6 +70,10 @@ MAP_METRICS: tuple[tuple[str, str, str, str], ...] = (
      "Writes of a path no method could fence, reissued unfenced.", "unfenced_reissues"),
     ("mpath_map_lun_stalls", "counter",
      "Stalls of every path at once, blamed on the LUN (no path failed).", "lun_stalls"),
+    ("mpath_map_queueing_seconds", "counter",
+     "Seconds I/O waited with no usable path (multipathd's total_q_time).", "queueing_seconds"),
+    ("mpath_map_fail_io", "counter",
+     "Times the map began failing I/O for want of a path (multipathd's q_timeouts).", "fail_io"),
     ("mpath_map_table_loads", "counter", "Times the map was opened (start, reload).",
      "table_loads"),
     ("mpath_map_group_switches", "counter", "Path groups switched by 'ctl switchgroup'.",
@@ -88,6 +104,11 @@ def _path_value(row: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus writes it: ``0.0005``, ``1.0``, ``+Inf``."""
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
 class DaemonCollector(Collector):
     """Every metric, computed at scrape time from the daemon's state."""
 
@@ -101,6 +122,11 @@ class DaemonCollector(Collector):
             "mpath_path_checker_state",
             "The path checker's last verdict (1 for the current state).",
             labels=[*PATH_LABELS, "state"],
+        )
+        latency = HistogramMetricFamily(
+            "mpath_path_command_latency_seconds",
+            "Latency of each command completed on the path (fixed buckets).",
+            labels=PATH_LABELS,
         )
         maps = {name: _family(name, kind, text, MAP_LABELS)
                 for name, kind, text, _ in MAP_METRICS}  # fmt: skip
@@ -119,7 +145,15 @@ class DaemonCollector(Collector):
                         paths[name].add_metric(values, value)
                 for state in CheckerState:
                     checker.add_metric([*values, state.value], 1 if row["checker"] == state else 0)
+            for path in entry.device.path_objects:
+                histogram = path.histogram
+                latency.add_metric(
+                    [entry.name, str(path.index), path.url],
+                    [(_le(bound), count) for bound, count in histogram.cumulative()],
+                    histogram.sum,
+                )
         yield from paths.values()
+        yield latency
         yield checker
         yield from maps.values()
         reloads = CounterMetricFamily("mpath_daemon_reloads", "Reconfigurations applied.")

@@ -211,7 +211,12 @@ class Daemon:
         nbd = self.nbd
         assert nbd is not None, "start() listens before maps are opened"
         holds = AdminHolds()
-        request = DeviceRequest(list(spec.paths), self.config_file)
+        request = DeviceRequest(
+            list(spec.paths),
+            self.config_file,
+            path_args=spec.path_args,
+            priorities=spec.priorities,
+        )
         opened = await open_device(request, monitor=holds.factory())
         try:
             name = self._name(spec, opened)
@@ -347,11 +352,14 @@ class Daemon:
             return report
 
     def _unchanged(self, entry: DaemonMap, spec: MapSpec, config: Config) -> bool:
-        """Same paths, same name and same resolved settings: nothing to do (the
-        resolution is refreshed so ``show config`` names the origins as written now)."""
+        """Same paths (each with the same priority and arguments), same name and same
+        resolved settings: nothing to do (the resolution is refreshed so ``show
+        config`` names the origins as written now)."""
         old = entry.opened.resolution
         new = config.resolve(wwid=old.wwid, vendor=old.vendor, product=old.product)
         if spec.alias != entry.spec.alias or new.alias.value != old.alias.value:
+            return False
+        if spec.per_path() != entry.spec.per_path():
             return False
         if new.device_settings() != old.device_settings():
             return False

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpath.errors import (
@@ -34,6 +34,7 @@ from mpath.errors import (
 from mpath.filter import alua
 from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
+from mpath.filter.queueing import NoPathMeter, NoPathWait
 from mpath.filter.reservation import ReservationError, Reservations
 from mpath.filter.stall import PathView, StallJudge
 from mpath.scsi import cdb
@@ -116,7 +117,12 @@ class _Lost:
 
 @dataclass(slots=True)
 class DeviceStats:
-    """Counters of one device since it was opened."""
+    """Counters of one device since it was opened.
+
+    ``no_path`` counts the waits with no usable path (``queueing_seconds``) and the
+    times the device began failing I/O for want of one (``fail_io``), on the device's
+    clock (:mod:`mpath.filter.queueing`).
+    """
 
     ios: int = 0
     bytes_read: int = 0
@@ -130,8 +136,9 @@ class DeviceStats:
     #: Writes of failed paths reissued without a fence, because none could exist
     #: (``unfenceable_writes = reissue``).
     unfenced_reissues: int = 0
+    no_path: NoPathMeter = field(default_factory=NoPathMeter)
 
-    def describe(self) -> dict[str, int]:
+    def describe(self) -> dict[str, int | float]:
         return {
             "ios": self.ios,
             "bytes_read": self.bytes_read,
@@ -142,6 +149,8 @@ class DeviceStats:
             "fences": self.fences,
             "lun_stalls": self.lun_stalls,
             "unfenced_reissues": self.unfenced_reissues,
+            "queueing_seconds": round(self.no_path.seconds(), 3),
+            "fail_io": self.no_path.fail_io,
         }
 
 
@@ -167,7 +176,7 @@ class MultipathDevice:
         self.settings = settings or DeviceSettings()
         self._clock = clock
         self._paths = [Path(i + 1, t) for i, t in enumerate(transports)]
-        self.stats = DeviceStats()
+        self.stats = DeviceStats(no_path=NoPathMeter(clock))
         self.lun: LunInfo | None = None
         self.max_commands = self.settings.max_commands or DEFAULT_MAX_COMMANDS
         priorities = self.settings.priorities
@@ -653,6 +662,12 @@ class MultipathDevice:
             self._finish(path, nbytes, started, ok=False, slow=slow)
             raise
         self._finish(path, nbytes, started, ok=True, slow=slow)
+        if data_in_length:
+            path.reads += 1
+            path.read_bytes += data_in_length
+        if nbytes > data_in_length:
+            path.writes += 1
+            path.written_bytes += nbytes - data_in_length
         return result
 
     def _finish(
@@ -666,6 +681,7 @@ class MultipathDevice:
             path.progress = path.answered = now
             path.ios += 1
             path.bytes += nbytes
+            path.histogram.observe(now - started)
             if not slow:
                 path.record_latency(now - started)
         else:
@@ -683,36 +699,50 @@ class MultipathDevice:
         if path is not None:
             return path
         no_path_since: float | None = None
-        while path is None:
-            if self._closed:
-                raise DeviceError("device is closed")
-            if self._selector.valid_count == 0:
-                now = self._clock()
-                if self._transition_pending(now):
-                    # A port is changing ALUA state: wait for it, not for no_path_retry.
-                    no_path_since = None
-                    remaining = ALUA_TRANSITION_POLL
+        meter = self.stats.no_path
+        # Counted in the meter while no path is usable; made only then (waiting for a
+        # busy path, the common case under load, allocates nothing).
+        waiting: NoPathWait | None = None
+        try:
+            while path is None:
+                if self._closed:
+                    raise DeviceError("device is closed")
+                if self._selector.valid_count == 0:
+                    if waiting is None:
+                        waiting = meter.waiter()
+                    waiting.start()
+                    now = self._clock()
+                    if self._transition_pending(now):
+                        # A port is changing ALUA state: wait for it, not for no_path_retry.
+                        no_path_since = None
+                        remaining = ALUA_TRANSITION_POLL
+                    else:
+                        if no_path_since is None:
+                            no_path_since = now
+                        remaining = self.settings.no_path_retry - (now - no_path_since)
+                        if remaining <= CLOCK_SLACK:
+                            self.stats.errors += 1
+                            meter.gave_up()
+                            raise NoPathError(
+                                now - no_path_since, self.settings.no_path_retry, self._last_failure
+                            )
+                    changed = self._paths_changed
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), remaining)
                 else:
-                    if no_path_since is None:
-                        no_path_since = now
-                    remaining = self.settings.no_path_retry - (now - no_path_since)
-                    if remaining <= CLOCK_SLACK:
-                        self.stats.errors += 1
-                        raise NoPathError(
-                            now - no_path_since, self.settings.no_path_retry, self._last_failure
-                        )
-                changed = self._paths_changed
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), remaining)
-            else:
-                self._completion_waiters += 1
-                try:
-                    await self._completed.wait()
-                finally:
-                    self._completion_waiters -= 1
-                    if not self._completion_waiters:
-                        self._completed.clear()
-            path = self._selector.select(nbytes, avoid)
+                    if waiting is not None:
+                        waiting.end()
+                    self._completion_waiters += 1
+                    try:
+                        await self._completed.wait()
+                    finally:
+                        self._completion_waiters -= 1
+                        if not self._completion_waiters:
+                            self._completed.clear()
+                path = self._selector.select(nbytes, avoid)
+        finally:
+            if waiting is not None:
+                waiting.end()
         return path
 
     # -- failing and reinstating paths -------------------------------------------------------
@@ -854,7 +884,7 @@ class MultipathDevice:
             self.stats.errors += 1
             raise FenceTimeoutError(operation, exc.url, exc.fence_timeout, exc.reason) from None
 
-    async def _run_fence(self, path: Path, epoch: int) -> None:  # noqa: PLR0915
+    async def _run_fence(self, path: Path, epoch: int) -> None:
         """Try every way to fence ``path`` until one works or ``fence_timeout`` passes.
 
         Ways, in order: a fence through each working path (for iSCSI, a login that
@@ -873,7 +903,19 @@ class MultipathDevice:
         UNIT READY under the stall watchdog): a dead carrier is failed like any dead
         path. When no path is left, ``no_path_retry`` applies as for any I/O: after it,
         the write fails with :class:`NoPathError` (unacknowledged, outcome unknown).
+        The writes waiting for it meanwhile count as I/O queued with no path
+        (``stats.no_path``).
         """
+        waiting = self.stats.no_path.waiter()  # counted while no path is usable
+        try:
+            await self._fence_until_done(path, epoch, waiting)
+        finally:
+            waiting.end()
+
+    async def _fence_until_done(  # noqa: PLR0915
+        self, path: Path, epoch: int, waiting: NoPathWait
+    ) -> None:
+        """:meth:`_run_fence`'s loop; ``waiting`` is started while no path is usable."""
         transport = path.transport
         deadline = self._clock() + self.settings.fence_timeout
         no_path_since: float | None = None
@@ -919,9 +961,11 @@ class MultipathDevice:
                     return
             now = self._clock()
             if self._selector.valid_count == 0:
+                waiting.start()
                 no_path_since = now if no_path_since is None else no_path_since
                 if now - no_path_since >= self.settings.no_path_retry:
                     self.stats.errors += 1
+                    self.stats.no_path.gave_up()
                     raise NoPathError(
                         now - no_path_since,
                         self.settings.no_path_retry,
@@ -929,6 +973,7 @@ class MultipathDevice:
                         f"fenced ({reason}), so its outcome is unknown",
                     )
             else:
+                waiting.end()
                 no_path_since = None
             remaining = deadline - now
             if remaining <= 0 or self._closed:
@@ -1092,6 +1137,8 @@ class MultipathDevice:
 
     def _wake_paths(self) -> None:
         """Wake I/O waiting for a usable path."""
+        if self._selector.valid_count:
+            self.stats.no_path.path_usable()
         changed, self._paths_changed = self._paths_changed, asyncio.Event()
         changed.set()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mpath.filter.latency import LatencyHistogram
 from mpath.scsi.alua import state_name
 from mpath.settings import DeviceSettings
 from mpath.transports.base import Transport
@@ -50,9 +51,18 @@ class Path:
     latency: float = 0.0
     ios: int = 0
     bytes: int = 0
+    #: Of ``ios`` and ``bytes``: commands that read data from the LU (READ, and raw
+    #: commands with data in) and those that wrote data to it (WRITE, raw commands with
+    #: data out). Flushes and other commands without data count in neither.
+    reads: int = 0
+    read_bytes: int = 0
+    writes: int = 0
+    written_bytes: int = 0
     errors: int = 0
     failures: int = 0
     last_failure: str = ""
+    #: Every completed command's latency (slow ones too), in fixed buckets.
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
     #: The path's ALUA target port group and that group's access state (None: the LU
     #: has no ALUA, or it is not known yet), and when the state last changed.
     alua_group: int | None = None
@@ -86,6 +96,10 @@ class Path:
             "in_flight": self.in_flight,
             "ios": self.ios,
             "bytes": self.bytes,
+            "reads": self.reads,
+            "read_bytes": self.read_bytes,
+            "writes": self.writes,
+            "written_bytes": self.written_bytes,
             "errors": self.errors,
             "failures": self.failures,
             "latency_ms": round(self.latency * 1000, 3),

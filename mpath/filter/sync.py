@@ -61,7 +61,7 @@ class SyncMultipathDevice:
         return self.device.paths
 
     @property
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
         return self.device.stats.describe()
 
     def read(self, offset: int, length: int) -> bytes:

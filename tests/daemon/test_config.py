@@ -63,6 +63,17 @@ def test_missing_file_gives_defaults() -> None:
         ("[daemon]\nnbd_tcp = 10809\n", "must be a string"),
         ('[[daemon.maps]]\npaths = ["a"]\nalias = "x"\n[[daemon.maps]]\npaths = ["b"]\n'
          'alias = "x"\n', "given twice"),
+        ('[[daemon.maps]]\npaths = ["a", "b"]\npriorities = [1]\n',
+         r"priorities has 1 value\(s\) for 2 path\(s\): give one per path"),
+        ('[[daemon.maps]]\npaths = ["a"]\npriorities = ["high"]\n',
+         "priorities must be an array of integers 0..1000000, one per path"),
+        ('[[daemon.maps]]\npaths = ["a"]\npriorities = [-1]\n', "integers 0..1000000"),
+        ('[[daemon.maps]]\npaths = ["a"]\npriorities = [true]\n', "integers 0..1000000"),
+        ('[[daemon.maps]]\npaths = ["a"]\npriorities = 1\n', "integers 0..1000000"),
+        ('[[daemon.maps]]\npaths = ["a", "b"]\npath_args = ["1", "2", "3"]\n',
+         r"path_args has 3 value\(s\) for 2 path\(s\)"),
+        ('[[daemon.maps]]\npaths = ["a"]\npath_args = [1]\n', "array of strings, one per path"),
+        ('[[daemon.maps]]\npaths = ["a"]\npriority = [1]\n', "unknown key 'priority'"),
     ],
 )  # fmt: skip
 def test_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
@@ -76,3 +87,31 @@ def test_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
 def test_metrics_address_accepts_loopback_forms() -> None:
     assert parse_metrics_address("[::1]:0").port == 0
     assert parse_metrics_address("localhost:9").host == "localhost"
+
+
+def test_priorities_and_path_args_per_map(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        '[[daemon.maps]]\npaths = ["/dev/a", "/dev/b", "/dev/c"]\n'
+        'priorities = [50, 10, 50]\npath_args = ["4", "1 2", ""]\n\n'
+        '[[daemon.maps]]\npaths = ["/dev/d"]\n',
+    )
+    daemon = load_daemon_config(load_config(file).file)
+    first, second = daemon.maps
+    assert first.priorities == (50, 10, 50)
+    assert first.path_args == (("4",), ("1", "2"), ())
+    assert (second.priorities, second.path_args) == (None, None)
+    assert daemon.describe()["maps"][0] == {
+        "paths": ["/dev/a", "/dev/b", "/dev/c"],
+        "alias": None,
+        "priorities": [50, 10, 50],
+        "path_args": ["4", "1 2", ""],
+    }
+
+
+def test_a_reload_compares_what_each_path_gets_not_the_order_of_paths() -> None:
+    spec = MapSpec(("/dev/a", "/dev/b"), priorities=(2, 1))
+    assert spec.per_path() == MapSpec(("/dev/b", "/dev/a"), priorities=(1, 2)).per_path()
+    assert spec.per_path() != MapSpec(("/dev/b", "/dev/a"), priorities=(2, 1)).per_path()
+    assert spec.per_path() != MapSpec(("/dev/a", "/dev/b")).per_path()
+    assert MapSpec(("/dev/a",)).per_path() == MapSpec(("/dev/a",)).per_path()

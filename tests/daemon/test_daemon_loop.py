@@ -14,8 +14,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon.helpers import (
     NOBODY,
@@ -147,14 +149,57 @@ def test_sighup_applies_a_new_policy_and_show_config_names_its_origin(daemon: Ru
     assert daemon.ctl("show", "maps")[0]["policy"] == "round-robin"
 
 
+def _samples(exposition: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of a scrape by its name (with ``_total``, ``_bucket``, ...)."""
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _, value in samples[name])
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing (make setup)")
 def test_metrics_pass_promtool(daemon: Running) -> None:
+    # Known I/O through the export first: 64 KiB written in 16 writes, 8 KiB read.
+    io = subprocess.run(
+        # libnbd's Python binding is Debian's python3-libnbd: the system's Python has it.
+        ["/usr/bin/python3", "-c",
+         "import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]);"
+         "[h.pwrite(b'M' * 4096, i * 4096) for i in range(16)]; h.pread(8192, 0); h.shutdown()",
+         daemon.ready["maps"]["mpatha"]],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert io.returncode == 0, io.stderr
     exposition = scrape(daemon)
     check = subprocess.run(["promtool", "check", "metrics"], input=exposition,
                            capture_output=True, text=True, timeout=30)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     assert 'mpath_map_paths_up{map="mpatha"' in exposition
     assert 'mpath_path_checker_state{map="mpatha",path="1"' in exposition
+    samples = _samples(exposition)
+    # The read/write split: exactly the client's writes; its read at least.
+    assert _total(samples, "mpath_path_written_bytes_total") == 16 * 4096
+    assert _total(samples, "mpath_path_writes_total") == 16
+    assert _total(samples, "mpath_path_read_bytes_total") >= 8192
+    assert _total(samples, "mpath_path_reads_total") >= 1
+    assert _total(samples, "mpath_path_bytes_total") >= 16 * 4096 + 8192
+    # The latency histogram: per path, every completed command once, in +Inf.
+    assert "# TYPE mpath_path_command_latency_seconds histogram" in exposition
+    ios = {labels["path"]: value for labels, value in samples["mpath_path_ios_total"]}
+    counts = {labels["path"]: value
+              for labels, value in samples["mpath_path_command_latency_seconds_count"]}  # fmt: skip
+    infinite = {labels["path"]: value
+                for labels, value in samples["mpath_path_command_latency_seconds_bucket"]
+                if labels["le"] == "+Inf"}  # fmt: skip
+    assert counts == ios == infinite and sum(ios.values()) >= 17
+    assert _total(samples, "mpath_path_command_latency_seconds_sum") > 0
+    # Per map: no outage, so no time queued with no path and no failing I/O.
+    assert samples["mpath_map_queueing_seconds_total"] == [({"map": "mpatha", "wwid": ANY}, 0.0)]
+    assert samples["mpath_map_fail_io_total"] == [({"map": "mpatha", "wwid": ANY}, 0.0)]
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
@@ -238,3 +283,105 @@ def test_switchgroup_over_the_control_socket(daemon: Running) -> None:
     assert daemon.cli("switchgroup", "nosuch", "1").returncode == 2
     refused = daemon.cli("switchgroup", "mpatha", "1", user=NOBODY)
     assert refused.returncode == 1 and "needs root" in refused.stderr
+
+
+def _nbd_write(uri: str) -> subprocess.Popen[str]:
+    """One 4 KiB write and a flush through the export, in a child (it may wait)."""
+    return subprocess.Popen(
+        ["/usr/bin/python3", "-c",
+         "import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]);"
+         "h.pwrite(b'Q' * 4096, 0); h.flush(); h.shutdown()",
+         uri],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_queueing_seconds_and_fail_io_count_an_outage(daemon: Running) -> None:
+    daemon.config.write_text(daemon.base_config + "\n[defaults]\nno_path_retry = 2\n")
+    assert daemon.ctl("reconfigure")["reopened"] == ["mpatha"]
+    uri = daemon.ready["maps"]["mpatha"]
+    for path in ("mpatha:1", "mpatha:2"):
+        assert daemon.ctl("fail", "path", path)["state"] == "failed"
+    # A write with no path waits no_path_retry (2 s), then fails: failing I/O begins.
+    started = time.monotonic()
+    _, err = (first := _nbd_write(uri)).communicate(timeout=30)
+    waited = time.monotonic() - started
+    assert first.returncode != 0 and "Input/output error" in err, err
+    (stats,) = daemon.ctl("show", "stats")["maps"]
+    assert stats["fail_io"] == 1
+    assert 1.9 <= stats["queueing_seconds"] <= waited
+    # The next one waits too; a path that comes back meanwhile carries it.
+    second = _nbd_write(uri)
+    try:
+        wait_for(lambda: daemon.ctl("show", "stats")["maps"][0]["queueing_seconds"]
+                 > stats["queueing_seconds"] + 0.2, 10, "the second write waiting")  # fmt: skip
+        daemon.ctl("reinstate", "path", "mpatha:1")
+        _, err = second.communicate(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 0, err
+    (after,) = daemon.ctl("show", "stats")["maps"]
+    assert after["fail_io"] == 1  # one outage
+    assert (
+        stats["queueing_seconds"] + 0.2 < after["queueing_seconds"] < stats["queueing_seconds"] + 2
+    )
+    samples = _samples(scrape(daemon))
+    assert _total(samples, "mpath_map_fail_io_total") == 1
+    assert _total(samples, "mpath_map_queueing_seconds_total") == after["queueing_seconds"]
+    shown = daemon.cli("show", "stats")
+    assert f"queueing={after['queueing_seconds']:.3f}s fail_io=1 " in shown.stdout, shown.stderr
+
+
+def test_priorities_in_the_file_make_path_groups_and_switchgroup_moves_io(
+    daemon: Running,
+) -> None:
+    # base_config ends inside [[daemon.maps]]: the priorities are the map's.
+    daemon.config.write_text(daemon.base_config + "priorities = [20, 10]\n")
+    assert daemon.ctl("reconfigure")["reopened"] == ["mpatha"]
+    (topology,) = daemon.ctl("show", "topology")
+    assert [(g["group"], g["priority"], g["active"], [p["index"] for p in g["paths"]])
+            for g in topology["groups"]] == [(1, 20, True, [1]), (2, 10, False, [2])]  # fmt: skip
+    shown = daemon.cli("show", "topology")
+    assert "`-+- group 2 priority=10 status=enabled\n" in shown.stdout, shown.stderr
+    (config,) = daemon.ctl("show", "config")["daemon"]["maps"]
+    assert config["priorities"] == [20, 10]
+    job = fio(
+        daemon.ready["maps"]["mpatha"], "--rw=randwrite", "--size=16M", "--time_based",
+        "--runtime=6",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: path_row(daemon, "mpatha:1")["writes"] > 300, 30, "writes on group 1")
+        assert path_row(daemon, "mpatha:2")["writes"] == 0  # group 2 stands by
+        switched = daemon.cli("switchgroup", "mpatha", "2", "--json")
+        assert switched.returncode == 0, switched.stderr
+        assert json.loads(switched.stdout) == {"map": "mpatha", "group": 2, "priority": 10}
+        wait_for(lambda: path_row(daemon, "mpatha:1")["in_flight"] == 0, 5, "group 1 drained")
+        first = path_row(daemon, "mpatha:1")["writes"]
+        second = path_row(daemon, "mpatha:2")["writes"]
+        wait_for(lambda: path_row(daemon, "mpatha:2")["writes"] > second + 300, 30,
+                 "writes on group 2")  # fmt: skip
+        assert path_row(daemon, "mpatha:1")["writes"] == first  # nothing new on group 1
+        (topology,) = daemon.ctl("show", "topology")
+        assert [(g["group"], g["active"], g["switched"]) for g in topology["groups"]] == [
+            (1, False, False),
+            (2, True, True),
+        ]
+        result = fio_result(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert result["error"] == 0
+    (stats,) = daemon.ctl("show", "stats")["maps"]
+    assert (stats["group_switches"], stats["errors"]) == (1, 0)
+    header, *rows = daemon.cli("show", "paths").stdout.splitlines()
+    assert header.split()[5:8] == ["IOS", "READ", "WRITTEN"] and len(rows) == 2
+    # A priority per path, or the reload is refused and the map kept as it was.
+    daemon.config.write_text(daemon.base_config + "priorities = [20]\n")
+    refused = daemon.cli("reconfigure")
+    assert refused.returncode == 2
+    assert "priorities has 1 value(s) for 2 path(s)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert len(daemon.ctl("show", "topology")[0]["groups"]) == 2

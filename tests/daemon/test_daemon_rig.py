@@ -384,3 +384,44 @@ def test_resize_map_after_the_rig_lun_grew(daemon: Running) -> None:
     with BACKING["B"].open("rb") as backing:  # judged from outside: on the LUN's last block
         backing.seek(grown_to - 4096)
         assert backing.read(4) == b"TTTT"
+
+
+def test_priorities_in_the_file_group_rig_a_and_switchgroup_moves_io(daemon: Running) -> None:
+    """Rig A named in ``[[daemon.maps]]`` with a priority per path: two path groups,
+    the better one carries fio's writes until ``switchgroup`` moves them to the other."""
+    before = daemon.config.read_text()
+    urls = daemon.rig_urls["A"]
+    daemon.config.write_text(
+        before + f"\n[[daemon.maps]]\npaths = {json.dumps(urls)}\npriorities = [20, 10]\n"
+    )
+    try:
+        name = daemon.map_of("A")["name"]
+        assert daemon.ctl("reconfigure")["reopened"] == [name]
+        (topology,) = [m for m in daemon.ctl("show", "topology") if m["name"] == name]
+        assert [(g["group"], g["priority"], g["active"], [p["url"] for p in g["paths"]])
+                for g in topology["groups"]] == [(1, 20, True, [urls[0]]),
+                                                 (2, 10, False, [urls[1]])]  # fmt: skip
+        job = fio(daemon.map_of("A")["uri"], "--rw=randwrite", "--size=32M", "--time_based",
+                  "--runtime=6")  # fmt: skip
+        try:
+            wait_for(lambda: path_row(daemon, f"{name}:1")["writes"] > 200, 30, "group 1 I/O")
+            assert path_row(daemon, f"{name}:2")["writes"] == 0  # group 2 stands by
+            switched = daemon.cli("switchgroup", name, "2", "--json")
+            assert switched.returncode == 0, switched.stderr
+            wait_for(lambda: path_row(daemon, f"{name}:1")["in_flight"] == 0, 5, "drained")
+            first = path_row(daemon, f"{name}:1")["writes"]
+            took = wait_for(lambda: path_row(daemon, f"{name}:2")["writes"] > 200, 30,
+                            "group 2 I/O")  # fmt: skip
+            assert path_row(daemon, f"{name}:1")["writes"] == first
+            result = fio_result(job)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.communicate()
+        print(f"switchgroup: 200 writes on group 2 {took:.3f} s after group 1 drained")
+        assert result["error"] == 0
+    finally:
+        daemon.config.write_text(before)
+        daemon.ctl("reconfigure")
+    (topology,) = [m for m in daemon.ctl("show", "topology") if m["name"] == name]
+    assert len(topology["groups"]) == 1

@@ -548,3 +548,111 @@ def test_a_dead_active_path_is_failed_fast_when_its_standby_answers() -> None:
             assert lun.data[:BLOCK] == b"b" * BLOCK
 
     run(body)
+
+
+def test_each_path_counts_reads_and_writes_apart() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun, 1)
+        async with await open_device(transports, FAST) as device:
+            before = dict(device.paths[0])
+            await device.write(0, b"w" * (3 * BLOCK))
+            await device.write(8 * BLOCK, b"v" * BLOCK)
+            await device.read(0, 2 * BLOCK)
+            await device.flush()  # neither a read nor a write
+            row = device.paths[0]
+            assert (row["reads"] - before["reads"], row["read_bytes"] - before["read_bytes"]) == (
+                1,
+                2 * BLOCK,
+            )
+            assert (row["writes"] - before["writes"],
+                    row["written_bytes"] - before["written_bytes"]) == (2, 4 * BLOCK)  # fmt: skip
+            assert row["ios"] - before["ios"] == 4
+            assert row["bytes"] - before["bytes"] == 6 * BLOCK
+
+    run(body)
+
+
+def test_each_completed_command_counts_in_its_paths_latency_histogram() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        (transport,) = transports = paths(lun, 1)
+        async with await open_device(transports, FAST) as device:
+            histogram = device.path_objects[0].histogram
+            before = list(histogram.counts)
+            transport.hang = True
+            write = asyncio.ensure_future(device.write(0, b"h" * BLOCK))
+            await elapse(0.003)  # answered after 3 ms (below the I/O timeout)
+            transport.release()
+            await bounded(write)
+            await device.read(0, BLOCK)  # answered at once
+            added = [a - b for a, b in zip(histogram.counts, before, strict=True)]
+            cumulative = dict(histogram.cumulative())
+            assert sum(added) == 2
+            assert added[0] == 1  # the read: within 0.5 ms
+            assert added[3] == 1  # the write: 3 ms, in the bucket up to 5 ms
+            assert cumulative[0.0025] - sum(before[:3]) == 1
+            assert histogram.count == device.paths[0]["ios"]
+            assert histogram.sum >= 0.003
+
+    run(body)
+
+
+def test_time_queued_with_no_path_is_counted_and_a_wait_that_ends_in_time_fails_nothing() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun)
+        settings = DeviceSettings(policy="round-robin", no_path_retry=5, reconnect_interval=0.05)
+        async with await open_device(transports, settings) as device:
+            assert device.stats.describe()["queueing_seconds"] == 0
+            for t in transports:
+                t.refuse_login = True
+                t.disconnect()
+            started = vtime.clock()
+            write = asyncio.ensure_future(device.write(0, b"q" * BLOCK))
+            await elapse(0.2)
+            assert 0.19 <= device.stats.no_path.seconds() <= 0.2  # counted while it waits
+            transports[0].refuse_login = False
+            await bounded(write)
+            waited = vtime.clock() - started
+            stats = device.stats.describe()
+            assert waited >= 0.2 and abs(float(stats["queueing_seconds"]) - waited) < 0.002
+            assert stats["fail_io"] == 0
+            await elapse(1.0)  # with a path back, time no longer counts
+            assert device.stats.describe()["queueing_seconds"] == stats["queueing_seconds"]
+
+    run(body)
+
+
+def test_failing_io_is_counted_once_per_outage_and_queueing_once_per_second() -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = paths(lun)
+        settings = DeviceSettings(policy="round-robin", no_path_retry=1, reconnect_interval=0.05)
+        async with await open_device(transports, settings) as device:
+            for t in transports:
+                t.refuse_login = True
+                t.disconnect()
+            writes = [device.write(i * BLOCK, b"f" * BLOCK) for i in range(2)]
+            outcomes = await bounded(asyncio.gather(*writes, return_exceptions=True))
+            assert all(isinstance(o, NoPathError) for o in outcomes)
+            # Two commands waited the same second at once: one second of queueing.
+            assert abs(device.stats.no_path.seconds() - 1.0) < 0.002
+            assert device.stats.no_path.fail_io == 1
+            with pytest.raises(NoPathError):
+                await bounded(device.write(0, b"f" * BLOCK))
+            assert abs(device.stats.no_path.seconds() - 2.0) < 0.002
+            assert device.stats.no_path.fail_io == 1  # the same outage
+            transports[1].refuse_login = False
+            await reinstated(device, 2)
+            await device.write(0, b"g" * BLOCK)
+            assert not device.stats.no_path.failing
+            for t in transports:
+                t.refuse_login = True
+                t.disconnect()
+            with pytest.raises(NoPathError):
+                await bounded(device.write(0, b"f" * BLOCK))
+            assert device.stats.describe()["fail_io"] == 2  # a second outage
+            assert abs(device.stats.no_path.seconds() - 3.0) < 0.002
+
+    run(body)
