@@ -138,20 +138,25 @@ def test_each_io_goes_where_its_own_size_completes_first() -> None:
     assert selector.select(4 * MB) == "fast"
 
 
+@pytest.mark.parametrize("policy", ["share", "share fill=bdp"])
 @pytest.mark.parametrize("paths", [3, 12])
 @settings(max_examples=100, deadline=None)
 @given(ops=operations)
 def test_each_io_goes_where_it_completes_first_whatever_came_before(
-    paths: int, ops: list[tuple[str, int]]
+    policy: str, paths: int, ops: list[tuple[str, int]]
 ) -> None:
     """select's path has the least (bytes held + n) / speed, for every size n.
 
     3 paths are compared one by one; 12 go through the heap search, exact here because
     its entry limit is lifted (with the limit it may settle for a nearly-as-good path).
+    With fill=bdp the paths kept as below their window are exactly those holding less
+    than it, and the least key is taken among them when there are any.
     """
-    driver = make_driver("share", paths)
+    driver = make_driver(policy, paths)
     selector = driver.selector
     assert isinstance(selector, ShareSelector)
+    fill = isinstance(selector, FillShareSelector)
+    assert fill == (policy != "share")
     driver.apply(ops)
     driver.clock.advance(0.01)
     with mock.patch.object(share_module, "_SEARCH_LIMIT", 10**9):
@@ -159,13 +164,20 @@ def test_each_io_goes_where_it_completes_first_whatever_came_before(
             selector.select(nbytes)  # may open a period, which may queue probes
             while any(info.probe_pending for info in selector._infos.values()):
                 selector.select(nbytes)  # an idle path's probe goes first, whatever its key
+            usable = [info for info in selector._infos.values() if not info.failed]
+            below = [info for info in usable if info.in_flight_bytes < info.window]
+            if isinstance(selector, FillShareSelector):
+                assert set(selector._below) == {info.path for info in below}
+            else:
+                assert not below  # the default keeps no window
             chosen = selector.select(nbytes)
-            infos = [info for info in selector._infos.values() if not info.failed]
-            if not infos:
+            pool = below or usable
+            if not pool:
                 assert chosen is None
                 continue
-            best = min((info.in_flight_bytes + nbytes) * info.inverse for info in infos)
+            best = min((info.in_flight_bytes + nbytes) * info.inverse for info in pool)
             mine = selector._infos[chosen]
+            assert mine in pool
             assert (mine.in_flight_bytes + nbytes) * mine.inverse == pytest.approx(best, rel=1e-12)
 
 
@@ -389,36 +401,3 @@ def test_fill_bdp_chooses_as_the_default_once_every_path_holds_its_window() -> N
         for selector in (default, variant):
             selector.start_io(chosen, MB)
         in_flight.append((chosen, now))
-
-
-@pytest.mark.parametrize("paths", [3, 12])
-@settings(max_examples=100, deadline=None)
-@given(ops=operations)
-def test_fill_bdp_chooses_the_earliest_completion_among_the_paths_below_their_window(
-    paths: int, ops: list[tuple[str, int]]
-) -> None:
-    """Whatever came before: the paths kept as below their window are exactly those
-    holding less than it, and select's path has the least (bytes held + n) / speed among
-    them, or among all usable paths when none is below."""
-    driver = make_driver("share fill=bdp", paths)
-    selector = driver.selector
-    assert isinstance(selector, FillShareSelector)
-    driver.apply(ops)
-    driver.clock.advance(0.01)
-    with mock.patch.object(share_module, "_SEARCH_LIMIT", 10**9):
-        for nbytes in (512, 4096, 65536, 262144, 4 * MB):
-            selector.select(nbytes)  # may open a period, which may queue probes
-            while any(info.probe_pending for info in selector._infos.values()):
-                selector.select(nbytes)  # an idle path's probe goes first, whatever its key
-            usable = [info for info in selector._infos.values() if not info.failed]
-            below = [info for info in usable if info.in_flight_bytes < info.window]
-            assert set(selector._below) == {info.path for info in below}
-            chosen = selector.select(nbytes)
-            pool = below or usable
-            if not pool:
-                assert chosen is None
-                continue
-            best = min((info.in_flight_bytes + nbytes) * info.inverse for info in pool)
-            mine = selector._infos[chosen]
-            assert mine in pool
-            assert (mine.in_flight_bytes + nbytes) * mine.inverse == pytest.approx(best, rel=1e-12)
