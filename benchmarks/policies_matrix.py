@@ -13,6 +13,11 @@ Scenarios (speeds in mbit/s as on the rig; 400 mbit/s = 50 MB/s):
 * ``flip``: 2 paths, 800 mbit/s and one that flips between 1600 and 200 mbit/s every
   2 s, 256 KiB sequential reads, queue depth 32.
 
+Besides every policy the matrix runs ``share fill=bdp`` (:data:`VARIANTS`), the
+opt-in variant that fills every path to its bandwidth-delay product first
+(docs/selectors.md). Each ``share`` is judged against the other policies, not against
+the other ``share``; a ``--policy`` may carry selector arguments (``"share fill=bdp"``).
+
 Each row gives MB/s, the percentage of the sum of the paths alone (for ``flip`` the
 time-weighted mean), p50/p99/max latency and the split of bytes per path. The
 simulator has no reads and writes (a path is a server either way), so ``2p-write`` is a
@@ -61,6 +66,14 @@ LUN_SIZE = 256 * MIB  # the rig's LUN: small enough to be written whole before w
 FILL_SECONDS = 3.0  # sequential 1 MiB writes sweep the 256 MiB LUN twice at 240 MB/s
 FLIP_EVERY = 2.0
 SIM_SECONDS = 16.0  # simulated seconds of load per run (I/O count derived from it)
+VARIANTS = ("share fill=bdp",)  # policies run with selector arguments, besides every policy
+POLICIES = (*SELECTOR_NAMES, *VARIANTS)
+
+
+def split_policy(policy: str) -> tuple[str, tuple[str, ...]]:
+    """``"share fill=bdp"`` -> ``("share", ("fill=bdp",))``: a selector and its arguments."""
+    name, *args = policy.split() or [""]
+    return name, tuple(args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +190,12 @@ def verdict(rows: Sequence[Row], policy: str = "share") -> Verdict:
 
     Only policies within 3 % of the best throughput compete on p99: a policy that
     leaves bandwidth unused can show a low p99 by keeping the slow path idle, which is
-    not a latency an administrator can have at full speed.
+    not a latency an administrator can have at full speed. The same selector with other
+    arguments (``share`` for ``share fill=bdp`` and the reverse) is not a competitor.
     """
     mine = next(row for row in rows if row.policy == policy)
+    name = split_policy(policy)[0]
+    rows = [row for row in rows if row is mine or split_policy(row.policy)[0] != name]
     fastest = max(rows, key=lambda row: row.mb_per_s)
     contenders = [row for row in rows if row.mb_per_s >= (1 - TOLERANCE) * fastest.mb_per_s]
     best_p99: dict[str, tuple[str, float]] = {}
@@ -214,6 +230,8 @@ def flip_events(case: Case, until: float) -> tuple[PathEvent, ...]:
 
 
 def sim_scenario(case: Case, policy: str, seconds: float = SIM_SECONDS) -> Scenario:
+    """``case`` in the simulator for ``policy`` (which may carry selector arguments)."""
+    name, args = split_policy(policy)
     latencies = case.latency_ms or (0.1,) * len(case.mbit)
     paths = tuple(
         SimPath(mbps, latency_ms=latency)
@@ -226,14 +244,15 @@ def sim_scenario(case: Case, policy: str, seconds: float = SIM_SECONDS) -> Scena
     ios = max(2000, int(seconds * case.sum_mbps * 1e6 / mean_io))
     return Scenario(
         paths=paths,
-        policy=policy,
+        policy=name,
+        policy_args=args,
         ios=ios,
         workers=tuple(Worker(s.bs, s.qd, s.label) for s in case.streams),
         events=flip_events(case, 20 * seconds),
     )
 
 
-def sim_rows(case: Case, policies: Sequence[str] = SELECTOR_NAMES) -> list[Row]:
+def sim_rows(case: Case, policies: Sequence[str] = POLICIES) -> list[Row]:
     rows = []
     for policy in policies:
         result = simulate(sim_scenario(case, policy))
@@ -266,7 +285,8 @@ async def _rig_run(
     from mpath.units import parse_rate
     from mpath.workload.bench import BenchRun, BenchSpec, FaultStep
 
-    device = await MultipathDevice.open(urls, DeviceSettings(policy=policy))
+    name, args = split_policy(policy)
+    device = await MultipathDevice.open(urls, DeviceSettings(policy=name, policy_args=args))
     manager = RigManager()
     faults: tuple[FaultStep, ...] = ()
     if case.flip is not None:
@@ -351,7 +371,7 @@ async def _fill(urls: list[str]) -> None:
         await device.close()
 
 
-def rig_rows(case: Case, seconds: float, policies: Sequence[str] = SELECTOR_NAMES) -> list[Row]:
+def rig_rows(case: Case, seconds: float, policies: Sequence[str] = POLICIES) -> list[Row]:
     """Bring one rig up for ``case`` and run every policy on it, alternating."""
     from mpath.rig import RigManager
     from mpath.rig.manager import parse_rates
@@ -444,7 +464,7 @@ def table(case: Case, where: str, rows: Sequence[Row]) -> list[str]:
     ]
     fastest = judged.best_mb_per_s[1]
     for row in rows:
-        name = f"**{row.policy}**" if row.policy == "share" else row.policy
+        name = f"**{row.policy}**" if split_policy(row.policy)[0] == "share" else row.policy
         mbps = f"{row.mb_per_s:.1f}"
         if row.mb_per_s >= (1 - TOLERANCE) * fastest:
             mbps = f"**{mbps}**"
@@ -458,15 +478,15 @@ def table(case: Case, where: str, rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def summary_line(case: Case, where: str, rows: Sequence[Row]) -> str:
-    judged = verdict(rows)
-    share = next(row for row in rows if row.policy == "share")
+def summary_line(case: Case, where: str, rows: Sequence[Row], policy: str = "share") -> str:
+    judged = verdict(rows, policy)
+    share = next(row for row in rows if row.policy == policy)
     best_policy, best_mbps = judged.best_mb_per_s
     p99_cells = []
-    for key, (policy, value) in judged.best_p99.items():
+    for key, (best, value) in judged.best_p99.items():
         label = "" if key == "all" else f"{key}: "
         p99_cells.append(
-            f"{label}{share.p99s[key]:.2f} vs {value:.2f} ({policy}, {judged.p99_gaps[key]:+.1%})"
+            f"{label}{share.p99s[key]:.2f} vs {value:.2f} ({best}, {judged.p99_gaps[key]:+.1%})"
         )
     return (
         f"| {case.name} | {where} | {share.mb_per_s:.1f} vs {best_mbps:.1f} ({best_policy}, "
@@ -513,6 +533,24 @@ def render(results: list[tuple[Case, str, list[Row]]], seconds: float) -> str:
             "[selectors.md](selectors.md#share-dynamic-balancing-by-measured-speed-default)"
             " (*Where it does not lead*).",
         ]
+    variants = [
+        variant
+        for variant in VARIANTS
+        if all(variant in {row.policy for row in rows} for _, _, rows in results)
+    ]
+    for variant in variants:
+        lines += [
+            "",
+            f"### Where `{variant}` stands",
+            "",
+            "The opt-in variant ([selectors.md](selectors.md#fillbdp-filling-each-path-to-its-"
+            "bandwidth-delay-product-first)), against the other policies (not against `share`):",
+            "",
+            f"| scenario | where | MB/s: {variant} vs best | p99 ms: {variant} vs best "
+            "(of the fast) | first or within 3 %? |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [summary_line(case, where, rows, variant) for case, where, rows in results]
     lines += ["", "### Every row", ""]
     for case, where, rows in results:
         lines += table(case, where, rows)
@@ -533,10 +571,18 @@ def main(argv: list[str]) -> int:
         default=3.0,
         help="measured seconds per policy per round on the rig (flip: always 4)",
     )
-    parser.add_argument("--policy", action="append", help="only these policies (docs left alone)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        help="only these policies (docs left alone); with selector arguments: "
+        "--policy 'share fill=bdp'",
+    )
     options = parser.parse_args(argv)
     cases = [case for case in CASES if not options.scenario or case.name in options.scenario]
-    policies = tuple(options.policy or SELECTOR_NAMES)
+    policies = tuple(options.policy or POLICIES)
+    for policy in policies:
+        if split_policy(policy)[0] not in SELECTOR_NAMES:
+            parser.error(f"unknown policy {policy!r} (choose from {', '.join(SELECTOR_NAMES)})")
     if "share" not in policies:
         policies = ("share", *policies)
     rig = not options.sim_only and os.geteuid() == 0

@@ -30,7 +30,15 @@ import pytest
 
 from mpath.selectors import PathSelector, create_selector
 
-POLICIES = ("share", "quota", "round-robin", "queue-length", "service-time", "least-blocks")
+POLICIES = (
+    "share",
+    "share fill=bdp",  # the opt-in variant: its bookkeeping on top of share's
+    "quota",
+    "round-robin",
+    "queue-length",
+    "service-time",
+    "least-blocks",
+)
 PATH_COUNTS = (2, 4, 8, 16, 32, 64)
 BATCH = 5_000
 IO_SIZE = 256 * 1024
@@ -50,7 +58,8 @@ class SteadyState:
 
     def __init__(self, policy: str, paths: int, sizes: tuple[int, ...] = (IO_SIZE,)) -> None:
         depth = 4 * paths
-        self.selector: PathSelector[int] = create_selector(policy, max_commands=depth)
+        name, *args = policy.split()  # a policy may carry selector arguments
+        self.selector: PathSelector[int] = create_selector(name, args, max_commands=depth)
         for path in range(paths):
             self.selector.add_path(path)
         self.in_flight: deque[tuple[int, float]] = deque()

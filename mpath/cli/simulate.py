@@ -235,6 +235,7 @@ def simulate(
       mpath simulate --mbps 100,100,100 --fail 2:1 --recover 6:1
       mpath simulate --mbps 50,200 --policy quota --path-args 1 --path-args 4
       mpath simulate --mbps 50,200 --policy quota --policy-arg quantum=512K
+      mpath simulate --mbps 100,100 --latency-ms 0.1,5.1 --qd 8 --bs 64K --policy-arg fill=bdp
       mpath simulate --mbps 50,200 --policy service-time --path-args '0 20' --path-args '0 80'
     """
     scenario = build_scenario(

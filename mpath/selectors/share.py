@@ -50,9 +50,31 @@ searched from the top, skipping every subtree whose root's key is more than
 exact, and a few entries in practice. The heap is rebuilt, O(n), at each period and
 when stale entries pile up, so per-I/O cost is O(log n) and in practice flat.
 
+**Filling to the bandwidth-delay product (``fill=bdp``, opt-in).** Earliest completion
+is the right choice for a given load, but with a *fixed*, small number of I/Os
+outstanding over paths of very different latency it keeps every I/O on the near path
+(an I/O completes there first even behind seven others) and leaves the far path idle:
+the near path is saturated, so one more I/O there adds no throughput, while on the idle
+far path it would. With ``fill=bdp`` each path also has a window, its
+bandwidth-delay product::
+
+    window_i = FILL_GAIN * speed_i * rtt_i
+
+where ``rtt_i`` is the latency of an I/O that met no other completion on the path
+during its life (so it queued behind nothing: the path's base latency plus its own
+transfer), kept as a lower envelope (a lower sample replaces it, a higher one moves it
+by ``age / (RTT_WINDOWS * window + age)``). An I/O goes to the earliest-completing path
+*among the paths holding less than their window*; when every path is at or above its
+window, the choice is the default one. ``FILL_GAIN`` is above 1 because a path below its
+capacity delivers ``in_flight / rtt``, so ``speed * rtt`` is what it holds: the gain
+lets its window grow until its speed stops growing, i.e. until it is full. The
+bookkeeping lives in :class:`FillShareSelector`, which ``fill=bdp`` builds, so the
+default pays nothing for it.
+
 Selector arguments (``name=value``): ``window_ms`` (default 100), ``period_ms``
 (default 50), ``probe_ms`` (default 1000), ``probe_share`` (percent of the mean speed
-a reinstated path restarts from, 1..100, default 5). No per-path arguments.
+a reinstated path restarts from, 1..100, default 5), ``fill`` (``completion``, the
+default, or ``bdp``). No per-path arguments.
 """
 
 from __future__ import annotations
@@ -62,11 +84,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush, heapreplace
-from typing import Any
+from typing import Any, cast
 
 from mpath.selectors.base import (
     P,
     PathInfo,
+    SelectorArgError,
     TrackedSelector,
     check_arg_count,
     parse_options,
@@ -78,6 +101,9 @@ DEFAULT_PROBE_MS = 1000
 DEFAULT_WINDOW_MS = 100
 JUMP = 1.5  # a speed sample this many times above or below the estimate is a change
 DEFAULT_PROBE_SHARE_PERCENT = 5
+FILLS = ("completion", "bdp")  # the values of the ``fill`` argument, the default first
+FILL_GAIN = 1.25  # window = FILL_GAIN * speed * rtt: room to grow while below capacity
+RTT_WINDOWS = 10  # a higher unqueued latency moves rtt with a time constant of 10 windows
 _STALE = -1  # the stamp of a path with no live heap entry
 _SCAN_PATHS = 4  # up to this many paths, an I/O of another size compares them all
 _SEARCH_LIMIT = 8  # heap entries an I/O of another size looks at, beyond that
@@ -96,6 +122,9 @@ class _ShareInfo(PathInfo[P]):
     last_finish: float = -math.inf  # when its last I/O ended
     idle_since: float = 0.0  # last time it was seen busy or completed anything
     probe_pending: bool = False
+    rtt: float = 0.0  # fill=bdp: latency of an I/O that queued behind nothing (0: none yet)
+    rtt_at: float = 0.0  # fill=bdp: when rtt was last sampled
+    window: float = 0.0  # fill=bdp: bytes the path can hold before it queues
 
 
 _Entry = tuple[float, int, _ShareInfo[Any]]
@@ -105,11 +134,28 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
     """Paths chosen by shares from transfer speeds measured at every completion."""
 
     name = "share"
-    version = "2.1.0"
+    version = "2.2.0"
+
+    def __new__(cls, args: Sequence[str] = (), **kwargs: Any) -> ShareSelector[P]:
+        """``fill=bdp`` builds :class:`FillShareSelector` (the default pays nothing for it).
+
+        Only a well-formed ``fill=bdp`` picks the subclass; every argument, that one
+        included, is still parsed strictly by ``_configure``.
+        """
+        target: type[ShareSelector[Any]] = cls
+        if cls is ShareSelector and "fill=bdp" in args:
+            target = FillShareSelector
+        return cast("ShareSelector[P]", super().__new__(target))
 
     def _configure(self, args: tuple[str, ...]) -> None:
-        known = ("period_ms", "probe_ms", "window_ms", "probe_share")
+        known = ("period_ms", "probe_ms", "window_ms", "probe_share", "fill")
         options = parse_options(self.name, args, known)
+        fill = options.get("fill", FILLS[0])
+        if fill not in FILLS:
+            raise SelectorArgError(
+                f"{self.name} ps: invalid fill {fill!r} (expected {' or '.join(FILLS)})"
+            )
+        self._fill = fill
 
         def option(key: str, default: int, high: int | None = None) -> int:
             if key not in options:
@@ -377,7 +423,95 @@ class ShareSelector(TrackedSelector[P, _ShareInfo[P]]):
             "period_ms": self._period * 1000,
             "probe_ms": self._probe_after * 1000,
             "window_ms": self._window * 1000,
+            "fill": self._fill,
         }
 
     def _path_status(self, info: _ShareInfo[P]) -> dict[str, Any]:
         return {"speed_mbps": info.speed / 1e6}
+
+
+class FillShareSelector(ShareSelector[P]):
+    """``share fill=bdp``: fill every path to its bandwidth-delay product first.
+
+    Built by ``ShareSelector(["fill=bdp", ...])`` (the registry's ``share`` with that
+    argument); the default ``share`` runs none of this. The paths below their window
+    are kept in ``_below`` (in the order they got there, so ties go the same way every
+    run): a path leaves when ``start_io`` takes it to its window and is re-judged when
+    its window moves, at its completions, at each period and when it comes back.
+    """
+
+    def _configure(self, args: tuple[str, ...]) -> None:
+        super()._configure(args)
+        self._below: dict[P, _ShareInfo[P]] = {}
+        self._rtt_window = RTT_WINDOWS * self._window
+
+    def _select(self, nbytes: int) -> P | None:
+        now = self._clock()
+        if now >= self._next_period:
+            self._new_period(now, nbytes)
+        below = self._below
+        if not below or self._probes:
+            # Every path holds its window (or a probe is due): the default choice.
+            return super()._select(nbytes)
+        best: _ShareInfo[P] | None = None
+        best_key = math.inf
+        for info in below.values():
+            key = (info.in_flight_bytes + nbytes) * info.inverse
+            if key < best_key:
+                best_key = key
+                best = info
+        return None if best is None else best.path
+
+    def start_io(self, path: P, nbytes: int) -> None:
+        super().start_io(path, nbytes)
+        info = self._infos[path]
+        if info.in_flight_bytes >= info.window:
+            self._below.pop(path, None)
+
+    def end_io(self, path: P, nbytes: int, started: float) -> None:
+        info = self._infos[path]
+        last = info.last_finish
+        super().end_io(path, nbytes, started)
+        if info.removed:
+            self._below.pop(path, None)
+            return
+        now = info.last_finish
+        latency = now - started
+        if started >= last and latency > 0:
+            # Nothing completed on the path while this I/O was in flight, so it queued
+            # behind nothing: its latency is the path's base latency plus its transfer.
+            if not info.rtt or latency < info.rtt:
+                info.rtt = latency
+            else:
+                age = now - info.rtt_at
+                info.rtt += (latency - info.rtt) * age / (self._rtt_window + age)
+            info.rtt_at = now
+        self._judge(info)
+
+    def _judge(self, info: _ShareInfo[P]) -> None:
+        """Recompute the path's window and whether it is below it."""
+        info.window = FILL_GAIN * info.speed * info.rtt
+        if not info.failed and info.in_flight_bytes < info.window:
+            self._below[info.path] = info
+        else:
+            self._below.pop(info.path, None)
+
+    def _new_period(self, now: float, nbytes: int) -> None:
+        super()._new_period(now, nbytes)
+        for info in self._valid.values():
+            self._judge(info)  # a stalled path's speed may have been capped
+
+    def _on_fail(self, info: _ShareInfo[P]) -> None:
+        super()._on_fail(info)
+        self._below.pop(info.path, None)
+
+    def _on_reinstate(self, info: _ShareInfo[P]) -> None:
+        super()._on_reinstate(info)
+        self._judge(info)
+
+    def _path_status(self, info: _ShareInfo[P]) -> dict[str, Any]:
+        return {
+            **super()._path_status(info),
+            "rtt_ms": info.rtt * 1000,
+            "window_bytes": round(info.window),
+        }

@@ -9,6 +9,7 @@ import pytest
 from benchmarks.policies_matrix import (
     CASES,
     FLIP_EVERY,
+    POLICIES,
     Row,
     flip_events,
     percentiles,
@@ -16,6 +17,7 @@ from benchmarks.policies_matrix import (
     run_order,
     sim_rows,
     sim_scenario,
+    split_policy,
     verdict,
 )
 from mpath.sim import EventKind
@@ -105,3 +107,31 @@ def test_each_round_runs_every_policy_once_with_other_neighbours() -> None:
     assert sorted(second) == policies
     follows = {b: a for a, b in itertools.pairwise(first)}
     assert all(follows.get(b) != a for a, b in itertools.pairwise(second))
+
+
+def test_the_fill_variant_runs_with_its_argument_and_is_judged_against_the_others() -> None:
+    assert "share fill=bdp" in POLICIES
+    assert split_policy("share fill=bdp") == ("share", ("fill=bdp",))
+    scenario = sim_scenario(CASE["latency-qd8"], "share fill=bdp")
+    assert (scenario.policy, scenario.policy_args) == ("share", ("fill=bdp",))
+    rows = [row("share", 100, 5.4), row("share fill=bdp", 168, 5.8), row("round-robin", 161, 5.8)]
+    # Each share is compared with the other policies, not with the other share.
+    assert verdict(rows).best_mb_per_s == ("round-robin", 161)
+    assert not verdict(rows).leads
+    judged = verdict(rows, "share fill=bdp")
+    assert judged.best_mb_per_s == ("share fill=bdp", 168)
+    assert judged.best_p99 == {"all": ("share fill=bdp", 5.8)}
+    assert judged.leads
+
+
+def test_the_report_gives_the_variant_its_own_summary() -> None:
+    case = CASE["latency-qd8"]
+    rows = sim_rows(case, ("share", "share fill=bdp", "round-robin"))
+    by_policy = {row.policy: row for row in rows}
+    # The variant moves more than round-robin here, the default far less.
+    assert by_policy["share fill=bdp"].mb_per_s > by_policy["round-robin"].mb_per_s
+    assert by_policy["share"].mb_per_s < 0.7 * by_policy["round-robin"].mb_per_s
+    text = render([(case, "sim", rows)], 3.0)
+    assert "### Where `share fill=bdp` stands" in text
+    assert "| latency-qd8 | sim | 100.2 vs 161.0 (round-robin, -37.8%)" in text
+    assert "| **share fill=bdp** |" in text

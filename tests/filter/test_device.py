@@ -368,6 +368,22 @@ def test_per_path_arguments_reach_the_policy() -> None:
     run(body)
 
 
+def test_share_fill_bdp_reaches_the_device_as_a_selector_argument() -> None:
+    """share's opt-in variant is chosen by its argument, like any selector argument."""
+
+    async def body() -> None:
+        lun = FakeLun()
+        settings = dataclasses.replace(FAST, policy="share", policy_args=("fill=bdp",))
+        async with await open_device(paths(lun), settings) as device:
+            assert device.selector_status()["fill"] == "bdp"
+            for i in range(8):
+                await device.write(i * BLOCK, b"f" * BLOCK)
+            assert await device.read(0, 8 * BLOCK) == b"f" * (8 * BLOCK)
+            assert sum(p["ios"] for p in device.paths) == 9
+
+    run(body)
+
+
 def test_per_path_arguments_must_match_the_paths() -> None:
     with pytest.raises(UsageError, match="per-path arguments given for 1 paths"):
         MultipathDevice(paths(FakeLun()), DeviceSettings(path_args=(("1",),)))

@@ -113,6 +113,12 @@ class Driver:
             actions[name](value)
 
 
+def split_policy(policy: str) -> tuple[str, tuple[str, ...]]:
+    """``"share fill=bdp"`` -> ``("share", ("fill=bdp",))``: a policy with its arguments."""
+    name, *args = policy.split()
+    return name, tuple(args)
+
+
 def make_driver(
     policy: str,
     paths: int,
@@ -121,15 +127,18 @@ def make_driver(
     path_args: Sequence[Sequence[str]] | None = None,
     groups: bool = False,
 ) -> Driver:
+    """A driver over ``paths`` paths; ``policy`` may carry selector arguments
+    (``"share fill=bdp"``)."""
     clock = FakeClock()
+    name, args = split_policy(policy)
     selector: PathSelector[int]
     if groups:
-        grouped = PriorityGroups[int](clock=clock, max_commands=max_commands, policy=policy)
+        grouped = PriorityGroups[int](args, clock=clock, max_commands=max_commands, policy=name)
         for path in range(paths):
             grouped.add_path(path, priority=path % 2)
         selector = grouped
     else:
-        selector = create_selector(policy, clock=clock, max_commands=max_commands)
+        selector = create_selector(name, args, clock=clock, max_commands=max_commands)
         for path in range(paths):
             selector.add_path(path, path_args[path] if path_args else ())
     return Driver(selector, clock, paths, max_commands)

@@ -24,9 +24,10 @@ from mpath.selectors import (
     create_selector,
     selector_class,
 )
-from tests.selectors.harness import make_driver, operations
+from tests.selectors.harness import make_driver, operations, split_policy
 
-ALL = pytest.mark.parametrize("policy", SELECTOR_NAMES)
+VARIANTS = ("share fill=bdp",)  # policies with arguments that change their algorithm
+ALL = pytest.mark.parametrize("policy", SELECTOR_NAMES + VARIANTS)
 
 
 def test_registry_lists_the_contract_policies() -> None:
@@ -104,7 +105,7 @@ def test_status_is_json_and_reports_every_path(policy: str) -> None:
     driver.fail(2)
     status = driver.selector.status()
     json.dumps(status)
-    assert status["policy"] == policy
+    assert status["policy"] == split_policy(policy)[0]
     states = [entry["state"] for entry in status["paths"]]
     assert states == ["active", "active", "failed"]
     for entry in status["paths"]:
@@ -117,17 +118,19 @@ def test_status_is_json_and_reports_every_path(policy: str) -> None:
 
 @ALL
 def test_adding_a_known_path_is_refused_naming_the_selector(policy: str) -> None:
-    selector = create_selector(policy)
+    name, args = split_policy(policy)
+    selector = create_selector(name, args)
     selector.add_path("a")
-    with pytest.raises(SelectorArgError, match=f"^{policy} ps: path a already added"):
+    with pytest.raises(SelectorArgError, match=f"^{name} ps: path a already added"):
         selector.add_path("a")
 
 
 @ALL
 def test_failing_an_unknown_path_raises(policy: str) -> None:
-    selector = create_selector(policy)
+    name, args = split_policy(policy)
+    selector = create_selector(name, args)
     selector.add_path("a")
-    with pytest.raises(UnknownPathError, match=f"^{policy} ps: unknown path b"):
+    with pytest.raises(UnknownPathError, match=f"^{name} ps: unknown path b"):
         selector.fail_path("b")
     with pytest.raises(UnknownPathError):
         selector.reinstate_path("b")
@@ -153,14 +156,16 @@ def test_a_path_removed_with_io_in_flight_is_forgotten_once_its_io_ends(policy: 
 
 @ALL
 def test_selector_arguments_are_strict(policy: str) -> None:
-    with pytest.raises(SelectorArgError, match=f"^{policy} ps: "):
-        create_selector(policy, ["nonsense=1", "2", "3"])
+    name, args = split_policy(policy)
+    with pytest.raises(SelectorArgError, match=f"^{name} ps: "):
+        create_selector(name, [*args, "nonsense=1", "2", "3"])
 
 
 @ALL
 def test_bad_max_commands_is_refused(policy: str) -> None:
-    with pytest.raises(SelectorArgError, match=f"^{policy} ps: invalid max_commands"):
-        create_selector(policy, max_commands=0)
+    name, args = split_policy(policy)
+    with pytest.raises(SelectorArgError, match=f"^{name} ps: invalid max_commands"):
+        create_selector(name, args, max_commands=0)
 
 
 @ALL

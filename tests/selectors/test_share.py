@@ -8,9 +8,9 @@ from unittest import mock
 import pytest
 from hypothesis import given, settings
 
-from mpath.selectors import SelectorArgError
+from mpath.selectors import SelectorArgError, create_selector
 from mpath.selectors import share as share_module
-from mpath.selectors.share import ShareSelector
+from mpath.selectors.share import FillShareSelector, ShareSelector
 from tests.selectors.harness import FakeClock, make_driver, operations
 
 MB = 10**6
@@ -138,20 +138,25 @@ def test_each_io_goes_where_its_own_size_completes_first() -> None:
     assert selector.select(4 * MB) == "fast"
 
 
+@pytest.mark.parametrize("policy", ["share", "share fill=bdp"])
 @pytest.mark.parametrize("paths", [3, 12])
 @settings(max_examples=100, deadline=None)
 @given(ops=operations)
 def test_each_io_goes_where_it_completes_first_whatever_came_before(
-    paths: int, ops: list[tuple[str, int]]
+    policy: str, paths: int, ops: list[tuple[str, int]]
 ) -> None:
     """select's path has the least (bytes held + n) / speed, for every size n.
 
     3 paths are compared one by one; 12 go through the heap search, exact here because
     its entry limit is lifted (with the limit it may settle for a nearly-as-good path).
+    With fill=bdp the paths kept as below their window are exactly those holding less
+    than it, and the least key is taken among them when there are any.
     """
-    driver = make_driver("share", paths)
+    driver = make_driver(policy, paths)
     selector = driver.selector
     assert isinstance(selector, ShareSelector)
+    fill = isinstance(selector, FillShareSelector)
+    assert fill == (policy != "share")
     driver.apply(ops)
     driver.clock.advance(0.01)
     with mock.patch.object(share_module, "_SEARCH_LIMIT", 10**9):
@@ -159,13 +164,20 @@ def test_each_io_goes_where_it_completes_first_whatever_came_before(
             selector.select(nbytes)  # may open a period, which may queue probes
             while any(info.probe_pending for info in selector._infos.values()):
                 selector.select(nbytes)  # an idle path's probe goes first, whatever its key
+            usable = [info for info in selector._infos.values() if not info.failed]
+            below = [info for info in usable if info.in_flight_bytes < info.window]
+            if isinstance(selector, FillShareSelector):
+                assert set(selector._below) == {info.path for info in below}
+            else:
+                assert not below  # the default keeps no window
             chosen = selector.select(nbytes)
-            infos = [info for info in selector._infos.values() if not info.failed]
-            if not infos:
+            pool = below or usable
+            if not pool:
                 assert chosen is None
                 continue
-            best = min((info.in_flight_bytes + nbytes) * info.inverse for info in infos)
+            best = min((info.in_flight_bytes + nbytes) * info.inverse for info in pool)
             mine = selector._infos[chosen]
+            assert mine in pool
             assert (mine.in_flight_bytes + nbytes) * mine.inverse == pytest.approx(best, rel=1e-12)
 
 
@@ -264,3 +276,128 @@ def test_a_path_holding_only_a_zero_byte_command_keeps_its_speed() -> None:
     clock.advance(1.0)
     assert selector.select(4096) in ("a", "b")
     assert selector.speed("a") == pytest.approx(100 * MB)
+
+
+# -- fill=bdp: fill every path to its bandwidth-delay product first -----------------------
+
+
+def test_fill_is_strict_and_only_bdp_builds_the_variant() -> None:
+    assert type(ShareSelector[str](())) is ShareSelector
+    assert type(ShareSelector[str](("fill=completion",))) is ShareSelector
+    variant = create_selector("share", ["window_ms=50", "fill=bdp"])
+    assert isinstance(variant, FillShareSelector)
+    assert variant.status()["fill"] == "bdp"
+    assert ShareSelector[str](()).status()["fill"] == "completion"
+    with pytest.raises(SelectorArgError, match=r"^share ps: invalid fill 'fastest'"):
+        ShareSelector[str](("fill=fastest",))
+    with pytest.raises(SelectorArgError, match=r"^share ps: argument 'fill' given twice"):
+        ShareSelector[str](("fill=bdp", "fill=bdp"))
+
+
+def near_and_far(*args: str) -> tuple[ShareSelector[str], FakeClock]:
+    """Two paths of 100 MB/s, 1 MB I/Os: ``near`` with 1 ms of base latency, kept
+    saturated (an I/O started every 10 ms, each completing 11 ms after its start, so
+    each but the first queues behind the one before), and ``far`` with 50 ms, holding
+    four I/Os spaced 15 ms apart (never queued, but each sees others complete: 66.7
+    MB/s delivered). Only the first I/O on each path meets no other completion."""
+    clock = FakeClock()
+    selector = ShareSelector[str](args, clock=clock)
+    selector.add_path("near")
+    selector.add_path("far")
+    selector.select(MB)
+    events: list[tuple[float, bool, str, float]] = []  # (when, is a start, path, started)
+    for number in range(30):
+        events += [
+            (number * 0.010, True, "near", 0.0),
+            (0.011 + number * 0.010, False, "near", number * 0.010),
+        ]
+    for number in range(16):
+        events += [
+            (number * 0.015, True, "far", 0.0),
+            (0.060 + number * 0.015, False, "far", number * 0.015),
+        ]
+    for when, start, path, started in sorted(events, key=lambda event: (event[0], event[1])):
+        clock.now = when
+        if start:
+            selector.start_io(path, MB)
+        else:
+            selector.end_io(path, MB, started)
+    clock.now = 0.4
+    return selector, clock
+
+
+def fill(selector: ShareSelector[str], count: int) -> list[str]:
+    """``count`` I/Os of 1 MB selected and started, none completing."""
+    chosen = []
+    for _ in range(count):
+        path = selector.select(MB)
+        assert path is not None
+        selector.start_io(path, MB)
+        chosen.append(path)
+    return chosen
+
+
+def test_fill_bdp_measures_the_latency_of_ios_that_queued_behind_nothing() -> None:
+    selector, clock = near_and_far("fill=bdp")
+    assert isinstance(selector, FillShareSelector)
+    paths = {entry["path"]: entry for entry in selector.status()["paths"]}
+    # Only each path's first I/O met no other completion: 11 and 60 ms. The queued
+    # near I/Os (21 ms from start to end) and the overlapping far ones count nothing.
+    assert paths["near"]["rtt_ms"] == pytest.approx(11.0)
+    assert paths["far"]["rtt_ms"] == pytest.approx(60.0)
+    for name in ("near", "far"):
+        window = 1.25 * selector.speed(name) * paths[name]["rtt_ms"] / 1000
+        assert paths[name]["window_bytes"] == round(window)
+    # A lone I/O with a lower latency replaces the estimate; a higher one moves it by
+    # age / (10 windows + age): here 1 s after the last sample, by half the gap.
+    clock.now = 1.0
+    selector.start_io("far", MB)
+    clock.now = 1.040
+    selector.end_io("far", MB, 1.0)
+    assert selector.status()["paths"][1]["rtt_ms"] == pytest.approx(40.0)
+    clock.now = 2.040
+    selector.start_io("far", MB)
+    clock.now = 2.120
+    selector.end_io("far", MB, 2.040)
+    assert selector.status()["paths"][1]["rtt_ms"] == pytest.approx(40 + (80 - 40) * 1.08 / 2.08)
+
+
+def test_fill_bdp_puts_ios_on_the_far_path_up_to_its_window() -> None:
+    default, _ = near_and_far()
+    variant, _ = near_and_far("fill=bdp")
+    windows = {entry["path"]: entry["window_bytes"] for entry in variant.status()["paths"]}
+    assert windows["near"] == pytest.approx(1.37 * MB, rel=0.01)  # 1.25 * 99.6 MB/s * 11 ms
+    assert windows["far"] == pytest.approx(4.76 * MB, rel=0.01)  # 1.25 * 63.5 MB/s * 60 ms
+    # By earliest completion alone the near path takes 5 of 8 (its key counts only
+    # what it holds over its speed, not the far path's idle 50 ms) ...
+    assert Counter(fill(default, 8)) == {"near": 5, "far": 3}
+    # ... with fill=bdp, the near path stops at its window (2 MB >= 1.37 MB) and the
+    # far one takes the rest up to its own (5 MB >= 4.76 MB); with both full, the
+    # eighth goes by earliest completion again (near: 3 MB / 99.6 MB/s = 30 ms,
+    # far: 6 MB / 63.5 MB/s = 94 ms).
+    assert fill(variant, 8) == ["near", "far", "near", "far", "far", "far", "far", "near"]
+
+
+def test_fill_bdp_chooses_as_the_default_once_every_path_holds_its_window() -> None:
+    default, default_clock = near_and_far()
+    variant, variant_clock = near_and_far("fill=bdp")
+    assert isinstance(variant, FillShareSelector)
+    in_flight: list[tuple[str, float]] = []
+    for path in ["near", "far"] * 20:  # both paths well over their windows
+        for selector in (default, variant):
+            selector.start_io(path, MB)
+        in_flight.append((path, 0.4))
+    now = 0.4
+    for _ in range(200):  # the oldest completes, a new I/O is chosen: a queue depth of 40
+        now += 0.005
+        default_clock.now = variant_clock.now = now
+        path, started = in_flight.pop(0)
+        for selector in (default, variant):
+            selector.end_io(path, MB, started)
+        assert not variant._below, "a path dropped below its window: not the case tested"
+        chosen = default.select(MB)
+        assert chosen is not None
+        assert variant.select(MB) == chosen
+        for selector in (default, variant):
+            selector.start_io(chosen, MB)
+        in_flight.append((chosen, now))
