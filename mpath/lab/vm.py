@@ -9,7 +9,8 @@ without touching the host.
 
 Everything the lab starts (vng, virtme-run, qemu) runs in a session of its own; the
 whole session is killed when the command ends, fails, times out or is interrupted
-(SIGINT, SIGTERM, SIGHUP), so no VM outlives the call that started it.
+(SIGINT, SIGTERM, SIGHUP), and by a watcher (:mod:`mpath.lab.reaper`) when the runner
+itself is killed (SIGKILL), so no VM outlives the call that started it.
 
 KVM is used only where a guest really boots with it: /dev/kvm exists on hosts whose
 guests hang right after the boot loader, so :func:`detect_accel` boots once with KVM
@@ -38,6 +39,7 @@ from types import FrameType
 from typing import IO
 
 from mpath.errors import MpathError
+from mpath.lab.reaper import DONE
 
 #: Kernel modules the lab loads before the command: the storage stack mpath is tested
 #: on. scsi_debug is left out on purpose (it would add a disk nobody asked for).
@@ -284,6 +286,35 @@ def _kill_session(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=KILL_GRACE_S)
 
 
+def _start_reaper(sid: int) -> subprocess.Popen[bytes]:
+    """The watcher that stops session ``sid`` if this process dies without doing so.
+
+    See :mod:`mpath.lab.reaper`: its stdin is a pipe only this process writes, so a
+    SIGKILL here is an end of file there. It runs in a session of its own (a terminal's
+    Ctrl-C is ours to handle) and keeps none of our output pipes open.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "mpath.lab.reaper", str(sid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _release_reaper(reaper: subprocess.Popen[bytes]) -> None:
+    """Tell the watcher the session was stopped here, and wait for it to leave."""
+    assert reaper.stdin is not None
+    with contextlib.suppress(OSError):
+        reaper.stdin.write(DONE)
+        reaper.stdin.close()
+    try:
+        reaper.wait(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
+        reaper.wait()
+
+
 def _session_alive(sid: int) -> bool:
     """True while any live (non-zombie) process belongs to session ``sid``."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -422,6 +453,7 @@ def run_in_lab(
                 cwd=cwd,
                 start_new_session=True,
             )
+            reaper = _start_reaper(proc.pid)
             copiers = [
                 _copier(proc.stdout, stdout if stdout is not None else sys.stdout.buffer),
                 _copier(proc.stderr, stderr if stderr is not None else sys.stderr.buffer),
@@ -432,6 +464,7 @@ def run_in_lab(
                 timed_out = True
             finally:
                 _kill_session(proc)
+                _release_reaper(reaper)
                 for copier in copiers:
                     copier.join(timeout=KILL_GRACE_S)
         started = (workdir / "started").exists()

@@ -209,3 +209,18 @@ def test_stopping_the_runner_stops_the_vm(
     assert runner.returncode == 128 + sig, err
     assert "the VM was stopped" in err
     assert not [(pid, comm(pid)) for pid in tree if running(pid)]
+
+
+@pytest.mark.labvm
+@needs_lab
+def test_a_sigkilled_runner_leaves_no_vm_running(reap: list[subprocess.Popen[str]]) -> None:
+    runner = _lab("run", "sleep 600")
+    reap.append(runner)
+    tree = wait_for_qemu(runner)
+    tree |= descendants(runner.pid)
+    runner.kill()  # no handler runs: the reaper must see the pipe close
+    runner.communicate(timeout=60)
+    deadline = time.monotonic() + 60
+    while left := [(pid, comm(pid)) for pid in tree if running(pid)]:
+        assert time.monotonic() < deadline, f"still running a minute later: {left}"
+        time.sleep(0.2)  # processes of another session: /proc is all there is to watch
