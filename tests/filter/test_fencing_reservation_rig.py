@@ -107,9 +107,15 @@ async def _bench_with_hold(
         await device.close()
 
 
-def check_held_writes_never_land(rig: Rig, policy: str, fence_method: str) -> dict[str, object]:
+def check_held_writes_never_land(
+    rig: Rig, policy: str, fence_method: str, min_held_bytes: int = 4 * SMALL
+) -> dict[str, object]:
     """Hold -> failover -> close -> release; the LU is judged from outside. Returns the
-    bench result."""
+    bench result.
+
+    ``min_held_bytes``: how much must wait in the hold for the run to test anything
+    (whole write commands, not only their headers).
+    """
     run = asyncio.run(asyncio.wait_for(_bench_with_hold(rig, policy, fence_method), 90))
     result, generations, run_id, second_key = run
     assert result["errors"] == 0, result["first_error"]
@@ -117,7 +123,7 @@ def check_held_writes_never_land(rig: Rig, policy: str, fence_method: str) -> di
     assert int(str(result["fences"])) >= 1, result["paths"]
     latency = result["latency_ms"]
     assert isinstance(latency, dict) and latency["max"] < 1000, latency
-    assert held_bytes(rig, 1) > 4 * SMALL  # whole write commands wait in the network
+    assert held_bytes(rig, 1) > min_held_bytes  # whole write commands wait in the network
     # Path 1's key was preempted; its old session may still deliver (it is held), so
     # close kept path 2's registration and the reservation that refuses those writes.
     assert asyncio.run(registrations(rig.urls[1])) == ([second_key], FENCING_TYPE)

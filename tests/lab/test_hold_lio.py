@@ -30,6 +30,7 @@ from mpath.transports.base import FenceError
 from tests.filter.test_fencing_reservation_rig import check_held_writes_never_land
 from tests.filter.test_fencing_rig import (
     CHUNK,
+    SMALL,
     SPAN,
     _held_write,
     backing,
@@ -120,15 +121,12 @@ def test_without_a_reservation_key_a_held_write_fails_clearly_on_lio(clean_lio: 
     wait_target_quiet(clean_lio, 1)
 
 
-@pytest.mark.xfail(
-    reason="open question: in the lab (6.1.0-57, at 7cb2159) LIO answered the fencing "
-    "PREEMPT AND ABORT through path 2 with RESERVATION CONFLICT although READ KEYS showed "
-    "both keys registered; cache_dynamic_acls=1 was added after, not yet run",
-    strict=False,
-)
 @pytest.mark.parametrize("policy", ["round-robin", "share"])
 def test_held_writes_never_land_after_failover_on_lio_with_a_reservation_key(
     clean_lio: Rig, policy: str
 ) -> None:
-    result = check_held_writes_never_land(clean_lio, policy, "auto")
+    # Under the lab's emulated CPU fewer writes reach path 1 before it is failed than
+    # on the host's tgt rig (13,592 bytes held in one run): more than one whole 4 KiB
+    # write is what makes the run a test.
+    result = check_held_writes_never_land(clean_lio, policy, "auto", min_held_bytes=SMALL)
     assert int(str(result["fences"])) >= 1
