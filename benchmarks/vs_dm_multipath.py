@@ -373,9 +373,9 @@ def measure_dm(rig: Rig, opts: Options) -> dict[str, Any]:
 #: a held path can only be fenced by a reservation, not by session reinstatement.
 RESERVATION_KEY = "0x6d70617468000000"
 
-#: Whether mpath is given :data:`RESERVATION_KEY`. Not yet: LIO answers mpath's
-#: PREEMPT AND ABORT with RESERVATION CONFLICT (the expected failure in
-#: tests/lab/test_hold_lio.py), so a reservation cannot fence here. With its defaults a
+#: Whether mpath is given :data:`RESERVATION_KEY`. Not in the published run: the fence
+#: did not work on LIO then (it passes tests/lab/test_hold_lio.py since 2026-12-03;
+#: turning this on needs the benchmark run again). With its defaults a
 #: path alone in its portal group cannot be fenced, and its writes are reissued at once
 #: (``unfenceable_writes = reissue``), as dm-multipath's are.
 USE_RESERVATION = False
@@ -646,8 +646,8 @@ def render(doc: dict[str, Any], wall_seconds: float) -> str:
             if details.get("mpath_config")
             else "is empty: mpath's defaults. On this rig each path is its own LIO target "
             "portal group, so session reinstatement through another portal cannot fence a "
-            "held path, and LIO does not yet take mpath's reservation fence (PREEMPT AND "
-            "ABORT answered with RESERVATION CONFLICT, under investigation); mpath then "
+            "held path, and this run gives mpath no `reservation_key` "
+            "(`USE_RESERVATION` in the benchmark); mpath then "
             "reissues the writes of a path nothing can fence at once "
             "(`unfenceable_writes = reissue`, counted and logged), as dm-multipath does."
         ),
@@ -751,7 +751,7 @@ def stale_notes(details: dict[str, Any]) -> list[str]:
         "waited in the hold. That 0 shows detection, not fencing. In the mid-run holds "
         "mpath had writes in flight on path 1. On this rig each LIO path is its own "
         "target portal group, so no login through path 2's portal can end path 1's "
-        "session, and without a working reservation fence mpath reissues such writes "
+        "session, and without a reservation key mpath reissues such writes "
         "unfenced (`unfenceable_writes = reissue`, logged and counted), as dm-multipath "
         "does: the mid-run rows compare two unfenced stacks (tests/lab/test_hold_lio.py).",
     ]
