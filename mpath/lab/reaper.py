@@ -10,6 +10,8 @@ and the session still runs, so the reaper stops it, as ``run_in_lab`` would have
 
 ``done`` is written when the runner has stopped the session itself: the reaper then
 exits without a signal, so it never signals a process group whose number was reused.
+Both stop a session the same way, :func:`stop_session`, which lives here so the
+reaper imports nothing else of the lab.
 
     python -m mpath.lab.reaper SESSION_ID    # stdin: the runner's pipe
 """
@@ -21,33 +23,46 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 #: What the runner writes when it has stopped the session itself.
 DONE = b"done\n"
-#: Grace between SIGTERM and SIGKILL (the runner's own, ``vm.KILL_GRACE_S``).
+#: Grace between SIGTERM and SIGKILL when a session is stopped.
 GRACE_S = 5.0
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def session_alive(sid: int) -> bool:
+    """True while any live (non-zombie) process belongs to session ``sid``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields: state ppid pgrp session ...
+        if fields[3] == str(sid) and fields[0] != "Z":
+            return True
+    return False
 
 
-def stop_group(pgid: int, grace: float = GRACE_S) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
+def _pause() -> None:
+    time.sleep(0.1)  # a session's end has no event to wait on
+
+
+def stop_session(sid: int, grace: float = GRACE_S, pause: Callable[[], None] = _pause) -> None:
+    """SIGTERM the session's process group, then SIGKILL what is left after ``grace``.
+
+    The one way the lab stops a VM, used by the runner and by this reaper. ``pause``
+    waits a moment between looks; the runner passes one that also reaps its child.
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
+            os.killpg(sid, sig)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _alive(pgid):
-            time.sleep(0.1)  # a process group's end has no event to wait on
-        if not _alive(pgid):
-            return
+        while time.monotonic() < deadline:
+            if not session_alive(sid):
+                return
+            pause()
 
 
 def main(argv: list[str]) -> int:
@@ -60,7 +75,7 @@ def main(argv: list[str]) -> int:
     while chunk := os.read(0, 64):
         message += chunk
     if message != DONE:
-        stop_group(int(argv[0]))
+        stop_session(int(argv[0]))
     return 0
 
 

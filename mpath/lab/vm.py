@@ -39,7 +39,7 @@ from types import FrameType
 from typing import IO
 
 from mpath.errors import MpathError
-from mpath.lab.reaper import DONE
+from mpath.lab.reaper import DONE, GRACE_S, stop_session
 
 #: Kernel modules the lab loads before the command: the storage stack mpath is tested
 #: on. scsi_debug is left out on purpose (it would add a disk nobody asked for).
@@ -66,7 +66,7 @@ DEFAULT_CPUS = 2
 #: How long a KVM guest may take to run ``true`` before KVM is judged not to work.
 KVM_PROBE_TIMEOUT_S = 25.0
 #: Grace between SIGTERM and SIGKILL when the VM's session is stopped.
-KILL_GRACE_S = 5.0
+KILL_GRACE_S = GRACE_S
 #: Exit code of :func:`run_in_lab` when the deadline passed (as timeout(1) does).
 TIMEOUT_EXIT = 124
 GUEST_ENV_FLAG = "MPATH_LAB_GUEST"
@@ -270,18 +270,12 @@ def _signals_interrupt() -> Iterator[None]:
 
 def _kill_session(proc: subprocess.Popen[bytes]) -> None:
     """Stop everything in the VM's session: vng, virtme-run and qemu."""
-    for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not _session_alive(proc.pid):
-                break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.1)
-        else:
-            continue
-        break
+
+    def reap_meanwhile() -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.1)
+
+    stop_session(proc.pid, KILL_GRACE_S, reap_meanwhile)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_GRACE_S)
 
@@ -313,19 +307,6 @@ def _release_reaper(reaper: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         reaper.kill()
         reaper.wait()
-
-
-def _session_alive(sid: int) -> bool:
-    """True while any live (non-zombie) process belongs to session ``sid``."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields: state ppid pgrp session ...
-        if fields[3] == str(sid) and fields[0] != "Z":
-            return True
-    return False
 
 
 def _copier(source: IO[bytes] | None, sink: IO[bytes]) -> threading.Thread:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mpath.lab.reaper import DONE, stop_group
+from mpath.lab.reaper import DONE, stop_session
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_a_group_that_ignores_sigterm_is_killed_after_the_grace() -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.read(1) == b"r"  # SIGTERM is ignored from here on
-        stop_group(proc.pid, grace=0.5)
+        stop_session(proc.pid, grace=0.5)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
