@@ -45,14 +45,7 @@ def path_rows(entry: DaemonMap) -> list[dict[str, Any]]:
                 "priority": path.priority,
                 "share": shares.get(path.url),
                 "in_flight": path.in_flight,
-                "ios": path.ios,
-                "bytes": path.bytes,
-                "reads": path.reads,
-                "read_bytes": path.read_bytes,
-                "writes": path.writes,
-                "written_bytes": path.written_bytes,
-                "errors": path.errors,
-                "failures": path.failures,
+                **path.counters(),
                 "latency_ms": round(path.latency * 1000, 3),
                 "last_failure": path.last_failure or None,
             }
@@ -189,14 +182,7 @@ def stats_row(entry: DaemonMap) -> dict[str, Any]:
             {
                 "name": f"{entry.name}:{p.index}",
                 "url": p.url,
-                "ios": p.ios,
-                "bytes": p.bytes,
-                "reads": p.reads,
-                "read_bytes": p.read_bytes,
-                "writes": p.writes,
-                "written_bytes": p.written_bytes,
-                "errors": p.errors,
-                "failures": p.failures,
+                **p.counters(),
             }
             for p in paths
         ],

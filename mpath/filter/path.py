@@ -88,12 +88,10 @@ class Path:
         else:
             self.latency += LATENCY_EWMA_WEIGHT * (seconds - self.latency)
 
-    def describe(self) -> dict[str, Any]:
+    def counters(self) -> dict[str, int]:
+        """What the path carried and how often it failed: the counters every view of a
+        path shows (``describe``, the daemon's ``show paths`` and ``show stats``)."""
         return {
-            "url": self.url,
-            "state": self.state.value,
-            "priority": self.priority,
-            "in_flight": self.in_flight,
             "ios": self.ios,
             "bytes": self.bytes,
             "reads": self.reads,
@@ -102,6 +100,15 @@ class Path:
             "written_bytes": self.written_bytes,
             "errors": self.errors,
             "failures": self.failures,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "state": self.state.value,
+            "priority": self.priority,
+            "in_flight": self.in_flight,
+            **self.counters(),
             "latency_ms": round(self.latency * 1000, 3),
             "last_failure": self.last_failure or None,
             "alua_group": self.alua_group,
