@@ -125,6 +125,15 @@ def fio(uri: str, *extra: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def stop_fio(*jobs: subprocess.Popen[str]) -> None:
+    """Kill the fio jobs still running (a test's ``finally``: a failed check must not
+    leave fio writing to an export the fixture is about to stop)."""
+    for job in jobs:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+
+
 def fio_result(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, f"fio exit {process.returncode}: {err}{out[-2000:]}"

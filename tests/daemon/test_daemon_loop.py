@@ -28,6 +28,7 @@ from tests.daemon.helpers import (
     scrape,
     start_daemon,
     stop_daemon,
+    stop_fio,
     wait_for,
 )
 
@@ -114,9 +115,7 @@ def test_fail_path_holds_until_reinstated(daemon: Running) -> None:
         wait_for(lambda: path_row(daemon, "mpatha:1")["ios"] > ios, 10, "I/O back on 1")
         result = fio_result(job)
     finally:
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
+        stop_fio(job)
     assert result["error"] == 0
     (stats,) = daemon.ctl("show", "stats")["maps"]
     assert (stats["admin_fails"], stats["admin_reinstates"], stats["errors"]) == (1, 1, 0)
@@ -370,9 +369,7 @@ def test_priorities_in_the_file_make_path_groups_and_switchgroup_moves_io(
         ]
         result = fio_result(job)
     finally:
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
+        stop_fio(job)
     assert result["error"] == 0
     (stats,) = daemon.ctl("show", "stats")["maps"]
     assert (stats["group_switches"], stats["errors"]) == (1, 0)

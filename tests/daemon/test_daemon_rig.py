@@ -35,6 +35,7 @@ from tests.daemon.helpers import (
     scrape,
     start_daemon,
     stop_daemon,
+    stop_fio,
     wait_for,
 )
 
@@ -168,10 +169,7 @@ def test_fio_on_both_exports_survives_a_cut_on_rig_a(daemon: Running) -> None:
         results = [fio_result(job) for job in jobs]
     finally:
         RigManager().fault(rig_a, 1, "clear")
-        for job in jobs:
-            if job.poll() is None:
-                job.kill()
-                job.communicate()
+        stop_fio(*jobs)
     for result in results:
         assert result["error"] == 0
         assert result["write"]["io_bytes"] == 32 * 1024 * 1024
@@ -216,9 +214,7 @@ def test_fail_path_moves_io_off_and_reinstate_brings_it_back(daemon: Running) ->
         assert not path_row(daemon, name)["held_by_admin"]
         result = fio_result(job)
     finally:
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
+        stop_fio(job)
     assert result["error"] == 0
 
 
@@ -236,9 +232,7 @@ def test_metrics_pass_promtool_and_match_fio_throughput(daemon: Running) -> None
         second, t2 = scrape(daemon), time.monotonic()
         result = fio_result(job)
     finally:
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
+        stop_fio(job)
     check = subprocess.run(["promtool", "check", "metrics"], input=second, capture_output=True,
                            text=True, timeout=30)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
@@ -267,9 +261,7 @@ def test_sighup_policy_change_on_a_leaves_b_alone(daemon: Running) -> None:
         result = fio_result(job)
     finally:
         daemon.config.write_text(daemon.base_config)
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
+        stop_fio(job)
     assert result["error"] == 0 and result["read"]["io_bytes"] == 32 * 1024 * 1024
     config = daemon.ctl("show", "config")
     (policy,) = [m["settings"]["policy"] for m in config["maps"] if m["name"] == a["name"]]
@@ -318,9 +310,7 @@ def test_show_answers_while_a_checker_hangs_on_a_hold(daemon: Running) -> None:
     finally:
         RigManager().fault(rig_a, 1, "release")
         RigManager().fault(rig_a, 1, "clear")
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
+        stop_fio(job)
     times.sort()
     during_checks.sort()
     print(f"show paths during hold: {len(times)} answers, median "
@@ -415,9 +405,7 @@ def test_priorities_in_the_file_group_rig_a_and_switchgroup_moves_io(daemon: Run
             assert path_row(daemon, f"{name}:1")["writes"] == first
             result = fio_result(job)
         finally:
-            if job.poll() is None:
-                job.kill()
-                job.communicate()
+            stop_fio(job)
         print(f"switchgroup: 200 writes on group 2 {took:.3f} s after group 1 drained")
         assert result["error"] == 0
     finally:
