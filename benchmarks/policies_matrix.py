@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from benchmarks.report import replace_section
-from mpath.selectors import SELECTOR_NAMES
+from mpath.selectors import SELECTOR_NAMES, split_policy
 from mpath.sim import EventKind, PathEvent, Scenario, SimPath, Worker, simulate
 
 KIB = 1024
@@ -68,12 +68,6 @@ FLIP_EVERY = 2.0
 SIM_SECONDS = 16.0  # simulated seconds of load per run (I/O count derived from it)
 VARIANTS = ("share fill=bdp",)  # policies run with selector arguments, besides every policy
 POLICIES = (*SELECTOR_NAMES, *VARIANTS)
-
-
-def split_policy(policy: str) -> tuple[str, tuple[str, ...]]:
-    """``"share fill=bdp"`` -> ``("share", ("fill=bdp",))``: a selector and its arguments."""
-    name, *args = policy.split() or [""]
-    return name, tuple(args)
 
 
 @dataclass(frozen=True, slots=True)

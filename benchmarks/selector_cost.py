@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from mpath.selectors import PathSelector, create_selector
+from mpath.selectors import PathSelector, create_selector, split_policy
 
 POLICIES = (
     "share",
@@ -58,7 +58,7 @@ class SteadyState:
 
     def __init__(self, policy: str, paths: int, sizes: tuple[int, ...] = (IO_SIZE,)) -> None:
         depth = 4 * paths
-        name, *args = policy.split()  # a policy may carry selector arguments
+        name, args = split_policy(policy)  # a policy may carry selector arguments
         self.selector: PathSelector[int] = create_selector(name, args, max_commands=depth)
         for path in range(paths):
             self.selector.add_path(path)

@@ -82,6 +82,13 @@ def create_selector(
     return selector_class(name)(args, clock=clock, max_commands=max_commands)
 
 
+def split_policy(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"share fill=bdp"`` -> ``("share", ("fill=bdp",))``: a policy written with its
+    selector arguments, as a dm table line or a benchmark's ``--policy`` gives it."""
+    name, *args = text.split() or [""]
+    return name, tuple(args)
+
+
 __all__ = [
     "DEFAULT_POLICY",
     "SELECTOR_NAMES",
@@ -93,4 +100,5 @@ __all__ = [
     "UnknownPolicyError",
     "create_selector",
     "selector_class",
+    "split_policy",
 ]

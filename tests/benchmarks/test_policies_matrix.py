@@ -17,7 +17,6 @@ from benchmarks.policies_matrix import (
     run_order,
     sim_rows,
     sim_scenario,
-    split_policy,
     verdict,
 )
 from mpath.sim import EventKind
@@ -111,7 +110,6 @@ def test_each_round_runs_every_policy_once_with_other_neighbours() -> None:
 
 def test_the_fill_variant_runs_with_its_argument_and_is_judged_against_the_others() -> None:
     assert "share fill=bdp" in POLICIES
-    assert split_policy("share fill=bdp") == ("share", ("fill=bdp",))
     scenario = sim_scenario(CASE["latency-qd8"], "share fill=bdp")
     assert (scenario.policy, scenario.policy_args) == ("share", ("fill=bdp",))
     rows = [row("share", 100, 5.4), row("share fill=bdp", 168, 5.8), row("round-robin", 161, 5.8)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mpath.selectors import PathSelector, create_selector
+from mpath.selectors import PathSelector, create_selector, split_policy
 from mpath.selectors.groups import PriorityGroups
 from mpath.selectors.quota import QuotaSelector
 
@@ -111,12 +111,6 @@ class Driver:
         }
         for name, value in operations:
             actions[name](value)
-
-
-def split_policy(policy: str) -> tuple[str, tuple[str, ...]]:
-    """``"share fill=bdp"`` -> ``("share", ("fill=bdp",))``: a policy with its arguments."""
-    name, *args = policy.split()
-    return name, tuple(args)
 
 
 def make_driver(

@@ -23,8 +23,9 @@ from mpath.selectors import (
     UnknownPolicyError,
     create_selector,
     selector_class,
+    split_policy,
 )
-from tests.selectors.harness import make_driver, operations, split_policy
+from tests.selectors.harness import make_driver, operations
 
 VARIANTS = ("share fill=bdp",)  # policies with arguments that change their algorithm
 ALL = pytest.mark.parametrize("policy", SELECTOR_NAMES + VARIANTS)
