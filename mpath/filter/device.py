@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ from mpath.filter.monitor import MonitorFactory, PathMonitor, ReconnectMonitor
 from mpath.filter.path import Path, PathState
 from mpath.filter.queueing import NoPathMeter, NoPathWait
 from mpath.filter.reservation import ReservationError, Reservations
+from mpath.filter.slots import CommandSlots
 from mpath.filter.stall import PathView, StallJudge
 from mpath.scsi import cdb
 from mpath.scsi.alua import parse_target_port_groups, state_name
@@ -113,6 +115,16 @@ class _Lost:
 
     epoch: int
     unknown: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """A command a direct entry sent once, and what came of it (see ``first`` in
+    :meth:`MultipathDevice._command`)."""
+
+    path: Path
+    started: float
+    outcome: ScsiResult | TransportError
 
 
 @dataclass(slots=True)
@@ -195,7 +207,7 @@ class MultipathDevice:
             for path, args in zip(self._paths, path_args, strict=True):
                 path.selector_args = args
         self._selector: PathSelector[Path] = self._new_selector()
-        self._cap = asyncio.Semaphore(self.max_commands)
+        self._slots = CommandSlots(self.max_commands)
         self._paths_changed = asyncio.Event()
         self._completed = asyncio.Event()
         self._completion_waiters = 0
@@ -358,7 +370,7 @@ class MultipathDevice:
             known = [w for w in windows if w]
             if known:
                 self.max_commands = min(known)
-                self._cap = asyncio.Semaphore(self.max_commands)
+                self._slots = CommandSlots(self.max_commands)
                 self._selector = self._new_selector()
         limit = self.settings.max_io_bytes
         if info.max_transfer_bytes:
@@ -416,6 +428,104 @@ class MultipathDevice:
         chunks = self._chunks(lba, blocks)
         parts = await asyncio.gather(*(self._read_chunk(c_lba, n) for c_lba, n in chunks))
         return b"".join(parts)
+
+    def start_read(self, offset: int, length: int) -> asyncio.Future[bytes]:
+        """Begin :meth:`read`; the future gives what it returns or raises.
+
+        Why a second entry: a task and its chain of coroutines cost a 4 KiB read more
+        CPU than everything else the server does for it (docs/nbd.md, *Where the time
+        goes*). A read of one command, with a slot under the LUN's cap and a path the
+        selector offers at once, is sent from this call, and the future is resolved
+        from the transport's own completion when the target answers GOOD with every
+        byte. Anything else (no free slot or path, a failed path, sense data) goes on
+        in the one command engine, :meth:`_command`, from where it stands: path
+        choice, retries and failover are the same as for :meth:`read`.
+        """
+        loop = asyncio.get_running_loop()
+        if length > self.max_io_bytes or self._closed or not self._slots.try_acquire():
+            return loop.create_task(self.read(offset, length))
+        done: asyncio.Future[bytes] = loop.create_future()
+        try:
+            lba, blocks = self._blocks(offset, length)
+        except UsageError as exc:
+            self._slots.release()
+            done.set_exception(exc)
+            return done
+        path = self._selector.select(length, None)
+        if path is None:  # every path busy or failed: wait in the engine
+            self._slots.release()
+            return loop.create_task(self.read(offset, length))
+        command = cdb.read16(lba, blocks)
+        started = self._begin(path, length, slow=False)
+        answer = functools.partial(self._read_answered, done, path, started, command, lba, length)
+        try:
+            if path.submit is not None:
+                path.submit(command, data_in_length=length, on_answer=answer)
+            else:  # a transport without a direct submit: its execute, in a task
+                running = loop.create_task(path.transport.execute(command, data_in_length=length))
+                running.add_done_callback(functools.partial(_answer_from_task, answer))
+        except TransportError as exc:  # refused before anything was sent
+            answer(exc)
+        except BaseException:
+            self._finish(path, length, started, ok=False)
+            self._slots.release()
+            raise
+        return done
+
+    def _read_answered(
+        self,
+        done: asyncio.Future[bytes],
+        path: Path,
+        started: float,
+        command: bytes,
+        lba: int,
+        nbytes: int,
+        outcome: ScsiResult | BaseException,
+    ) -> None:
+        """The outcome of a read :meth:`start_read` sent. Called from the transport's
+        completion handling: it only accounts and resolves; anything more (a retry,
+        failing the path) goes on in a task."""
+        if isinstance(outcome, ScsiResult) and outcome.status == ScsiStatus.GOOD:
+            self._answered(path, nbytes, nbytes, started, slow=False)
+            self.stats.ios += 1
+            self._slots.release()
+            if done.cancelled():
+                return
+            try:
+                done.set_result(self._read_data(outcome, lba, nbytes))
+            except DeviceError as exc:
+                done.set_exception(exc)
+            return
+        if isinstance(outcome, ScsiResult | TransportError):
+            self._continue_read(done, _Started(path, started, outcome), command, lba, nbytes)
+            return
+        self._finish(path, nbytes, started, ok=False)
+        self._slots.release()
+        if done.cancelled():
+            return
+        if isinstance(outcome, asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(outcome)
+
+    def _continue_read(
+        self,
+        done: asyncio.Future[bytes],
+        first: _Started,
+        command: bytes,
+        lba: int,
+        nbytes: int,
+    ) -> None:
+        """Hand a read of :meth:`start_read` that was not simply answered to the engine."""
+
+        async def engine() -> bytes:
+            result = await self._command(
+                command, nbytes, "read", data_in_length=nbytes, first=first
+            )
+            self._raise_unless_good(result, "read")
+            return self._read_data(result, lba, nbytes)
+
+        _settle_from(asyncio.get_running_loop().create_task(engine()), done)
 
     async def write(
         self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
@@ -513,6 +623,10 @@ class MultipathDevice:
         nbytes = blocks * self.block_size
         result = await self._command(cdb.read16(lba, blocks), nbytes, "read", data_in_length=nbytes)
         self._raise_unless_good(result, "read")
+        return self._read_data(result, lba, nbytes)
+
+    def _read_data(self, result: ScsiResult, lba: int, nbytes: int) -> bytes:
+        """The data of a good read, which must be every byte asked for."""
         if len(result.data) != nbytes:
             self.stats.errors += 1
             raise DeviceError(
@@ -547,6 +661,7 @@ class MultipathDevice:
         raw: bool = False,
         slow: bool = False,
         mutating: bool = False,
+        first: _Started | None = None,
     ) -> ScsiResult:
         """Run one command to completion, failing paths over as needed.
 
@@ -555,23 +670,25 @@ class MultipathDevice:
         count as a stall until ``slow_command_timeout``. ``mutating`` marks commands
         that may change data (writes, raw commands): when their path fails while they
         are in flight, they are reissued only after that path is fenced.
+
+        ``first`` is a command already sent once, from a direct entry such as
+        :meth:`start_read`, with its outcome: it holds a slot under the cap, and the
+        engine goes on from that outcome as if it had sent the command itself.
         """
-        if self._closed:
-            raise DeviceError("device is closed")
-        async with self._cap:
+        if first is None:
+            if self._closed:
+                raise DeviceError("device is closed")
+            await self._slots.acquire()
+        try:
             same_path: Path | None = None
             avoid: Path | None = None
             same_path_tries = 0
             alua_redirects = 0
             while True:
-                if same_path is not None:
-                    path = same_path
-                else:
-                    path = await self._choose(nbytes, avoid=avoid)
-                same_path = avoid = None
-                result = await self._run_on(
-                    path, command, nbytes, data_out, data_in_length, slow=slow
+                path, result = await self._attempt(
+                    first, same_path, avoid, command, nbytes, data_out, data_in_length, slow=slow
                 )
+                first = same_path = avoid = None
                 if isinstance(result, _Lost):  # the path failed; its session is closed
                     if mutating and result.unknown:
                         await self._fence(path, result.epoch, operation)
@@ -591,19 +708,8 @@ class MultipathDevice:
                     return result
                 self.stats.retries += 1
                 self._recheck(verdict.recheck)
-                reported = verdict.alua_state
-                if (
-                    self.alua
-                    and reported is not None
-                    and path.state is PathState.ACTIVE
-                    and alua_redirects < ALUA_REDIRECTS
-                ):
-                    # The port told its group's state (standby, unavailable,
-                    # transitioning): the command was not executed and the path is not
-                    # broken. Keep it out of I/O until RTPG shows it usable again.
+                if alua_redirects < ALUA_REDIRECTS and self._hold_by_alua(path, verdict.alua_state):
                     alua_redirects += 1
-                    self._set_alua(path, reported)
-                    self._apply_alua()
                     continue
                 transient = disposition in (
                     Disposition.RETRY_SAME_PATH,
@@ -624,6 +730,40 @@ class MultipathDevice:
                     continue
                 same_path_tries = 0
                 await self._fail_path(path, f"{operation}: {_describe(result)}")
+        finally:
+            self._slots.release()
+
+    async def _attempt(
+        self,
+        first: _Started | None,
+        same_path: Path | None,
+        avoid: Path | None,
+        command: bytes,
+        nbytes: int,
+        data_out: bytes | memoryview | None,
+        data_in_length: int,
+        *,
+        slow: bool,
+    ) -> tuple[Path, ScsiResult | _Lost]:
+        """One try of :meth:`_command`: the outcome of ``first`` when given, else the
+        command sent on ``same_path`` or on a path chosen (avoiding ``avoid``)."""
+        if first is not None:
+            outcome = await self._settle(
+                first.path, nbytes, data_in_length, first.started, first.outcome, slow=slow
+            )
+            return first.path, outcome
+        path = same_path if same_path is not None else await self._choose(nbytes, avoid=avoid)
+        return path, await self._run_on(path, command, nbytes, data_out, data_in_length, slow=slow)
+
+    def _hold_by_alua(self, path: Path, reported: int | None) -> bool:
+        """The port told its group's state (standby, unavailable, transitioning): the
+        command was not executed and the path is not broken. Keep it out of I/O until
+        RTPG shows it usable again. False when there is nothing to hold it for."""
+        if not self.alua or reported is None or path.state is not PathState.ACTIVE:
+            return False
+        self._set_alua(path, reported)
+        self._apply_alua()
+        return True
 
     def _recheck(self, recheck: Recheck) -> None:
         """Act on what a sense row says changed on the LU (re-read ALUA, capacity)."""
@@ -643,24 +783,53 @@ class MultipathDevice:
         slow: bool,
     ) -> ScsiResult | _Lost:
         """Send one command on ``path``; :class:`_Lost` if the path failed (now closed)."""
+        started = self._begin(path, nbytes, slow=slow)
+        outcome: ScsiResult | TransportError
+        try:
+            outcome = await path.transport.execute(
+                command, data_out=data_out, data_in_length=data_in_length
+            )
+        except TransportError as exc:
+            outcome = exc
+        except BaseException:
+            self._finish(path, nbytes, started, ok=False, slow=slow)
+            raise
+        return await self._settle(path, nbytes, data_in_length, started, outcome, slow=slow)
+
+    def _begin(self, path: Path, nbytes: int, *, slow: bool) -> float:
+        """Account a command sent on ``path``; the time it started."""
         started = self._clock()
         self._selector.start_io(path, nbytes)
         if path.in_flight == 0:
             path.progress = started
         path.in_flight += 1
         path.slow_in_flight += slow
-        try:
-            result = await path.transport.execute(
-                command, data_out=data_out, data_in_length=data_in_length
-            )
-        except TransportError as exc:
+        return started
+
+    async def _settle(
+        self,
+        path: Path,
+        nbytes: int,
+        data_in_length: int,
+        started: float,
+        outcome: ScsiResult | TransportError,
+        *,
+        slow: bool,
+    ) -> ScsiResult | _Lost:
+        """Account the outcome of a command of :meth:`_begin`; a transport error fails
+        the path (its session is then closed) and gives :class:`_Lost`."""
+        if isinstance(outcome, TransportError):
             self._finish(path, nbytes, started, ok=False, slow=slow)
-            await self._fail_path(path, str(exc))
-            unknown = not (isinstance(exc, PathDisconnectedError) and not exc.sent)
+            await self._fail_path(path, str(outcome))
+            unknown = not (isinstance(outcome, PathDisconnectedError) and not outcome.sent)
             return _Lost(path.failures, unknown)
-        except BaseException:
-            self._finish(path, nbytes, started, ok=False, slow=slow)
-            raise
+        self._answered(path, nbytes, data_in_length, started, slow=slow)
+        return outcome
+
+    def _answered(
+        self, path: Path, nbytes: int, data_in_length: int, started: float, *, slow: bool
+    ) -> None:
+        """Account a command ``path`` answered (whatever its status)."""
         self._finish(path, nbytes, started, ok=True, slow=slow)
         if data_in_length:
             path.reads += 1
@@ -668,7 +837,6 @@ class MultipathDevice:
         if nbytes > data_in_length:
             path.writes += 1
             path.written_bytes += nbytes - data_in_length
-        return result
 
     def _finish(
         self, path: Path, nbytes: int, started: float, *, ok: bool, slow: bool = False
@@ -1384,6 +1552,36 @@ class MultipathDevice:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _answer_from_task(
+    answer: Callable[[ScsiResult | BaseException], None], task: asyncio.Task[ScsiResult]
+) -> None:
+    """Give ``answer`` what a transport's ``execute`` task ended with."""
+    if task.cancelled():
+        answer(asyncio.CancelledError())
+    elif (error := task.exception()) is not None:
+        answer(error)
+    else:
+        answer(task.result())
+
+
+def _settle_from(task: asyncio.Task[bytes], done: asyncio.Future[bytes]) -> None:
+    """Resolve ``done`` as ``task`` ends (a direct entry's work gone on in a task)."""
+
+    def copy(_: asyncio.Task[bytes]) -> None:
+        if done.cancelled():
+            if not task.cancelled():
+                task.exception()  # seen: nobody waits for it any more
+            return
+        if task.cancelled():
+            done.cancel()
+        elif (error := task.exception()) is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(task.result())
+
+    task.add_done_callback(copy)
 
 
 def _retrieve_exception(task: asyncio.Task[None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from mpath.filter.latency import LatencyHistogram
 from mpath.scsi.alua import state_name
 from mpath.settings import DeviceSettings
-from mpath.transports.base import Transport
+from mpath.transports.base import DirectSubmit, Transport
 
 #: Weight of the newest sample in the smoothed command latency.
 LATENCY_EWMA_WEIGHT = 0.1
@@ -69,6 +70,12 @@ class Path:
     alua_state: int | None = None
     alua_since: float = 0.0
     close_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The transport's direct ``submit`` (:class:`DirectSubmit`), or None.
+    submit: Callable[..., None] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.transport, DirectSubmit):
+            self.submit = self.transport.submit
 
     @property
     def url(self) -> str:

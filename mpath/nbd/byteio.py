@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from mpath.nbd.limits import BlockLocks
-from mpath.nbd.settings import BlockDevice, SavingCommands, ServeStats
+from mpath.nbd.settings import BlockDevice, DirectReads, SavingCommands, ServeStats
 
 #: Piece size for WRITE_ZEROES and for discarding oversized payloads.
 ZERO_CHUNK = 1024 * 1024
@@ -31,6 +31,7 @@ class ByteIO:
         self.locks = BlockLocks()
         self.stats = stats
         self.dirty = False  # a write completed since the last flush began
+        self._direct = device if isinstance(device, DirectReads) else None
 
     @property
     def size(self) -> int:
@@ -50,6 +51,16 @@ class ByteIO:
             return data
         self.stats.unaligned += 1
         return memoryview(data)[offset - start : offset - start + length]
+
+    def start_read(self, offset: int, length: int) -> asyncio.Future[bytes] | None:
+        """The device's direct read of a whole-block range (no task per request);
+        None when the range is not whole blocks or the device has no direct read, and
+        the request is then served by :meth:`read` in a task."""
+        block = self.block
+        direct = self._direct
+        if direct is None or not length or offset % block or length % block:
+            return None
+        return direct.start_read(offset, length)
 
     async def write(self, offset: int, data: bytes | memoryview, *, fua: bool) -> None:
         length = len(data)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import struct
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from mpath.errors import MpathError
 from mpath.nbd.byteio import ZERO_CHUNK
@@ -102,6 +103,8 @@ _NBD_ERRNOS: Final = frozenset(
 )
 #: A write-protected LU is a permission problem to an NBD client.
 _NARROWED: Final = {errno.EROFS: errno.EPERM}
+#: The command flags served; a request with any other gets EINVAL.
+_ALLOWED_FLAGS: Final = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO | CMD_FLAG_REQ_ONE
 
 
 def nbd_errno(exc: BaseException) -> int:
@@ -138,7 +141,8 @@ class Connection:
         self.writer = writer
         self.name = f"client {number}"
         self.export: Export | None = None  # chosen by GO or EXPORT_NAME
-        self.tasks: set[asyncio.Task[None]] = set()
+        #: Requests in flight: a task each, or the device's future for a direct read.
+        self.tasks: set[asyncio.Future[Any]] = set()
         self.slots = asyncio.Semaphore(server.settings.max_requests)
         self.replies: ReplyQueue | None = None  # made when transmission begins
         self.structured = False  # NBD_OPT_STRUCTURED_REPLY was negotiated
@@ -361,13 +365,19 @@ class Connection:
     # transmission -------------------------------------------------------------------
 
     async def transmit(self) -> None:
-        """Read requests until DISC or EOF; each runs in its own task, replies as it ends."""
+        """Read requests until DISC or EOF, replying to each as it ends.
+
+        A read of whole blocks goes straight to the device (:meth:`ByteIO.start_read`)
+        and is answered from its completion; any other request runs in its own task.
+        """
         self.transmitting = True
-        self.replies = ReplyQueue(self.writer, self._broken)
+        replies = self.replies = ReplyQueue(self.writer, self._broken)
         export = self.serving
         reader = self.reader
         try:
             while True:
+                if replies.backlog:  # the client reads its replies too slowly: wait
+                    await self._wait_drained()
                 await self.slots.acquire()
                 try:
                     header = await reader.readexactly(REQUEST.size)
@@ -395,6 +405,8 @@ class Connection:
                     export.budget.release(payload_bytes)
                     self.slots.release()
                     raise
+                if kind == CMD_READ and self._read_directly(export, flags, handle, offset, length):
+                    continue
                 task = asyncio.create_task(
                     self._run(kind, flags, handle, offset, length, payload, payload_bytes)
                 )
@@ -421,9 +433,7 @@ class Connection:
         export = self.serving
         stats = export.stats
         try:
-            stats.requests += 1
-            command = COMMAND_NAMES.get(kind, str(kind))
-            stats.by_command[command] = stats.by_command.get(command, 0) + 1
+            command = self._count(kind)
             if self.closing:
                 stats.shutdown_replies += 1
                 await self.reply(handle, errno.ESHUTDOWN, kind=kind)
@@ -431,19 +441,88 @@ class Connection:
             try:
                 error, data = await self._execute(kind, flags, offset, length, payload)
             except Exception as exc:  # every request gets a reply, whatever went wrong
-                if isinstance(exc, MpathError):
-                    log.warning(
-                        "%s: %s of %d bytes at %d failed: %s",
-                        self.name, command, length, offset, str(exc),
-                    )  # fmt: skip
-                else:
-                    log.exception("%s: %s at %d: unexpected error", self.name, command, offset)
-                error, data = nbd_errno(exc), b""
+                error, data = self._failed(exc, command, length, offset), b""
             if error:
                 stats.errors += 1
             await self.reply(handle, error, data, kind=kind, offset=offset)
         finally:
             export.budget.release(payload_bytes)
+            self.slots.release()
+
+    def _count(self, kind: int) -> str:
+        """Count a request by its command; the command's name."""
+        stats = self.serving.stats
+        stats.requests += 1
+        command = COMMAND_NAMES.get(kind, str(kind))
+        stats.by_command[command] = stats.by_command.get(command, 0) + 1
+        return command
+
+    def _failed(self, exc: BaseException, command: str, length: int, offset: int) -> int:
+        """Log a request that failed; the errno its reply carries."""
+        if isinstance(exc, MpathError):
+            log.warning(
+                "%s: %s of %d bytes at %d failed: %s", self.name, command, length, offset, str(exc)
+            )
+        else:
+            log.error("%s: %s at %d: unexpected error", self.name, command, offset, exc_info=exc)
+        return nbd_errno(exc)
+
+    def _read_directly(
+        self, export: Export, flags: int, handle: int, offset: int, length: int
+    ) -> bool:
+        """Start a read on the device with no task (:meth:`ByteIO.start_read`); False
+        when this one needs the task (an error reply, a partial block, shutdown)."""
+        io = export.io
+        if (
+            flags & ~_ALLOWED_FLAGS
+            or offset + length > io.size
+            or export.closing
+            or self.server.shutting_down
+        ):
+            return False
+        try:
+            reading = io.start_read(offset, length)
+        except Exception:  # the task meets the same error, logs it and replies
+            return False
+        if reading is None:
+            return False
+        self._count(CMD_READ)
+        reading.add_done_callback(
+            functools.partial(self._read_done, export, handle, offset, length)
+        )
+        self.tasks.add(reading)
+        return True
+
+    def _read_done(
+        self,
+        export: Export,
+        handle: int,
+        offset: int,
+        length: int,
+        reading: asyncio.Future[bytes],
+    ) -> None:
+        """Reply to a direct read (:meth:`ByteIO.start_read`) as it completes.
+
+        What ``_run`` and ``_execute`` do for a read, without a task: the reply is
+        queued at once; waiting for a slow client happens in the request loop, before
+        the next request is read. The read leaves :attr:`tasks` only once its reply is
+        queued, so a shutdown waiting for it sends that reply before disconnecting.
+        """
+        try:
+            data: bytes = b""
+            if reading.cancelled():
+                error = self._failed(asyncio.CancelledError(), "read", length, offset)
+            elif (exc := reading.exception()) is not None:
+                error = self._failed(exc, "read", length, offset)
+            else:
+                data, error = reading.result(), 0
+                export.stats.bytes_read += length
+            if error:
+                export.stats.errors += 1
+            self._queue_reply(handle, error, data, kind=CMD_READ, offset=offset)
+        finally:
+            self.tasks.discard(reading)
+            export.budget.release(length)
             self.slots.release()
 
     async def _execute(
@@ -452,8 +531,7 @@ class Connection:
         export = self.serving
         io = export.io
         read_only = export.settings.read_only
-        allowed = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO | CMD_FLAG_REQ_ONE
-        if flags & ~allowed:
+        if flags & ~_ALLOWED_FLAGS:
             return errno.EINVAL, b""
         fua = bool(flags & CMD_FLAG_FUA)
         if kind == CMD_READ:
@@ -520,10 +598,36 @@ class Connection:
     ) -> None:
         """Queue one reply (sent with the others of this loop iteration).
 
+        Waits only when the client reads its replies too slowly; a client that went
+        away is not an error of ours.
+        """
+        self._queue_reply(handle, error, data, kind=kind, offset=offset)
+        if self.replies is not None and self.replies.backlog:
+            await self._wait_drained()
+
+    async def _wait_drained(self) -> None:
+        replies = self.replies
+        if replies is None:
+            return
+        try:
+            await replies.wait_drained()
+        except (ConnectionError, RuntimeError) as exc:
+            self._broken(exc)
+
+    def _queue_reply(
+        self,
+        handle: int,
+        error: int,
+        data: bytes | memoryview = b"",
+        *,
+        kind: int = CMD_READ,
+        offset: int = 0,
+    ) -> None:
+        """Queue one reply (sent with the others of this loop iteration).
+
         Simple replies unless structured replies were negotiated; then reads carry
         their data in one OFFSET_DATA chunk, block status in one BLOCK_STATUS chunk,
-        errors in an ERROR chunk. Waits only when the client reads its replies too
-        slowly; a client that went away is not an error of ours.
+        errors in an ERROR chunk.
         """
         replies = self.replies
         if self.disconnected or replies is None:
@@ -566,11 +670,6 @@ class Connection:
                     STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, REPLY_TYPE_NONE, handle, 0
                 )
             )
-        if replies.backlog:
-            try:
-                await replies.wait_drained()
-            except (ConnectionError, RuntimeError) as exc:
-                self._broken(exc)
 
     def _broken(self, exc: BaseException) -> None:
         if not self.disconnected:

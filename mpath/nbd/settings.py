@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from mpath.errors import UsageError
 
@@ -29,6 +30,15 @@ class BlockDevice(Protocol):
     ) -> None: ...
 
     async def flush(self) -> None: ...
+
+
+@runtime_checkable
+class DirectReads(Protocol):
+    """A device that can start a read without a coroutine (:class:`MultipathDevice`
+    can: :meth:`~mpath.filter.MultipathDevice.start_read`). The server then serves a
+    whole-block read with no task of its own; other devices are read in a task."""
+
+    def start_read(self, offset: int, length: int) -> asyncio.Future[bytes]: ...
 
 
 class Extent(Protocol):

@@ -9,6 +9,7 @@ error) is the filter layer's job, through the sense table in :mod:`mpath.scsi`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -122,6 +123,35 @@ class Transport(Protocol):
     ) -> ScsiResult: ...
 
     async def close(self) -> None: ...
+
+
+#: What a :class:`DirectSubmit` transport calls with a command's outcome: the
+#: target's answer, or the :class:`TransportError` ``execute`` would have raised.
+Answer = Callable[["ScsiResult | TransportError"], None]
+
+
+@runtime_checkable
+class DirectSubmit(Protocol):
+    """A transport that can send a command from a plain call (the iSCSI one can).
+
+    ``submit`` sends the command (or raises as ``execute`` would, before anything was
+    sent) and calls ``on_answer`` once with the outcome, from the transport's own
+    completion handling, which must not be re-entered: ``on_answer`` only records
+    and resolves, and leaves any further I/O to a later callback or task. For such a
+    transport ``execute`` is ``submit`` plus a future. It exists so the filter
+    layer's direct read path (:meth:`mpath.filter.device.MultipathDevice.start_read`)
+    costs no coroutine and no future hop per command; other transports are run
+    there with ``execute`` in a task.
+    """
+
+    def submit(
+        self,
+        cdb: bytes,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+        on_answer: Answer,
+    ) -> None: ...
 
 
 @runtime_checkable

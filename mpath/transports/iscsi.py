@@ -19,7 +19,7 @@ libiscsi's asynchronous C API (through the cffi binding in
 * **Callbacks.** libiscsi reports every completion through a C callback. There is
   one long-lived cffi callback per kind (commands; session events), made at import;
   each command passes an integer key as ``private_data``, and a module-level table
-  maps the key to its Python record and future. No cffi callback is created per
+  maps the key to its Python record and answer callback. No cffi callback is created per
   command; reads are received straight into the ``bytes`` object returned.
 * **Failures.** libiscsi's own reconnect is off (``iscsi_set_noautoreconnect(1)``):
   when the connection breaks, libiscsi cancels every outstanding command, and the
@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -47,6 +48,7 @@ from mpath.errors import UsageError
 from mpath.scsi.sense import SenseKey, decode_sense
 from mpath.transports import libiscsi as li
 from mpath.transports.base import (
+    Answer,
     CommandTimeoutError,
     FenceError,
     FenceUnavailableError,
@@ -110,11 +112,18 @@ def _command_done(_ctx: Any, status: int, _task: Any, key: int) -> None:
         cmd.transport._complete(cmd, status)
     except Exception as exc:
         # Never leave the caller waiting on a bug or a MemoryError here.
-        if not cmd.future.done():
-            cmd.future.set_exception(
-                TransportError(cmd.transport.url, f"completing the command failed: {exc!r}")
-            )
+        cmd.answer(TransportError(cmd.transport.url, f"completing the command failed: {exc!r}"))
         raise
+
+
+def _resolve(future: asyncio.Future[ScsiResult], outcome: ScsiResult | TransportError) -> None:
+    """The answer callback of :meth:`IscsiTransport.execute`: settle its future."""
+    if future.done():
+        return
+    if isinstance(outcome, ScsiResult):
+        future.set_result(outcome)
+    else:
+        future.set_exception(outcome)
 
 
 #: The long-lived C callback for commands (made once: a cffi callback per command would
@@ -126,13 +135,13 @@ _command_done_cb = ffi.callback(li.CALLBACK_TYPE, _command_done, onerror=callbac
 class _Command:
     """One command outstanding in libiscsi: what is needed to finish it and clean up."""
 
-    __slots__ = ("buffer", "future", "keep_alive", "key", "length", "task", "transport")
+    __slots__ = ("buffer", "keep_alive", "key", "length", "on_answer", "task", "transport")
 
     def __init__(
         self,
         key: int,
         transport: IscsiTransport,
-        future: asyncio.Future[ScsiResult],
+        on_answer: Answer,
         task: Any,
         buffer: bytes | bytearray | None,
         length: int,
@@ -140,7 +149,8 @@ class _Command:
     ) -> None:
         self.key = key
         self.transport = transport
-        self.future = future
+        #: Called once with the outcome (then set to None).
+        self.on_answer: Answer | None = on_answer
         self.task = task
         #: The object the data-in lands in (see _new_data_in_buffer), or None.
         self.buffer = buffer
@@ -148,6 +158,12 @@ class _Command:
         #: The cdata pointer libiscsi reads data-out from / writes data-in to: it (and
         #: the object behind it) must live until libiscsi is done with the command.
         self.keep_alive = keep_alive
+
+    def answer(self, outcome: ScsiResult | TransportError) -> None:
+        """Give the command's outcome to whoever sent it; only the first one counts."""
+        on_answer, self.on_answer = self.on_answer, None
+        if on_answer is not None:
+            on_answer(outcome)
 
 
 def _new_data_in_buffer(size: int) -> bytes | bytearray:
@@ -359,7 +375,27 @@ class IscsiTransport(LibiscsiSession):
         """
         if not self._connected:
             raise PathDisconnectedError(self._url, self._last_reason, sent=False)
-        return await self._submit(cdb, data_out, data_in_length)
+        return await self._answer_future(cdb, data_out, data_in_length)
+
+    def submit(
+        self,
+        cdb: bytes,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+        on_answer: Answer,
+    ) -> None:
+        """Queue one SCSI command now; ``on_answer`` gets its outcome (see
+        :class:`~mpath.transports.base.DirectSubmit`).
+
+        Raises as :meth:`execute` does when the command cannot be queued. The outcome
+        is the target's answer, or :class:`PathDisconnectedError` when the session
+        breaks; it is given from inside libiscsi's completion (possibly before this
+        returns, when the session breaks as the command is written out).
+        """
+        if not self._connected:
+            raise PathDisconnectedError(self._url, self._last_reason, sent=False)
+        self._submit(cdb, data_out, data_in_length, on_answer)
 
     async def close(self) -> None:
         """Tear the session down now: the socket is closed before this returns.
@@ -533,10 +569,22 @@ class IscsiTransport(LibiscsiSession):
 
     # -- commands -------------------------------------------------------------------------
 
-    def _submit(
+    def _answer_future(
         self, cdb: bytes, data_out: bytes | memoryview | None, data_in_length: int
     ) -> asyncio.Future[ScsiResult]:
-        """Queue one command in libiscsi; return the future its callback resolves."""
+        """Queue one command; the future of its outcome (for callers that await)."""
+        future: asyncio.Future[ScsiResult] = asyncio.get_running_loop().create_future()
+        self._submit(cdb, data_out, data_in_length, functools.partial(_resolve, future))
+        return future
+
+    def _submit(
+        self,
+        cdb: bytes,
+        data_out: bytes | memoryview | None,
+        data_in_length: int,
+        on_answer: Answer,
+    ) -> None:
+        """Queue one command in libiscsi; its callback gives ``on_answer`` the outcome."""
         ctx = self._ctx
         if ctx is None or not self._logged_in:
             raise PathDisconnectedError(self._url, self._last_reason)
@@ -580,22 +628,20 @@ class IscsiTransport(LibiscsiSession):
             reason = self.error_text()
             lib.scsi_free_scsi_task(task)
             raise PathDisconnectedError(self._url, f"cannot queue the command: {reason}")
-        future: asyncio.Future[ScsiResult] = self._loop.create_future()  # type: ignore[union-attr]
-        cmd = _Command(key, self, future, task, buffer, data_in_length, keep_alive)
+        cmd = _Command(key, self, on_answer, task, buffer, data_in_length, keep_alive)
         _COMMANDS[key] = cmd
         self._pending[key] = cmd
         # Write it out now rather than in a flush on the next loop iteration: libiscsi
         # sends every PDU with its own send() anyway, and a completion -> resubmit ->
         # send cycle then takes two loop iterations instead of three.
         self._service(li.POLLOUT)
-        return future
 
     def _complete(self, cmd: _Command, status: int) -> None:
         """Turn libiscsi's answer into a ScsiResult or an error; free the task.
 
         Called from inside ``iscsi_service`` / ``iscsi_destroy_context`` (through the
-        C callback), so it must not call back into the session: it only reads the
-        task, frees it and resolves the future.
+        C callback), so neither it nor the answer callback may call back into the
+        session: it reads the task, frees it and hands the outcome on.
         """
         self._pending.pop(cmd.key, None)
         task = cmd.task
@@ -623,12 +669,7 @@ class IscsiTransport(LibiscsiSession):
                 outcome = self._status_error(status)
         finally:
             self._lib.scsi_free_scsi_task(task)
-        future = cmd.future
-        if not future.done():
-            if isinstance(outcome, ScsiResult):
-                future.set_result(outcome)
-            else:
-                future.set_exception(outcome)
+        cmd.answer(outcome)
 
     @staticmethod
     def _sense_of(task: Any) -> bytes:
@@ -706,7 +747,9 @@ class IscsiTransport(LibiscsiSession):
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                result = await asyncio.wait_for(self._submit(_TEST_UNIT_READY, None, 0), remaining)
+                result = await asyncio.wait_for(
+                    self._answer_future(_TEST_UNIT_READY, None, 0), remaining
+                )
             except TimeoutError:
                 self._teardown("login timed out")
                 raise LoginError(
@@ -747,7 +790,7 @@ class IscsiTransport(LibiscsiSession):
         The socket is first set to reset on close (:func:`_discard_unsent`), so that
         nothing still in its send buffer can reach the target later.
         ``iscsi_destroy_context`` then closes it and cancels every
-        command libiscsi still holds; their callbacks fail the futures with
+        command libiscsi still holds; their callbacks answer them with
         PathDisconnectedError(reason). Anything libiscsi did not report back (it skips
         callbacks for sessions that never logged in) is failed and freed here.
         """
@@ -769,8 +812,10 @@ class IscsiTransport(LibiscsiSession):
             for cmd in leftovers:
                 _COMMANDS.pop(cmd.key, None)
                 self._lib.scsi_free_scsi_task(cmd.task)
-                if not cmd.future.done():
-                    cmd.future.set_exception(PathDisconnectedError(self._url, reason))
+                try:
+                    cmd.answer(PathDisconnectedError(self._url, reason))
+                except Exception:  # one sender's bug must not strand the others
+                    log.exception("%s: answering a cancelled command failed", self._url)
             self.fail_steps(reason)
             self._data_out = None
             self._teardown_reason = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from mpath.scsi.cdb import Opcode, decode_rw
 from mpath.scsi.sense import encode_sense
 from mpath.transports.base import (
+    Answer,
     FenceError,
     FenceUnavailableError,
     LoginError,
@@ -23,6 +24,7 @@ from mpath.transports.base import (
     ScsiResult,
     ScsiStatus,
     Transport,
+    TransportError,
 )
 
 BLOCK = 512
@@ -310,6 +312,36 @@ def _rtpg(groups: dict[int, int]) -> bytes:
         for group, state in groups.items()
     )
     return struct.pack(">I", len(body) + 4) + bytes([0x10, 0, 0, 0]) + body
+
+
+class DirectFakeTransport(FakeTransport):
+    """A fake path with a direct ``submit`` (:class:`~mpath.transports.base.DirectSubmit`),
+    which, like the iSCSI transport's, raises at once when the session is down and
+    otherwise answers from a callback of its own."""
+
+    def submit(
+        self,
+        cdb: bytes,
+        *,
+        data_out: bytes | memoryview | None = None,
+        data_in_length: int = 0,
+        on_answer: Answer,
+    ) -> None:
+        if not self.connected:
+            raise PathDisconnectedError(self.url, "not logged in", sent=False)
+        running = asyncio.ensure_future(
+            self.execute(cdb, data_out=data_out, data_in_length=data_in_length)
+        )
+
+        def answered(_: object) -> None:
+            error = running.exception()
+            if error is None:
+                on_answer(running.result())
+            else:
+                assert isinstance(error, TransportError)
+                on_answer(error)
+
+        running.add_done_callback(answered)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -78,6 +78,21 @@ class RecordingDevice:
         finally:
             self.in_flight -= 1
 
+    def start_read(self, offset: int, length: int) -> asyncio.Future[bytes]:
+        """The device's direct read, recorded; a held one waits in a task (``read``)."""
+        if offset in self.hold:
+            return asyncio.ensure_future(self.read(offset, length))
+        self.calls.append(("read", offset, length, False))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.arrived.set()
+        reading = self.device.start_read(offset, length)
+        reading.add_done_callback(self._left)
+        return reading
+
+    def _left(self, _: object) -> None:
+        self.in_flight -= 1
+
     async def write(
         self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
     ) -> None:
