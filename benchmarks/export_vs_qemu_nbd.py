@@ -4,6 +4,7 @@ What it measures, as root::
 
     .venv/bin/python -m benchmarks.export_vs_qemu_nbd [--seconds S] [--rounds N]
                                                       [--no-docs] [--json]
+                                                      [--baseline REV]
 
 ``qemu-nbd`` with qemu's libiscsi block driver is what an administrator would pick to
 serve an iSCSI LUN over NBD: C, one path, no multipath. On one 2-path rig (1 GiB LUN,
@@ -64,10 +65,13 @@ UNLIMITED = (*WORKLOADS, MULTI)
 LIMIT = "400mbit"
 #: The servers, in the order of the JSON keys and the table's columns.
 SERVERS = ("qemu_nbd", "mpath_1path", "mpath_2path")
+#: With ``--baseline REV``: ``mpath serve`` of that commit on path 1 (unlimited rows).
+BASELINE = "mpath_1path_baseline"
 LABELS = {
     "qemu_nbd": "qemu-nbd, path 1",
     "mpath_1path": "mpath serve, path 1",
     "mpath_2path": "mpath serve, 2 paths",
+    BASELINE: "baseline mpath serve, path 1",
 }
 
 
@@ -154,8 +158,10 @@ def measure(
     rounds: int,
     folder: Path,
     extra: tuple[str, ...] = (),
+    baseline: Path | None = None,
 ) -> Measure:
-    """Every workload through every server, the servers' order alternating by round."""
+    """Every workload through every server, the servers' order alternating by round
+    (``baseline``: also that source tree's ``mpath serve`` on path 1)."""
     started: list[Export | QemuNbd] = []
     results: Measure = {_key(w): {} for w in workloads}
     try:
@@ -169,8 +175,13 @@ def measure(
         both = Export(rig.urls, folder, extra)
         started.append(both)
         servers["mpath_2path"] = both
+        if baseline is not None:
+            before = Export(rig.urls[:1], folder, extra, tree=baseline)
+            started.append(before)
+            servers[BASELINE] = before
+        names = tuple(servers)
         for round_number in range(rounds):
-            order = SERVERS if round_number % 2 == 0 else SERVERS[::-1]
+            order = names if round_number % 2 == 0 else names[::-1]
             for workload in workloads:
                 for name in order:
                     result = run_fio(servers[name], workload, seconds)
@@ -196,7 +207,7 @@ def rows(results: Measure, workloads: tuple[Workload, ...]) -> list[dict[str, An
         spread: dict[str, list[float]] = {}
         cpu: dict[str, float] = {}
         system: dict[str, float] = {}
-        for name in SERVERS:
+        for name in (n for n in (*SERVERS, BASELINE) if n in measured):
             values = [r.value(workload) for r in measured[name]]
             row[name] = round(statistics.fmean(values), 1)
             spread[name] = [round(min(values), 1), round(max(values), 1)]
@@ -219,28 +230,31 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def table(measured: list[dict[str, Any]]) -> list[str]:
+    servers = tuple(n for n in (*SERVERS, BASELINE) if measured and n in measured[0])
+    short = {"qemu_nbd": "qemu-nbd", "mpath_1path": "1 path", "mpath_2path": "2 paths"}
+    short[BASELINE] = "baseline"
     lines = [
         "| workload (qd 32) | "
-        + " | ".join(LABELS[n] for n in SERVERS)
+        + " | ".join(LABELS[n] for n in servers)
         + " | 1 path / qemu-nbd | 2 paths / 1 path | server CPU µs/I/O "
-        "(qemu-nbd / 1 path / 2 paths) | of which in the kernel |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"({' / '.join(short[n] for n in servers)}) | of which in the kernel |",
+        "| --- |" + " ---: |" * (len(servers) + 4),
     ]
     for row in measured:
         unit = row["unit"]
         cells = [
             f"{_fmt(row[n], unit)} ({_fmt(row['spread'][n][0], unit)}-"
             f"{_fmt(row['spread'][n][1], unit)})"
-            for n in SERVERS
+            for n in servers
         ]
         cpu = row["server_cpu_us_per_io"]
         kernel = row.get("server_system_us_per_io") or {}
-        in_kernel = " / ".join(f"{kernel[n]:.1f}" if n in kernel else "-" for n in SERVERS)
+        in_kernel = " / ".join(f"{kernel[n]:.1f}" if n in kernel else "-" for n in servers)
         lines.append(
             f"| {row['workload']} ({unit}) | {' | '.join(cells)} | "
             f"{row['mpath_1path'] / row['qemu_nbd']:.2f}x | "
             f"{row['mpath_2path'] / row['mpath_1path']:.2f}x | "
-            f"{cpu['qemu_nbd']:.1f} / {cpu['mpath_1path']:.1f} / {cpu['mpath_2path']:.1f} | "
+            f"{' / '.join(f'{cpu[n]:.1f}' for n in servers)} | "
             f"{in_kernel} |"
         )
     return lines
@@ -252,6 +266,7 @@ def markdown(
     seconds: int,
     rounds: int,
     event_loop: str,
+    baseline: str | None = None,
 ) -> str:
     fio_example = " ".join(fio_command("URI", WORKLOADS[0], seconds)).replace(
         f"--size={LUN_SIZE}", "--size=1G"
@@ -287,12 +302,30 @@ def markdown(
             "",
             "**Unlimited paths** (the CPU is the limit):",
             "",
+            *(
+                [
+                    f"The *baseline* column is `mpath serve` of commit {baseline} on path 1,",
+                    "measured in the same rounds (`--baseline " + baseline + "`).",
+                    "",
+                ]
+                if baseline
+                else []
+            ),
             *table(unlimited),
             "",
             f"**Both paths limited to {LIMIT}/s** (`mpath rig fault N rate {LIMIT}`):",
             "",
             *table(limited),
         ]
+    )
+
+
+def _worktree(*args: str, check: bool = True) -> None:
+    """``git worktree`` in this repository (the baseline's checkout)."""
+    subprocess.run(
+        ["git", "-C", str(Path(__file__).resolve().parents[1]), "worktree", *args],
+        check=check,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -312,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         default="asyncio",
         help="mpath serve's event loop (its --event-loop)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure mpath serve of commit REV on path 1 (unlimited rows), "
+        "from a git worktree of it, for a before/after in one run",
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     if args.seconds < 1 or args.rounds < 1:
         print("--seconds and --rounds must be at least 1", file=sys.stderr)
@@ -327,19 +366,26 @@ def main(argv: list[str] | None = None) -> int:
     manager.down(RIG_NAME)
     folder = Path(tempfile.mkdtemp(prefix="mpqnbd-", dir="/tmp"))
     try:
+        baseline = None
+        if args.baseline:
+            baseline = folder / "baseline"
+            _worktree("add", "--detach", str(baseline), args.baseline)
         rig = manager.up(name=RIG_NAME, paths=2, size=LUN_SIZE)
         fill_lun(rig.lun.backing_file)
         extra = ("--event-loop", args.event_loop)
         unlimited = rows(
-            measure(rig, UNLIMITED, args.seconds, args.rounds, folder, extra), UNLIMITED
+            measure(rig, UNLIMITED, args.seconds, args.rounds, folder, extra, baseline),
+            UNLIMITED,
         )
         for index in (1, 2):
             manager.fault(RIG_NAME, index, "rate", parse_rate(LIMIT))
         limited = rows(measure(rig, WORKLOADS, args.seconds, args.rounds, folder, extra), WORKLOADS)
     finally:
         manager.down(RIG_NAME)
+        if args.baseline:
+            _worktree("remove", "--force", str(folder / "baseline"), check=False)
         shutil.rmtree(folder, ignore_errors=True)
-    text = markdown(unlimited, limited, args.seconds, args.rounds, args.event_loop)
+    text = markdown(unlimited, limited, args.seconds, args.rounds, args.event_loop, args.baseline)
     if args.json:
         print(json.dumps({"rows": unlimited, "limited_rows": limited}, indent=2))
     else:

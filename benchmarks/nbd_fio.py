@@ -117,14 +117,26 @@ class Export:
     """``mpath serve`` on a Unix socket, as a user runs it; always stopped."""
 
     def __init__(
-        self, paths: list[str], folder: Path, extra: tuple[str, ...] = (), listen: str = ""
+        self,
+        paths: list[str],
+        folder: Path,
+        extra: tuple[str, ...] = (),
+        listen: str = "",
+        *,
+        tree: Path | None = None,
     ) -> None:
-        self.socket = folder / f"nbd-{len(paths)}.sock"
+        """``tree``: run the ``mpath`` of that source tree (a checkout of another commit,
+        for a before/after comparison in one run) instead of this one."""
+        label = f"{len(paths)}{'-' + tree.name if tree is not None else ''}"
+        self.socket = folder / f"nbd-{label}.sock"
         listen = listen or f"unix:{self.socket}"
         self.command = [*MPATH, "serve", *paths, "--listen", listen, "--json", *extra]
-        self.log = folder / f"serve-{len(paths)}.log"
+        self.log = folder / f"serve-{label}.log"
+        env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=log)
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=log, cwd=tree, env=env
+            )
         self.uri = str(self._ready(60)["uri"])
 
     def _ready(self, timeout: float) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from benchmarks.export_vs_qemu_nbd import SERVERS, _key, rows, table
+from benchmarks.export_vs_qemu_nbd import BASELINE, SERVERS, _key, rows, table
 from benchmarks.nbd_fio import WORKLOADS, Result
 
 
@@ -41,3 +41,27 @@ def test_rows_carry_mean_spread_and_cpu_per_server_and_the_table_their_ratios() 
     assert "1.09x" in lines[2] and "1.00x" in lines[2]  # 1 path / qemu-nbd, 2 / 1
     assert "20.5 / 20.5 / 20.5 | 8.5 / 8.5 / 8.5 |" in lines[2]
     assert lines[3].endswith("| - / - / - |")
+
+
+def test_a_baseline_server_gets_its_own_column_and_cpu_figure() -> None:
+    read4k = WORKLOADS[0]
+    cpu = {"qemu_nbd": 22.0, "mpath_1path": 18.0, "mpath_2path": 19.0, BASELINE: 33.0}
+    measured = {
+        _key(read4k): {
+            name: [Result(iops=10_000.0, server_cpu_us=value, server_system_us=6.0)]
+            for name, value in cpu.items()
+        }
+    }
+    document = rows(measured, (read4k,))
+    assert document[0][BASELINE] == 10_000
+    assert document[0]["server_cpu_us_per_io"][BASELINE] == 33.0
+    header, rule, line = table(document)
+    assert header.count("|") == rule.count("|") == line.count("|")
+    assert (
+        "baseline mpath serve, path 1" in header
+        and "(qemu-nbd / 1 path / 2 paths / baseline)" in header
+    )
+    assert "| 22.0 / 18.0 / 19.0 / 33.0 | 6.0 / 6.0 / 6.0 / 6.0 |" in line
+    # Without a baseline the table keeps its three servers.
+    del measured[_key(read4k)][BASELINE]
+    assert "baseline" not in table(rows(measured, (read4k,)))[0]
