@@ -20,9 +20,9 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mpath.errors import (
     DeviceError,
@@ -63,6 +63,7 @@ from mpath.transports.base import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 TransportFactory = Callable[[str], Transport]
 #: How often the stall watchdog looks at the paths (seconds).
 WATCHDOG_TICK = 0.05
@@ -115,6 +116,21 @@ class _Lost:
 
     epoch: int
     unknown: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct(Generic[T]):
+    """One command of a direct entry (:meth:`MultipathDevice.start_read`,
+    ``start_write``): what to send, and ``result_of``, which turns the GOOD answer into
+    what the entry gives (raising :class:`DeviceError` when it cannot)."""
+
+    command: bytes
+    nbytes: int
+    operation: str
+    result_of: Callable[[ScsiResult], T]
+    data_out: memoryview | None = None
+    data_in_length: int = 0
+    mutating: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,62 +458,118 @@ class MultipathDevice:
         choice, retries and failover are the same as for :meth:`read`.
         """
         loop = asyncio.get_running_loop()
-        if length > self.max_io_bytes or self._closed or not self._slots.try_acquire():
+        if length > self.max_io_bytes or self._closed:
             return loop.create_task(self.read(offset, length))
-        done: asyncio.Future[bytes] = loop.create_future()
         try:
             lba, blocks = self._blocks(offset, length)
         except UsageError as exc:
-            self._slots.release()
-            done.set_exception(exc)
-            return done
-        path = self._selector.select(length, None)
+            return _failed(loop, exc)
+        direct = _Direct(
+            cdb.read16(lba, blocks),
+            length,
+            "read",
+            functools.partial(self._read_data, lba=lba, nbytes=length),
+            data_in_length=length,
+        )
+        return self._start_direct(direct, lambda: self.read(offset, length))
+
+    def start_write(
+        self, offset: int, data: bytes | bytearray | memoryview
+    ) -> asyncio.Future[None]:
+        """Begin :meth:`write` (without FUA); the future gives what it returns or raises.
+
+        The direct path of :meth:`start_read`, for a write of one command: answered
+        GOOD, it is acknowledged from the transport's completion. Anything else goes on
+        in :meth:`_command` as a write: a write whose path failed while it was in
+        flight is reissued only after that path is fenced.
+        """
+        loop = asyncio.get_running_loop()
+        view = memoryview(data).cast("B")
+        length = len(view)
+        if length > self.max_io_bytes or self._closed:
+            return loop.create_task(self.write(offset, view))
+        try:
+            lba, blocks = self._blocks(offset, length)
+        except UsageError as exc:
+            return _failed(loop, exc)
+        direct = _Direct(
+            cdb.write16(lba, blocks, fua=False),
+            length,
+            "write",
+            functools.partial(self._wrote, nbytes=length),
+            data_out=view,
+            mutating=True,
+        )
+        return self._start_direct(direct, lambda: self.write(offset, view))
+
+    def _start_direct(
+        self, direct: _Direct[T], fallback: Callable[[], Coroutine[Any, Any, T]]
+    ) -> asyncio.Future[T]:
+        """Send ``direct`` now if a slot and a path are free at once; else ``fallback``
+        (the coroutine entry) in a task, which waits for them in the engine."""
+        loop = asyncio.get_running_loop()
+        if not self._slots.try_acquire():
+            return loop.create_task(fallback())
+        nbytes = direct.nbytes
+        path = self._selector.select(nbytes, None)
         if path is None:  # every path busy or failed: wait in the engine
             self._slots.release()
-            return loop.create_task(self.read(offset, length))
-        command = cdb.read16(lba, blocks)
-        started = self._begin(path, length, slow=False)
-        answer = functools.partial(self._read_answered, done, path, started, command, lba, length)
+            return loop.create_task(fallback())
+        done: asyncio.Future[T] = loop.create_future()
+        started = self._begin(path, nbytes, slow=False)
+        answer = functools.partial(self._direct_answered, done, direct, path, started)
         try:
             if path.submit is not None:
-                path.submit(command, data_in_length=length, on_answer=answer)
+                path.submit(
+                    direct.command,
+                    data_out=direct.data_out,
+                    data_in_length=direct.data_in_length,
+                    on_answer=answer,
+                )
             else:  # a transport without a direct submit: its execute, in a task
-                running = loop.create_task(path.transport.execute(command, data_in_length=length))
+                running = loop.create_task(
+                    path.transport.execute(
+                        direct.command,
+                        data_out=direct.data_out,
+                        data_in_length=direct.data_in_length,
+                    )
+                )
                 running.add_done_callback(functools.partial(_answer_from_task, answer))
         except TransportError as exc:  # refused before anything was sent
             answer(exc)
         except BaseException:
-            self._finish(path, length, started, ok=False)
+            self._finish(path, nbytes, started, ok=False)
             self._slots.release()
             raise
         return done
 
-    def _read_answered(
+    def _direct_answered(
         self,
-        done: asyncio.Future[bytes],
+        done: asyncio.Future[T],
+        direct: _Direct[T],
         path: Path,
         started: float,
-        command: bytes,
-        lba: int,
-        nbytes: int,
         outcome: ScsiResult | BaseException,
     ) -> None:
-        """The outcome of a read :meth:`start_read` sent. Called from the transport's
-        completion handling: it only accounts and resolves; anything more (a retry,
-        failing the path) goes on in a task."""
+        """The outcome of a command :meth:`_start_direct` sent. Called from the
+        transport's completion handling: it only accounts and resolves; anything more
+        (a retry, failing or fencing the path) goes on in a task."""
+        nbytes = direct.nbytes
         if isinstance(outcome, ScsiResult) and outcome.status == ScsiStatus.GOOD:
-            self._answered(path, nbytes, nbytes, started, slow=False)
+            self._answered(path, nbytes, direct.data_in_length, started, slow=False)
             self.stats.ios += 1
             self._slots.release()
             if done.cancelled():
                 return
             try:
-                done.set_result(self._read_data(outcome, lba, nbytes))
+                done.set_result(direct.result_of(outcome))
             except DeviceError as exc:
                 done.set_exception(exc)
             return
         if isinstance(outcome, ScsiResult | TransportError):
-            self._continue_read(done, _Started(path, started, outcome), command, lba, nbytes)
+            first = _Started(path, started, outcome)
+            engine = asyncio.get_running_loop().create_task(self._continue_direct(direct, first))
+            _settle_from(engine, done)
             return
         self._finish(path, nbytes, started, ok=False)
         self._slots.release()
@@ -508,24 +580,20 @@ class MultipathDevice:
         else:
             done.set_exception(outcome)
 
-    def _continue_read(
-        self,
-        done: asyncio.Future[bytes],
-        first: _Started,
-        command: bytes,
-        lba: int,
-        nbytes: int,
-    ) -> None:
-        """Hand a read of :meth:`start_read` that was not simply answered to the engine."""
-
-        async def engine() -> bytes:
-            result = await self._command(
-                command, nbytes, "read", data_in_length=nbytes, first=first
-            )
-            self._raise_unless_good(result, "read")
-            return self._read_data(result, lba, nbytes)
-
-        _settle_from(asyncio.get_running_loop().create_task(engine()), done)
+    async def _continue_direct(self, direct: _Direct[T], first: _Started) -> T:
+        """A direct command that was not simply answered GOOD, in the one engine."""
+        operation = direct.operation
+        result = await self._command(
+            direct.command,
+            direct.nbytes,
+            operation,
+            data_out=direct.data_out,
+            data_in_length=direct.data_in_length,
+            mutating=direct.mutating,
+            first=first,
+        )
+        self._raise_unless_good(result, operation)
+        return direct.result_of(result)
 
     async def write(
         self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
@@ -640,7 +708,11 @@ class MultipathDevice:
             cdb.write16(lba, blocks, fua=fua), len(data), "write", data_out=data, mutating=True
         )
         self._raise_unless_good(result, "write")
-        self.stats.bytes_written += len(data)
+        self._wrote(result, len(data))
+
+    def _wrote(self, result: ScsiResult, nbytes: int) -> None:
+        """Count a good write."""
+        self.stats.bytes_written += nbytes
 
     def _raise_unless_good(self, result: ScsiResult, operation: str) -> None:
         if result.status in (ScsiStatus.GOOD, ScsiStatus.CONDITION_MET):
@@ -1566,10 +1638,17 @@ def _answer_from_task(
         answer(task.result())
 
 
-def _settle_from(task: asyncio.Task[bytes], done: asyncio.Future[bytes]) -> None:
+def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Future[Any]:
+    """A future that already failed with ``error`` (a direct entry's bad request)."""
+    future: asyncio.Future[Any] = loop.create_future()
+    future.set_exception(error)
+    return future
+
+
+def _settle_from(task: asyncio.Task[T], done: asyncio.Future[T]) -> None:
     """Resolve ``done`` as ``task`` ends (a direct entry's work gone on in a task)."""
 
-    def copy(_: asyncio.Task[bytes]) -> None:
+    def copy(_: asyncio.Task[T]) -> None:
         if done.cancelled():
             if not task.cancelled():
                 task.exception()  # seen: nobody waits for it any more

@@ -8,9 +8,10 @@ locks of :mod:`mpath.nbd.limits`, so concurrent writes into one block never tear
 from __future__ import annotations
 
 import asyncio
+import functools
 
-from mpath.nbd.limits import BlockLocks
-from mpath.nbd.settings import BlockDevice, DirectReads, SavingCommands, ServeStats
+from mpath.nbd.limits import BlockLocks, Claim
+from mpath.nbd.settings import BlockDevice, DirectIO, SavingCommands, ServeStats
 
 #: Piece size for WRITE_ZEROES and for discarding oversized payloads.
 ZERO_CHUNK = 1024 * 1024
@@ -31,7 +32,7 @@ class ByteIO:
         self.locks = BlockLocks()
         self.stats = stats
         self.dirty = False  # a write completed since the last flush began
-        self._direct = device if isinstance(device, DirectReads) else None
+        self._direct = device if isinstance(device, DirectIO) else None
 
     @property
     def size(self) -> int:
@@ -61,6 +62,34 @@ class ByteIO:
         if direct is None or not length or offset % block or length % block:
             return None
         return direct.start_read(offset, length)
+
+    def start_write(self, offset: int, data: bytes | memoryview) -> asyncio.Future[None] | None:
+        """The device's direct write of whole blocks (no FUA, no task per request),
+        under the block-range lock as :meth:`write` takes it; None when the range is
+        not whole blocks, the device has no direct write, or the lock would have to be
+        waited for, and the request is then served by :meth:`write` in a task."""
+        block = self.block
+        direct = self._direct
+        length = len(data)
+        if direct is None or not length or offset % block or length % block:
+            return None
+        claim = self.locks.try_acquire(offset // block, (offset + length) // block)
+        if claim is None:
+            return None
+        try:
+            writing = direct.start_write(offset, data)
+        except BaseException:
+            self.locks.release(claim)
+            raise
+        writing.add_done_callback(functools.partial(self._written, claim))
+        return writing
+
+    def _written(self, claim: Claim, writing: asyncio.Future[None]) -> None:
+        """A direct write ended: its blocks are free again, and once it succeeded the
+        export holds data a flush has not covered (as :meth:`write` marks it)."""
+        self.locks.release(claim)
+        if not writing.cancelled() and writing.exception() is None:
+            self.dirty = True
 
     async def write(self, offset: int, data: bytes | memoryview, *, fua: bool) -> None:
         length = len(data)

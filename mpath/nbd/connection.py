@@ -367,8 +367,9 @@ class Connection:
     async def transmit(self) -> None:
         """Read requests until DISC or EOF, replying to each as it ends.
 
-        A read of whole blocks goes straight to the device (:meth:`ByteIO.start_read`)
-        and is answered from its completion; any other request runs in its own task.
+        A read or write of whole blocks goes straight to the device
+        (:meth:`ByteIO.start_read`, :meth:`ByteIO.start_write`) and is answered from
+        its completion; any other request runs in its own task.
         """
         self.transmitting = True
         replies = self.replies = ReplyQueue(self.writer, self._broken)
@@ -405,7 +406,9 @@ class Connection:
                     export.budget.release(payload_bytes)
                     self.slots.release()
                     raise
-                if kind == CMD_READ and self._read_directly(export, flags, handle, offset, length):
+                if kind in (CMD_READ, CMD_WRITE) and self._directly(
+                    export, kind, flags, handle, offset, length, payload
+                ):
                     continue
                 task = asyncio.create_task(
                     self._run(kind, flags, handle, offset, length, payload, payload_bytes)
@@ -467,11 +470,20 @@ class Connection:
             log.error("%s: %s at %d: unexpected error", self.name, command, offset, exc_info=exc)
         return nbd_errno(exc)
 
-    def _read_directly(
-        self, export: Export, flags: int, handle: int, offset: int, length: int
+    def _directly(
+        self,
+        export: Export,
+        kind: int,
+        flags: int,
+        handle: int,
+        offset: int,
+        length: int,
+        payload: bytes,
     ) -> bool:
-        """Start a read on the device with no task (:meth:`ByteIO.start_read`); False
-        when this one needs the task (an error reply, a partial block, shutdown)."""
+        """Start a whole-block read or write on the device with no task
+        (:meth:`ByteIO.start_read`, :meth:`ByteIO.start_write`); False when this one
+        needs the task (an error reply, a partial block, FUA, a lock to wait for,
+        shutdown)."""
         io = export.io
         if (
             flags & ~_ALLOWED_FLAGS
@@ -480,48 +492,60 @@ class Connection:
             or self.server.shutting_down
         ):
             return False
+        started: asyncio.Future[Any] | None
         try:
-            reading = io.start_read(offset, length)
+            if kind == CMD_READ:
+                started = io.start_read(offset, length)
+            elif flags & CMD_FLAG_FUA or export.settings.read_only:
+                return False
+            else:
+                started = io.start_write(offset, payload)
         except Exception:  # the task meets the same error, logs it and replies
             return False
-        if reading is None:
+        if started is None:
             return False
-        self._count(CMD_READ)
-        reading.add_done_callback(
-            functools.partial(self._read_done, export, handle, offset, length)
+        self._count(kind)
+        started.add_done_callback(
+            functools.partial(self._direct_done, export, kind, handle, offset, length)
         )
-        self.tasks.add(reading)
+        self.tasks.add(started)
         return True
 
-    def _read_done(
+    def _direct_done(
         self,
         export: Export,
+        kind: int,
         handle: int,
         offset: int,
         length: int,
-        reading: asyncio.Future[bytes],
+        request: asyncio.Future[Any],
     ) -> None:
-        """Reply to a direct read (:meth:`ByteIO.start_read`) as it completes.
+        """Reply to a direct read or write as it completes.
 
-        What ``_run`` and ``_execute`` do for a read, without a task: the reply is
-        queued at once; waiting for a slow client happens in the request loop, before
-        the next request is read. The read leaves :attr:`tasks` only once its reply is
+        What ``_run`` and ``_execute`` do for one, without a task: the reply is queued
+        at once; waiting for a slow client happens in the request loop, before the
+        next request is read. The request leaves :attr:`tasks` only once its reply is
         queued, so a shutdown waiting for it sends that reply before disconnecting.
         """
+        command = COMMAND_NAMES[kind]
         try:
             data: bytes = b""
-            if reading.cancelled():
-                error = self._failed(asyncio.CancelledError(), "read", length, offset)
-            elif (exc := reading.exception()) is not None:
-                error = self._failed(exc, "read", length, offset)
+            if request.cancelled():
+                error = self._failed(asyncio.CancelledError(), command, length, offset)
+            elif (exc := request.exception()) is not None:
+                error = self._failed(exc, command, length, offset)
             else:
-                data, error = reading.result(), 0
-                export.stats.bytes_read += length
+                error = 0
+                if kind == CMD_READ:
+                    data = request.result()
+                    export.stats.bytes_read += length
+                else:
+                    export.stats.bytes_written += length
             if error:
                 export.stats.errors += 1
-            self._queue_reply(handle, error, data, kind=CMD_READ, offset=offset)
+            self._queue_reply(handle, error, data, kind=kind, offset=offset)
         finally:
-            self.tasks.discard(reading)
+            self.tasks.discard(request)
             export.budget.release(length)
             self.slots.release()
 

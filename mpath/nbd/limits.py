@@ -11,7 +11,7 @@ import contextlib
 from collections import deque
 
 
-class _Claim:
+class Claim:
     """One write's hold on blocks [start, end); ``edges`` are read-modify-written."""
 
     __slots__ = ("edges", "end", "granted", "start")
@@ -22,7 +22,7 @@ class _Claim:
         self.edges = edges
         self.granted: asyncio.Future[None] | None = None
 
-    def conflicts(self, other: _Claim) -> bool:
+    def conflicts(self, other: Claim) -> bool:
         if self.end <= other.start or other.end <= self.start:
             return False
         # Whole-block writes of one block may run together (each block lands whole,
@@ -44,14 +44,14 @@ class BlockLocks:
     """
 
     def __init__(self) -> None:
-        self._active: list[_Claim] = []
-        self._waiting: list[_Claim] = []
+        self._active: list[Claim] = []
+        self._waiting: list[Claim] = []
 
     def __len__(self) -> int:
         return len(self._active) + len(self._waiting)
 
-    async def acquire(self, start: int, end: int, edges: tuple[int, ...] = ()) -> _Claim:
-        claim = _Claim(start, end, edges)
+    async def acquire(self, start: int, end: int, edges: tuple[int, ...] = ()) -> Claim:
+        claim = Claim(start, end, edges)
         if not self._blocked(claim, self._waiting):
             self._active.append(claim)
             return claim
@@ -67,11 +67,20 @@ class BlockLocks:
             raise
         return claim
 
-    def release(self, claim: _Claim) -> None:
+    def try_acquire(self, start: int, end: int) -> Claim | None:
+        """A whole-block write's claim on [start, end) if it needs no wait, else None
+        (then :meth:`acquire` waits in line)."""
+        claim = Claim(start, end, ())
+        if self._blocked(claim, self._waiting):
+            return None
+        self._active.append(claim)
+        return claim
+
+    def release(self, claim: Claim) -> None:
         self._active.remove(claim)
         if not self._waiting:
             return
-        still: list[_Claim] = []
+        still: list[Claim] = []
         for waiter in self._waiting:
             if self._blocked(waiter, still):
                 still.append(waiter)
@@ -82,7 +91,7 @@ class BlockLocks:
                 waiter.granted.set_result(None)
         self._waiting = still
 
-    def _blocked(self, claim: _Claim, ahead: list[_Claim]) -> bool:
+    def _blocked(self, claim: Claim, ahead: list[Claim]) -> bool:
         if not claim.edges and not any(c.edges for c in self._active) and not ahead:
             return False
         return any(claim.conflicts(c) for c in self._active) or any(

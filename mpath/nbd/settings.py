@@ -33,12 +33,17 @@ class BlockDevice(Protocol):
 
 
 @runtime_checkable
-class DirectReads(Protocol):
-    """A device that can start a read without a coroutine (:class:`MultipathDevice`
-    can: :meth:`~mpath.filter.MultipathDevice.start_read`). The server then serves a
-    whole-block read with no task of its own; other devices are read in a task."""
+class DirectIO(Protocol):
+    """A device that can start a read or a write without a coroutine
+    (:class:`MultipathDevice` can: ``start_read``, ``start_write``). The server then
+    serves whole-block reads and writes with no task of its own; other devices are
+    served in a task per request."""
 
     def start_read(self, offset: int, length: int) -> asyncio.Future[bytes]: ...
+
+    def start_write(
+        self, offset: int, data: bytes | bytearray | memoryview
+    ) -> asyncio.Future[None]: ...
 
 
 class Extent(Protocol):

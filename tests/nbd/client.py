@@ -90,6 +90,20 @@ class RecordingDevice:
         reading.add_done_callback(self._left)
         return reading
 
+    def start_write(
+        self, offset: int, data: bytes | bytearray | memoryview
+    ) -> asyncio.Future[None]:
+        """The device's direct write, recorded; a held one waits in a task (``write``)."""
+        if offset in self.hold:
+            return asyncio.ensure_future(self.write(offset, data))
+        self.calls.append(("write", offset, len(data), False))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.arrived.set()
+        writing = self.device.start_write(offset, data)
+        writing.add_done_callback(self._left)
+        return writing
+
     def _left(self, _: object) -> None:
         self.in_flight -= 1
 

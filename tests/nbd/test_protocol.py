@@ -637,6 +637,30 @@ def test_block_locks_serialise_only_conflicting_edges() -> None:
     run(body)
 
 
+def test_a_direct_write_takes_its_claim_only_when_it_need_not_wait() -> None:
+    async def body() -> None:
+        locks = BlockLocks()
+        edge = await locks.acquire(9, 11, (9, 10))  # an RMW of blocks 9 and 10
+        assert locks.try_acquire(10, 12) is None  # would write into the RMW: wait in line
+        whole = locks.try_acquire(0, 9)  # beside it: taken at once
+        assert whole is not None and len(locks) == 2
+        queued = asyncio.ensure_future(locks.acquire(11, 13, (12,)))  # an RMW waiting...
+        await asyncio.sleep(0)
+        assert queued.done()  # ...no: nothing conflicts with block 12, it is granted
+        later_edge = asyncio.ensure_future(locks.acquire(8, 10, (8,)))  # waits for `whole`
+        await asyncio.sleep(0)
+        assert not later_edge.done()
+        # A whole-block write behind a waiting RMW of its block does not overtake it.
+        assert locks.try_acquire(8, 9) is None
+        locks.release(whole)
+        locks.release(edge)
+        locks.release(await bounded(later_edge))
+        locks.release(await bounded(queued))
+        assert len(locks) == 0
+
+    run(body)
+
+
 # -- listen addresses --------------------------------------------------------------------
 
 

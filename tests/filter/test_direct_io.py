@@ -1,9 +1,10 @@
-"""``MultipathDevice.start_read``: the read path without a task, over fake paths.
+"""``MultipathDevice.start_read`` and ``start_write``: I/O without a task, over fake paths.
 
-What it must keep: the data and counters of :meth:`read`, the LUN's cap on commands,
-and the one command engine's failover and retries for anything but a plain GOOD
-answer. Each case runs over a transport with a direct ``submit`` and over one
-without (``execute`` in a task). Virtual time, as in test_device.py.
+What they must keep: the data and counters of :meth:`read` and :meth:`write`, the LUN's
+cap on commands, and the one command engine's failover, fencing and retries for
+anything but a plain GOOD answer. Each case runs over a transport with a direct
+``submit`` and over one without (``execute`` in a task). Virtual time, as in
+test_device.py.
 """
 
 from __future__ import annotations
@@ -150,5 +151,70 @@ def test_a_direct_read_of_a_closed_device_or_a_bad_range_raises() -> None:
         await device.close()
         with pytest.raises(DeviceError, match="device is closed"):
             await bounded(device.start_read(0, BLOCK))
+
+    run(body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_direct_writes_land_and_count_as_write_does(kind: type[FakeTransport]) -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        async with await open_device(two(lun, kind), FAST) as device:
+
+            async def not_this_way(*_: object, **__: object) -> None:
+                raise AssertionError("start_write fell back to write()")
+
+            device.write = not_this_way  # type: ignore[method-assign]
+            payloads = [bytes([i]) * 4096 for i in range(16)]
+            writes = [device.start_write(i * 4096, p) for i, p in enumerate(payloads)]
+            assert await bounded(asyncio.gather(*writes)) == [None] * 16
+            assert bytes(lun.data[: 16 * 4096]) == b"".join(payloads)
+            assert device.stats.ios == 16 and device.stats.bytes_written == 16 * 4096
+            assert [p["writes"] for p in device.paths] == [8, 8]
+            assert device._slots.free == device.max_commands
+
+    run(body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_direct_write_whose_path_breaks_is_reissued_only_after_the_path_is_closed(
+    kind: type[FakeTransport],
+) -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        first, second = two(lun, kind)
+        async with await open_device([first, second], FAST) as device:
+            first.hang = True
+            writes = [device.start_write(i * BLOCK, b"w" * BLOCK) for i in range(4)]
+            await elapse(0.001)  # the writes reach the paths (well before any timeout)
+            first.disconnect()
+            await bounded(asyncio.gather(*writes))
+            assert lun.data[: 4 * BLOCK] == b"w" * (4 * BLOCK)
+            assert device.paths[0]["state"] == "failed" and device.stats.failovers == 1
+            # The failed path's session was closed (fenced) before its two writes went
+            # down the other path.
+            assert lun.log.count("fake://path2 write") == 4
+            after_close = lun.log[lun.log.index("fake://path1 close") + 1 :]
+            assert after_close.count("fake://path2 write") == 2
+            assert device._slots.free == device.max_commands
+
+    run(body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sense_data_on_a_direct_write_is_handled_by_the_engine(kind: type[FakeTransport]) -> None:
+    async def body() -> None:
+        lun = FakeLun()
+        transports = [kind("fake://path1", lun)]
+        async with await open_device(transports, FAST) as device:
+            transports[0].injected.extend([check_condition(0x06, 0x29, 0x00)] * 2)
+            await bounded(device.start_write(0, b"u" * BLOCK))
+            assert lun.data[:BLOCK] == b"u" * BLOCK
+            assert device.stats.retries == 2 and device.stats.failovers == 0
+            transports[0].injected.append(check_condition(0x05, 0x24, 0x00))  # bad CDB field
+            with pytest.raises(TargetIOError, match="write failed on the target"):
+                await bounded(device.start_write(BLOCK, b"x" * BLOCK))
+            assert lun.data[BLOCK : 2 * BLOCK] == bytes(BLOCK)
+            assert device._slots.free == device.max_commands
 
     run(body)
