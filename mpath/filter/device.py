@@ -230,6 +230,9 @@ class MultipathDevice:
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: PathMonitor = (monitor or ReconnectMonitor)(self)
         self._closed = False
+        #: The loop the device runs on, kept for the direct entries: asking asyncio
+        #: for it costs a getpid() system call each time on Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_failure = ""
         #: Per path: the failure epoch up to which it is fenced, and the running fence
         #: (epoch, task).
@@ -457,7 +460,7 @@ class MultipathDevice:
         in the one command engine, :meth:`_command`, from where it stands: path
         choice, retries and failover are the same as for :meth:`read`.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop or self._bind_loop()
         if length > self.max_io_bytes or self._closed:
             return loop.create_task(self.read(offset, length))
         try:
@@ -483,7 +486,7 @@ class MultipathDevice:
         in :meth:`_command` as a write: a write whose path failed while it was in
         flight is reissued only after that path is fenced.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop or self._bind_loop()
         view = memoryview(data).cast("B")
         length = len(view)
         if length > self.max_io_bytes or self._closed:
@@ -502,12 +505,16 @@ class MultipathDevice:
         )
         return self._start_direct(direct, lambda: self.write(offset, view))
 
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
+
     def _start_direct(
         self, direct: _Direct[T], fallback: Callable[[], Coroutine[Any, Any, T]]
     ) -> asyncio.Future[T]:
         """Send ``direct`` now if a slot and a path are free at once; else ``fallback``
         (the coroutine entry) in a task, which waits for them in the engine."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop or self._bind_loop()
         if not self._slots.try_acquire():
             return loop.create_task(fallback())
         nbytes = direct.nbytes
@@ -568,7 +575,9 @@ class MultipathDevice:
             return
         if isinstance(outcome, ScsiResult | TransportError):
             first = _Started(path, started, outcome)
-            engine = asyncio.get_running_loop().create_task(self._continue_direct(direct, first))
+            engine = (self._loop or self._bind_loop()).create_task(
+                self._continue_direct(direct, first)
+            )
             _settle_from(engine, done)
             return
         self._finish(path, nbytes, started, ok=False)
