@@ -340,14 +340,14 @@ async def _rig_run(
     )
 
 
-def run_order(policies: Sequence[str], round_number: int) -> list[str]:
+def run_order(policies: Sequence[str], round_number: int, rounds: int = ROUNDS) -> list[str]:
     """The policies' order in one round: rotated each round, and reversed every other.
 
     Rotation keeps any policy from always running first; reversal gives each policy
     other neighbours, so what one run leaves behind (a target still writing back the
     previous run's data) does not always fall on the same policy.
     """
-    shift = round_number * len(policies) // ROUNDS
+    shift = round_number * len(policies) // rounds
     order = list(policies[shift:]) + list(policies[:shift])
     return order[::-1] if round_number % 2 else order
 
@@ -365,7 +365,9 @@ async def _fill(urls: list[str]) -> None:
         await device.close()
 
 
-def rig_rows(case: Case, seconds: float, policies: Sequence[str] = POLICIES) -> list[Row]:
+def rig_rows(
+    case: Case, seconds: float, policies: Sequence[str] = POLICIES, rounds: int = ROUNDS
+) -> list[Row]:
     """Bring one rig up for ``case`` and run every policy on it, alternating."""
     from mpath.rig import RigManager
     from mpath.rig.manager import parse_rates
@@ -386,8 +388,8 @@ def rig_rows(case: Case, seconds: float, policies: Sequence[str] = POLICIES) -> 
     try:
         if writes:
             asyncio.run(_fill(rig.urls))
-        for round_number in range(ROUNDS):
-            for policy in run_order(policies, round_number):
+        for round_number in range(rounds):
+            for policy in run_order(policies, round_number, rounds):
                 if writes:
                     os.sync()  # the previous run's writes reach the disk before this one
                 nbytes, per_path, latencies = asyncio.run(
@@ -397,16 +399,19 @@ def rig_rows(case: Case, seconds: float, policies: Sequence[str] = POLICIES) -> 
                 split[policy] = [a + b for a, b in zip(split[policy], per_path, strict=True)]
                 for label, values in latencies.items():
                     pooled[policy][label].extend(values)
+                every = array("d")
+                for values in latencies.values():
+                    every.extend(values)
                 print(
                     f"  rig {case.name:9} round {round_number + 1} {policy:24} "
-                    f"{nbytes / length / 1e6:7.1f} MB/s",
+                    f"{nbytes / length / 1e6:7.1f} MB/s  p99 {percentiles(every)[1]:7.2f} ms",
                     file=sys.stderr,
                 )
     finally:
         manager.down(name)
     rows = []
     for policy in policies:
-        mb_per_s = moved[policy] / (length * ROUNDS) / 1e6
+        mb_per_s = moved[policy] / (length * rounds) / 1e6
         total = sum(split[policy]) or 1
         everything = array("d")
         for values in pooled[policy].values():
@@ -489,14 +494,14 @@ def summary_line(case: Case, where: str, rows: Sequence[Row], policy: str = "sha
     )
 
 
-def render(results: list[tuple[Case, str, list[Row]]], seconds: float) -> str:
+def render(results: list[tuple[Case, str, list[Row]]], seconds: float, rounds: int = ROUNDS) -> str:
     lines = [
         "## Policy matrix: every policy in every scenario",
         "",
         "`benchmarks/policies_matrix.py`: the simulator (16 simulated seconds of load per",
         "run, seed 0) and the real rig (one rig per scenario, every policy in turn for "
         f"{seconds:g} s,",
-        f"{ROUNDS} rounds with the order rotated, latencies pooled). MB/s within 3 % of the",
+        f"{rounds} rounds with the order rotated, latencies pooled). MB/s within 3 % of the",
         "best are bold. The p99 contest is among the policies within 3 % of the best MB/s",
         "(a policy that leaves a path idle can have a low p99 at a fraction of the speed).",
         "With two workers the latency columns give each I/O size separately.",
@@ -571,7 +576,15 @@ def main(argv: list[str]) -> int:
         help="only these policies (docs left alone); with selector arguments: "
         "--policy 'share fill=bdp'",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help=f"rounds of every policy on the rig (default {ROUNDS})",
+    )
     options = parser.parse_args(argv)
+    if options.rounds < 1:
+        parser.error("--rounds must be at least 1")
     cases = [case for case in CASES if not options.scenario or case.name in options.scenario]
     policies = tuple(options.policy or POLICIES)
     for policy in policies:
@@ -589,10 +602,10 @@ def main(argv: list[str]) -> int:
             results.append((case, "sim", rows))
             print(summary_line(case, "sim", rows))
         if case.rig and rig:
-            rows = rig_rows(case, options.seconds, policies)
+            rows = rig_rows(case, options.seconds, policies, options.rounds)
             results.append((case, "rig", rows))
             print(summary_line(case, "rig", rows))
-    text = render(results, options.seconds)
+    text = render(results, options.seconds, options.rounds)
     complete = not options.scenario and not options.policy and rig and not options.rig_only
     if complete:
         replace_section("policies-matrix", text)
