@@ -141,7 +141,8 @@ class Connection:
         self.writer = writer
         self.name = f"client {number}"
         self.export: Export | None = None  # chosen by GO or EXPORT_NAME
-        #: Requests in flight: a task each, or the device's future for a direct read.
+        #: Requests in flight: a task each, or the device's future for a direct read
+        #: or write.
         self.tasks: set[asyncio.Future[Any]] = set()
         self.slots = asyncio.Semaphore(server.settings.max_requests)
         self.replies: ReplyQueue | None = None  # made when transmission begins
@@ -485,12 +486,7 @@ class Connection:
         needs the task (an error reply, a partial block, FUA, a lock to wait for,
         shutdown)."""
         io = export.io
-        if (
-            flags & ~_ALLOWED_FLAGS
-            or offset + length > io.size
-            or export.closing
-            or self.server.shutting_down
-        ):
+        if flags & ~_ALLOWED_FLAGS or offset + length > io.size or self.closing:
             return False
         started: asyncio.Future[Any] | None
         try:
