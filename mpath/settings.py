@@ -49,7 +49,7 @@ class DeviceSettings:
       failed for it only when another path answers meanwhile; when every path is
       silent at once the LUN is slow, not its paths (:mod:`mpath.filter.stall`).
     * ``lun_stall_timeout``: the longest every path may be silent together (the LUN
-      stalled) before they are failed anyway; below it the limit is 4x the LUN's
+      stalled) before they are failed anyway; below it the limit is 8x the LUN's
       recent longest stall, and at least ``io_timeout_max`` (which wins when larger).
     * ``same_path_retries``: how often a command that got UNIT ATTENTION, BUSY or TASK
       SET FULL is retried on the same path before it is treated as a path failure.

@@ -63,6 +63,17 @@ def slow(rig_name: str, pid: int) -> str:
     return str(origin)
 
 
+def cpu_stat(rig_name: str) -> dict[str, int]:
+    """The throttled cgroup's ``cpu.stat`` (periods, throttled periods and time), or
+    nothing when the rig is not slow: what to look at when a stall ran long."""
+    try:
+        group, _ = _group(rig_name)
+        text = (group / "cpu.stat").read_text()
+    except (RigError, OSError):
+        return {}
+    return {key: int(value) for key, value in (line.split() for line in text.splitlines())}
+
+
 def fast(rig_name: str, origin: str | None) -> None:
     """Give the throttled processes their CPU back (into ``origin``); remove the cgroup.
 

@@ -13,16 +13,17 @@ commands and figures); these are shorter for CI.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from mpath.api import DeviceRequest, open_device
 from mpath.checkers.monitor import CheckerMonitor, EventKind
 from mpath.filter.stall import LAG_FACTOR
-from mpath.rig import Rig, RigManager
+from mpath.rig import Rig, RigManager, throttle
 from mpath.workload.bench import BenchRun, BenchSpec, FaultStep
 from tests.conftest import RigFactory
 
@@ -47,10 +48,39 @@ def _spec(faults: tuple[FaultStep, ...] = ()) -> BenchSpec:
     )
 
 
+class _Completions:
+    """The device as the benchmark sees it, noting when each I/O completed: the LUN's
+    stalls measured from outside the stall judge (the longest gaps between answers)."""
+
+    def __init__(self, device: Any) -> None:
+        self._device = device
+        self.at: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._device, name)
+
+    async def read(self, offset: int, length: int) -> bytes:
+        data: bytes = await self._device.read(offset, length)
+        self.at.append(time.monotonic())
+        return data
+
+    async def write(self, offset: int, data: bytes) -> None:
+        await self._device.write(offset, data)
+        self.at.append(time.monotonic())
+
+    def longest_gaps(self, count: int = 5) -> list[int]:
+        """The longest silences between two answers, in ms."""
+        ordered = sorted(self.at)
+        gaps = sorted((b - a for a, b in itertools.pairwise(ordered)), reverse=True)
+        return [round(gap * 1000) for gap in gaps[:count]]
+
+
 async def _bench_under_slow_target(
     rig: Rig, config: Path, faults: tuple[FaultStep, ...] = ()
 ) -> dict[str, Any]:
-    """Run the benchmark with the target slow; also say when each fault was applied."""
+    """Run the benchmark with the target slow; also say when each fault was applied, and
+    what to look at when a stall ran long (the gaps seen from outside, the throttle's
+    own figures, the judge's limits)."""
     applied: dict[int, float] = {}
 
     async def apply(step: FaultStep) -> None:
@@ -59,13 +89,19 @@ async def _bench_under_slow_target(
 
     device = (await open_device(DeviceRequest(list(rig.urls), str(config)))).device
     try:
-        result = (await BenchRun(device, _spec(faults)).run(apply_fault=apply)).describe()
+        timed = _Completions(device)
+        result = (await BenchRun(cast(Any, timed), _spec(faults)).run(apply_fault=apply)).describe()
+        result["longest_gaps_ms"] = timed.longest_gaps()
+        result["throttle"] = throttle.cpu_stat(rig.name)
         monitor = device.monitor
         assert isinstance(monitor, CheckerMonitor)
         result["failed_at"] = {e.url: e.at for e in monitor.events if e.kind is EventKind.FAILED}
         result["applied"] = applied
         result["stats"] = device.stats.describe()
         result["judge"] = device.stall_judge.describe()
+        result["why"] = {
+            key: result[key] for key in ("longest_gaps_ms", "throttle", "judge", "latency_ms")
+        } | {"failures": [p["last_failure"] for p in result["paths"]]}
         return result
     finally:
         await device.close()
@@ -85,7 +121,7 @@ def test_a_slow_target_fails_no_path_and_loses_nothing(slow_rig: tuple[Rig, Path
     result = asyncio.run(_bench_under_slow_target(rig, config))
     assert result["errors"] == 0, result["first_error"]
     assert result["verify_mismatches"] == 0, result["mismatch_examples"]
-    assert result["failovers"] == 0, [p["last_failure"] for p in result["paths"]]
+    assert result["failovers"] == 0, result["why"]
     assert [p["state"] for p in result["paths"]] == ["active", "active"]
     # The target did stall, on every path at once, well past a path's own limit.
     assert result["stats"]["lun_stalls"] >= SECONDS / 4, result["judge"]
@@ -99,7 +135,7 @@ def test_a_path_cut_under_a_slow_target_fails_over_exactly_once(
     result = asyncio.run(_bench_under_slow_target(rig, config, (FaultStep(CUT_AT, 1, "down"),)))
     assert result["errors"] == 0, result["first_error"]
     assert result["verify_mismatches"] == 0, result["mismatch_examples"]
-    assert result["failovers"] == 1, [p["last_failure"] for p in result["paths"]]
+    assert result["failovers"] == 1, result["why"]
     assert [p["state"] for p in result["paths"]] == ["failed", "active"]
     assert "while path 2 answered" in result["paths"][0]["last_failure"]
     # Within one target stall plus the lag grace (2x the LUN's stall scale, about 1 s

@@ -189,13 +189,14 @@ def test_every_path_silent_for_longer_than_the_lun_limit_fails_them_all() -> Non
 def test_the_lun_limit_follows_recent_stalls_up_to_the_ceiling_and_decays() -> None:
     sim = Sim()
     sim.run(0.5, answering=(1, 2))
-    sim.slow_target(4.0, stall=2.0)
+    sim.slow_target(4.0, stall=1.0)
+    assert FLOOR < sim.judge.lun_limit() < CEILING
     assert sim.judge.lun_limit() == pytest.approx(LUN_FACTOR * sim.judge.scale())
-    sim.slow_target(12.0, stall=5.0)  # 4 x 5 s is past the ceiling
+    sim.slow_target(12.0, stall=5.0)  # LUN_FACTOR x 5 s is past the ceiling
     assert sim.failed == {}
     assert sim.judge.lun_limit() == CEILING
-    sim.run(3 * STALL_HALF_LIFE, answering=(1, 2))
-    assert sim.judge.scale() < 5.0 / 4
+    sim.run(4 * STALL_HALF_LIFE, answering=(1, 2))
+    assert sim.judge.scale() < FLOOR / LUN_FACTOR
     assert sim.judge.lun_limit() == FLOOR
 
 
