@@ -49,8 +49,11 @@ class DeviceSettings:
       failed for it only when another path answers meanwhile; when every path is
       silent at once the LUN is slow, not its paths (:mod:`mpath.filter.stall`).
     * ``lun_stall_timeout``: the longest every path may be silent together (the LUN
-      stalled) before they are failed anyway; below it the limit is 8x the LUN's
-      recent longest stall, and at least ``io_timeout_max`` (which wins when larger).
+      stalled) before they are failed anyway, and the limit of a silent path whose
+      target's kernel still acknowledges a ping (the LUN is slow, not cut). A path
+      whose network acknowledges nothing gets ``io_timeout_max``; without word from
+      the network the limit is 4x the LUN's recent longest stall, and at least
+      ``io_timeout_max`` (which wins when larger).
     * ``same_path_retries``: how often a command that got UNIT ATTENTION, BUSY or TASK
       SET FULL is retried on the same path before it is treated as a path failure.
     * ``reconnect_interval``: how often a failed path's session is tried again.

@@ -38,7 +38,7 @@ from mpath.filter.path import Path, PathState
 from mpath.filter.queueing import NoPathMeter, NoPathWait
 from mpath.filter.reservation import ReservationError, Reservations
 from mpath.filter.slots import CommandSlots
-from mpath.filter.stall import PathView, StallJudge
+from mpath.filter.stall import Network, PathView, StallJudge
 from mpath.scsi import cdb
 from mpath.scsi.alua import parse_target_port_groups, state_name
 from mpath.scsi.capacity import Capacity
@@ -53,6 +53,7 @@ from mpath.transports.base import (
     Fenceable,
     FenceError,
     FenceUnavailableError,
+    LinkAware,
     PathDisconnectedError,
     ScsiResult,
     ScsiStatus,
@@ -67,6 +68,12 @@ T = TypeVar("T")
 TransportFactory = Callable[[str], Transport]
 #: How often the stall watchdog looks at the paths (seconds).
 WATCHDOG_TICK = 0.05
+#: Retransmission timeouts in a row, without an acknowledgement, after which a silent
+#: path's network counts as down (TCP's first two take about 0.6 s on a LAN).
+LINK_DOWN_TIMEOUTS = 2
+#: How much earlier than the ping the kernel may date the last bytes sent (it counts
+#: in jiffies): bytes sent this close before the ping count as the ping.
+LINK_CLOCK_SLACK = 0.01
 #: Pause before retrying a command the target answered BUSY or TASK SET FULL.
 BUSY_BACKOFF = 0.01
 #: Pause (times the attempt number) before reissuing a command that met an ALUA
@@ -1614,10 +1621,43 @@ class MultipathDevice:
             limit = self.settings.slow_command_timeout
         else:
             limit = path.timeout(self.settings)
+        network = None if path.link is None else self._network(path, limit)
         return PathView(
             path.index, path.state is PathState.ACTIVE, path.in_flight > 0,
-            path.progress, path.answered, limit,
+            path.progress, path.answered, limit, network,
         )  # fmt: skip
+
+    def _network(self, path: Path, limit: float) -> Network:
+        """What a busy path silent past its limit can learn from its TCP connection.
+
+        Once nothing it sent is waiting for an acknowledgement, it is pinged (NOP-Out):
+        a target's kernel acknowledges the ping even while its SCSI layer is stalled,
+        and a cut network never does. The ping's answer (the NOP-In) is not awaited:
+        the acknowledgement is the evidence.
+        """
+        now = self._clock()
+        if not path.in_flight or now - path.progress <= limit or path.link is None:
+            return Network.UNKNOWN
+        state = path.link()
+        if state is None:
+            return Network.UNKNOWN
+        if state.unacked and state.timeouts >= LINK_DOWN_TIMEOUTS:
+            return Network.SILENT
+        if path.pinged >= path.progress:
+            sent_at = now - state.since_sent
+            if not state.unacked and sent_at >= path.pinged - LINK_CLOCK_SLACK:
+                return Network.CARRIES
+        elif not state.unacked:
+            path.pinged = now
+            self._spawn(self._ping(path))
+        return Network.UNKNOWN
+
+    async def _ping(self, path: Path) -> None:
+        """One NOP-Out on a silent path, for its TCP acknowledgement (:meth:`_network`)."""
+        transport = path.transport
+        if isinstance(transport, LinkAware):
+            with contextlib.suppress(TransportError, TimeoutError):
+                await asyncio.wait_for(transport.nop(), self.settings.lun_stall_timeout)
 
     async def _probe_peer(self, path: Path, probing: set[Path]) -> None:
         """Ask an idle path whether the LUN answers (another path is silent); judge

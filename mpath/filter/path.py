@@ -11,7 +11,8 @@ from typing import Any
 from mpath.filter.latency import LatencyHistogram
 from mpath.scsi.alua import state_name
 from mpath.settings import DeviceSettings
-from mpath.transports.base import DirectSubmit, Transport
+from mpath.transports.base import DirectSubmit, LinkAware, Transport
+from mpath.transports.tcp import LinkState
 
 #: Weight of the newest sample in the smoothed command latency.
 LATENCY_EWMA_WEIGHT = 0.1
@@ -72,10 +73,16 @@ class Path:
     close_task: asyncio.Task[None] | None = field(default=None, repr=False)
     #: The transport's direct ``submit`` (:class:`DirectSubmit`), or None.
     submit: Callable[..., None] | None = field(default=None, init=False, repr=False)
+    #: The transport's ``link`` (:class:`LinkAware`: what its TCP connection says), or
+    #: None; and when the stall watchdog last pinged the path to ask the network.
+    link: Callable[[], LinkState | None] | None = field(default=None, init=False, repr=False)
+    pinged: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.transport, DirectSubmit):
             self.submit = self.transport.submit
+        if isinstance(self.transport, LinkAware):
+            self.link = self.transport.link
 
     @property
     def url(self) -> str:

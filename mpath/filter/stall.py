@@ -21,6 +21,15 @@ recent stalls:
   io_timeout_max, lun_stall_timeout)``; then every busy path past it is failed (they
   may all be cut, as by a lost switch). The first such stall of a slow period is logged
   once, and its end once more when the LUN has kept time for :data:`QUIET_AFTER` seconds.
+* **The network is asked.** A silent path over TCP (iSCSI) is pinged once nothing it
+  sent waits for an acknowledgement (:meth:`mpath.filter.device.MultipathDevice._network`):
+  a target whose SCSI layer is stalled still has a kernel that acknowledges the ping,
+  a cut network acknowledges nothing and TCP times the bytes out. So when every path is
+  silent, one whose network carries (:attr:`Network.CARRIES`) is the slow LUN's and
+  keeps ``lun_stall_timeout``, however much longer than the LUN's recent stalls this
+  one is; one whose network is down (:attr:`Network.SILENT`) gets ``io_timeout_max``,
+  as on a LUN that never stalls. Only without word from the network does the LUN's
+  limit from its recent stalls decide.
 * **Idle peers are asked.** When no other path is busy there is nothing to compare
   with: the judge then asks for one cheap command (TEST UNIT READY) on every idle
   usable peer. The answer, or its absence, decides as above.
@@ -42,6 +51,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Final
 
 log = logging.getLogger(__name__)
@@ -52,17 +62,28 @@ Clock = Callable[[], float]
 #: times the LUN's recent stall scale (a slow target may serve one path a period late).
 LAG_FACTOR: Final = 2.0
 #: When every path is silent, they are failed after this many times the LUN's recent
-#: stall scale (at least ``io_timeout_max``, at most ``lun_stall_timeout``). Generous on
-#: purpose: failing every path of a LUN routes no I/O anywhere, it only buys a
-#: reconnect, while a false failure costs a logout, a login and a fence on every path;
-#: and a busy target's stalls vary by more than 4x (the rig's ``target slow``, on a
-#: busy host, once stalled 3.4 s after a run of 0.9 s stalls).
-LUN_FACTOR: Final = 8.0
+#: stall scale (at least ``io_timeout_max``, at most ``lun_stall_timeout``), unless
+#: their networks say more (:class:`Network`).
+LUN_FACTOR: Final = 4.0
 #: Seconds in which the LUN's recent stall scale halves.
 STALL_HALF_LIFE: Final = 20.0
 #: Seconds without a LUN-wide stall past a path's limit after which the LUN is said
 #: to answer normally again (logged once).
 QUIET_AFTER: Final = 30.0
+
+
+class Network(Enum):
+    """What a silent path's TCP connection says (:mod:`mpath.transports.tcp`).
+
+    ``CARRIES``: the target's host acknowledged bytes sent after the path fell silent
+    (a ping): the network and the target's kernel work, its SCSI layer is slow.
+    ``SILENT``: bytes went unacknowledged through retransmission timeouts: the path's
+    network is down. ``UNKNOWN``: not asked yet, or no acknowledgement yet.
+    """
+
+    UNKNOWN = "unknown"
+    CARRIES = "carries"
+    SILENT = "silent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +92,8 @@ class PathView:
 
     ``progress``: the last completion, or when the path went from idle to busy.
     ``answered``: the last completion only. ``limit``: the path's own no-progress limit.
+    ``network``: what its connection says once it is silent past its limit (None: the
+    transport cannot tell).
     """
 
     key: int
@@ -79,6 +102,7 @@ class PathView:
     progress: float
     answered: float
     limit: float
+    network: Network | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +143,10 @@ class StallJudge:
         self._period_longest = 0.0
         #: LUN-wide stalls blamed on the LUN (each past some path's own limit).
         self.lun_stalls = 0
+        #: Of those, the ones in which a silent path's network was seen carrying bytes
+        #: (the target's kernel acknowledged a ping): the LUN was slow, for certain.
+        self.carried_stalls = 0
+        self._episode_carried = False
 
     # -- what the device reads ------------------------------------------------------------
 
@@ -147,6 +175,7 @@ class StallJudge:
         return {
             "lun_slow": self.slow,
             "lun_stalls": self.lun_stalls,
+            "carried_stalls": self.carried_stalls,
             "stall_scale_ms": round(self.scale(now) * 1000, 1),
             "lun_limit_ms": round(self.lun_limit(now) * 1000, 1),
             "lag_grace_ms": round(self.lag_grace(now) * 1000, 1),
@@ -200,18 +229,35 @@ class StallJudge:
                 for key in idle_peers:
                     if key not in verdict.probe:
                         verdict.probe.append(key)
-            limit = max(view.limit, self.lun_limit(now))
+            limit, why = self._silent_limit(now, view)
             if stalled > limit:
                 verdict.fail.append(
                     Failure(
                         view.key,
                         f"no answer for {stalled * 1000:.0f} ms, nor from any other path "
-                        f"(the LUN's stall limit is {limit * 1000:.0f} ms)",
+                        f"({why} {limit * 1000:.0f} ms)",
                     )
                 )
             elif not idle_peers:
                 self._blame_lun(now, stalled, limit)
         return verdict
+
+    def _silent_limit(self, now: float, view: PathView) -> tuple[float, str]:
+        """How long ``view`` may stay silent while every path is, and what decided it.
+
+        Its network decides when it can: a target whose kernel acknowledges a ping is
+        slow, not cut, and gets the ceiling; a network that acknowledges nothing is
+        down, and gets the floor, as on a LUN that never stalls. Otherwise the LUN's
+        limit (its recent stalls) decides.
+        """
+        if view.network is Network.CARRIES:
+            if not self._episode_carried:
+                self._episode_carried = True
+                self.carried_stalls += 1
+            return max(view.limit, self.ceiling), "its network carries; the slow LUN's limit is"
+        if view.network is Network.SILENT:
+            return max(view.limit, self.floor), "its network acknowledges nothing; limit"
+        return max(view.limit, self.lun_limit(now)), "the LUN's stall limit is"
 
     def _observe_lun(self, now: float, paths: Sequence[PathView]) -> None:
         """Learn the LUN's stalls from the paths' waits, and follow the LUN-wide stall.
@@ -240,6 +286,7 @@ class StallJudge:
             if self._episode_judged:
                 self._period_longest = max(self._period_longest, self._episode)
             self._episode_judged = False
+            self._episode_carried = False
         self._episode = stall
 
     def _blame_lun(self, now: float, stalled: float, limit: float) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from mpath.errors import MpathError
 from mpath.scsi.status import ScsiStatus
+from mpath.transports.tcp import LinkState
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,21 @@ class DirectSubmit(Protocol):
         data_in_length: int = 0,
         on_answer: Answer,
     ) -> None: ...
+
+
+@runtime_checkable
+class LinkAware(Protocol):
+    """A transport over TCP that can say whether the network still carries its bytes.
+
+    ``link`` reads the connection's TCP state (:class:`~mpath.transports.tcp.LinkState`;
+    None when there is no connection), and ``nop`` sends a ping the target's kernel
+    acknowledges even while the target's SCSI layer answers nothing. The stall
+    watchdog uses both when every path is silent (:mod:`mpath.filter.stall`).
+    """
+
+    def link(self) -> LinkState | None: ...
+
+    async def nop(self) -> None: ...
 
 
 @runtime_checkable

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from mpath.transports import libiscsi as li
 from mpath.transports.base import TransportError
 from mpath.transports.socket_watch import SocketWatch
+from mpath.transports.tcp import LinkState, read_link
 
 if TYPE_CHECKING:
     from mpath.config.chap import ChapCredentials
@@ -203,6 +204,14 @@ class LibiscsiSession:
         finally:
             _WAITERS.pop(key, None)
             self._waiter_keys.discard(key)
+
+    def link(self) -> LinkState | None:
+        """What the session's TCP connection says about the network now (None: no
+        socket): read by the stall watchdog when every path is silent."""
+        if self._ctx is None or self._lib is None:
+            return None
+        fd = self._lib.iscsi_get_fd(self._ctx)
+        return read_link(fd) if fd >= 0 else None
 
     def fail_steps(self, reason: str) -> None:
         """Resolve every step still waiting as cancelled (the session is going away)."""

@@ -93,7 +93,9 @@ def test_write_verify_survives_a_path_cut_with_nothing_lost(
             assert not pattern.check(data, chunk * sectors, generation, int(str(result["run_id"])))
 
 
-async def _all_paths_down(rig: Rig, restore_after: float | None) -> tuple[float, Exception | None]:
+async def _all_paths_down(
+    rig: Rig, restore_after: float | None
+) -> tuple[float, Exception | None, list[str]]:
     settings = DeviceSettings(policy="round-robin", no_path_retry=2.0, reconnect_interval=0.2)
     device = await MultipathDevice.open(rig.urls, settings)
     manager = RigManager()
@@ -118,7 +120,7 @@ async def _all_paths_down(rig: Rig, restore_after: float | None) -> tuple[float,
         elapsed = time.monotonic() - started
         if restore is not None:
             await restore
-        return elapsed, error
+        return elapsed, error, [str(p["last_failure"]) for p in device.paths]
     finally:
         for index in (1, 2):
             await asyncio.to_thread(manager.fault, rig.name, index, "up")
@@ -126,18 +128,20 @@ async def _all_paths_down(rig: Rig, restore_after: float | None) -> tuple[float,
 
 
 def test_all_paths_down_fails_after_no_path_retry(rig: Rig) -> None:
-    elapsed, error = asyncio.run(_all_paths_down(rig, None))
+    elapsed, error, failures = asyncio.run(_all_paths_down(rig, None))
     assert isinstance(error, NoPathError), error
     assert "no_path_retry=2" in str(error)
     # Every path silent at once may be a slow LUN, so the paths are failed only after
-    # the LUN's stall limit (io_timeout_max on a LUN without recent stalls; see
-    # mpath/filter/stall.py), then the 2 s window runs.
+    # io_timeout_max; here each path's TCP connection times its bytes out (the links
+    # are down), so the LUN's recent stalls are not waited for (mpath/filter/stall.py).
+    # Then the 2 s window runs.
+    assert all("its network acknowledges nothing" in failure for failure in failures), failures
     limit = DeviceSettings().io_timeout_max
     assert limit + 2.0 <= elapsed < limit + 2.0 + 1.0, elapsed
 
 
 def test_all_paths_down_completes_when_a_path_returns_in_time(rig: Rig) -> None:
-    elapsed, error = asyncio.run(_all_paths_down(rig, 1.0))
+    elapsed, error, _ = asyncio.run(_all_paths_down(rig, 1.0))
     assert error is None
     assert elapsed < 4.0
     with open(rig.lun.backing_file, "rb") as backing:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -75,12 +77,24 @@ class _Completions:
         return [round(gap * 1000) for gap in gaps[:count]]
 
 
+async def _stop_target(rig: Rig, at: float, seconds: float) -> None:
+    """Stop the rig's target daemon (SIGSTOP) ``at`` s into the run for ``seconds``: its
+    kernel still acknowledges every byte, its iSCSI layer answers nothing."""
+    assert rig.daemon_pid is not None
+    await asyncio.sleep(at)  # the fault is scheduled at a time, by design
+    os.kill(rig.daemon_pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        os.kill(rig.daemon_pid, signal.SIGCONT)
+
+
 async def _bench_under_slow_target(
-    rig: Rig, config: Path, faults: tuple[FaultStep, ...] = ()
+    rig: Rig, config: Path, faults: tuple[FaultStep, ...] = (), stop: float = 0.0
 ) -> dict[str, Any]:
-    """Run the benchmark with the target slow; also say when each fault was applied, and
-    what to look at when a stall ran long (the gaps seen from outside, the throttle's
-    own figures, the judge's limits)."""
+    """Run the benchmark with the target slow (and, with ``stop``, stopped that long
+    halfway); also say when each fault was applied, and what to look at when a stall
+    ran long (the gaps seen from outside, the throttle's own figures, the judge's)."""
     applied: dict[int, float] = {}
 
     async def apply(step: FaultStep) -> None:
@@ -90,7 +104,14 @@ async def _bench_under_slow_target(
     device = (await open_device(DeviceRequest(list(rig.urls), str(config)))).device
     try:
         timed = _Completions(device)
-        result = (await BenchRun(cast(Any, timed), _spec(faults)).run(apply_fault=apply)).describe()
+        stopping = asyncio.ensure_future(_stop_target(rig, CUT_AT, stop)) if stop else None
+        try:
+            run = BenchRun(cast(Any, timed), _spec(faults)).run(apply_fault=apply)
+            result = (await run).describe()
+        finally:
+            if stopping is not None:
+                stopping.cancel()  # SIGCONT in its finally, if it was stopped
+                await asyncio.gather(stopping, return_exceptions=True)
         result["longest_gaps_ms"] = timed.longest_gaps()
         result["throttle"] = throttle.cpu_stat(rig.name)
         monitor = device.monitor
@@ -123,9 +144,27 @@ def test_a_slow_target_fails_no_path_and_loses_nothing(slow_rig: tuple[Rig, Path
     assert result["verify_mismatches"] == 0, result["mismatch_examples"]
     assert result["failovers"] == 0, result["why"]
     assert [p["state"] for p in result["paths"]] == ["active", "active"]
-    # The target did stall, on every path at once, well past a path's own limit.
+    # The target did stall, on every path at once, well past a path's own limit; and
+    # its kernel acknowledged the watchdog's pings meanwhile: the LUN was slow, the
+    # network carried (so no limit from its recent stalls applied).
     assert result["stats"]["lun_stalls"] >= SECONDS / 4, result["judge"]
+    assert result["judge"]["carried_stalls"] >= 1, result["judge"]
     assert result["latency_ms"]["max"] >= 500, result["latency_ms"]
+
+
+def test_a_target_stopped_for_5x_its_stalls_fails_no_path_while_its_kernel_acknowledges(
+    slow_rig: tuple[Rig, Path],
+) -> None:
+    # A stall five times the LUN's recent ones: past 4x its stall scale, the limit when
+    # nothing else is known. The pings the watchdog sends are acknowledged by the
+    # target's kernel, so the LUN is known slow, not cut, and keeps lun_stall_timeout.
+    rig, config = slow_rig
+    result = asyncio.run(_bench_under_slow_target(rig, config, stop=5 * TARGET_STALL))
+    assert result["errors"] == 0, result["first_error"]
+    assert result["verify_mismatches"] == 0, result["mismatch_examples"]
+    assert result["longest_gaps_ms"][0] >= 5000, result["why"]
+    assert result["failovers"] == 0, result["why"]
+    assert [p["state"] for p in result["paths"]] == ["active", "active"]
 
 
 def test_a_path_cut_under_a_slow_target_fails_over_exactly_once(

@@ -18,6 +18,7 @@ from mpath.filter.stall import (
     LUN_FACTOR,
     QUIET_AFTER,
     STALL_HALF_LIFE,
+    Network,
     PathView,
     StallJudge,
 )
@@ -36,9 +37,12 @@ class SimPath:
     busy: bool = True
     progress: float = 0.0
     answered: float = 0.0
+    network: Network | None = None
 
     def view(self) -> PathView:
-        return PathView(self.key, self.active, self.busy, self.progress, self.answered, LIMIT)
+        return PathView(
+            self.key, self.active, self.busy, self.progress, self.answered, LIMIT, self.network
+        )
 
     def answer(self, now: float) -> None:
         self.progress = self.answered = now
@@ -189,14 +193,13 @@ def test_every_path_silent_for_longer_than_the_lun_limit_fails_them_all() -> Non
 def test_the_lun_limit_follows_recent_stalls_up_to_the_ceiling_and_decays() -> None:
     sim = Sim()
     sim.run(0.5, answering=(1, 2))
-    sim.slow_target(4.0, stall=1.0)
-    assert FLOOR < sim.judge.lun_limit() < CEILING
+    sim.slow_target(4.0, stall=2.0)
     assert sim.judge.lun_limit() == pytest.approx(LUN_FACTOR * sim.judge.scale())
-    sim.slow_target(12.0, stall=5.0)  # LUN_FACTOR x 5 s is past the ceiling
+    sim.slow_target(12.0, stall=5.0)  # 4 x 5 s is past the ceiling
     assert sim.failed == {}
     assert sim.judge.lun_limit() == CEILING
-    sim.run(4 * STALL_HALF_LIFE, answering=(1, 2))
-    assert sim.judge.scale() < FLOOR / LUN_FACTOR
+    sim.run(3 * STALL_HALF_LIFE, answering=(1, 2))
+    assert sim.judge.scale() < 5.0 / 4
     assert sim.judge.lun_limit() == FLOOR
 
 
@@ -266,3 +269,55 @@ def test_time_the_watchdog_did_not_run_does_not_count_as_lag() -> None:
     sim.run(0.5)
     sim.run(0.05, answering=(1, 2))
     assert sim.failed == {}
+
+
+def test_a_silent_lun_whose_network_carries_is_kept_until_the_ceiling() -> None:
+    # The target's kernel acknowledges pings while its SCSI layer is stalled: no limit
+    # from the LUN's recent stalls applies, however much longer this stall is.
+    sim = Sim()
+    sim.run(1.0, answering=(1, 2))
+    sim.slow_target(6.0)  # 0.95 s stalls: the LUN's limit is about 3.8 s
+    assert FLOOR < sim.judge.lun_limit() < CEILING
+    for path in sim.paths:
+        path.network = Network.CARRIES
+    started = max(path.progress for path in sim.paths)  # the last answer
+    sim.run(CEILING - 0.2)
+    assert sim.failed == {}
+    assert sim.judge.carried_stalls == 1
+    sim.run(0.5)
+    assert set(sim.failed) == {1, 2}
+    at, reason = sim.failed[1]
+    assert CEILING < at - started <= CEILING + 2 * WATCHDOG_TICK
+    assert "its network carries" in reason
+
+
+def test_a_silent_lun_whose_network_is_down_is_failed_at_the_floor() -> None:
+    # Right after a slow period the LUN's limit is 4x its stalls; a network that
+    # acknowledges nothing is down, and gets no more than a LUN that never stalled.
+    sim = Sim()
+    sim.run(1.0, answering=(1, 2))
+    sim.slow_target(6.0)
+    assert sim.judge.lun_limit() > FLOOR + 0.5
+    for path in sim.paths:
+        path.network = Network.SILENT
+    started = max(path.progress for path in sim.paths)  # the last answer
+    sim.run(FLOOR + 0.5)
+    at, reason = sim.failed[1]
+    assert FLOOR < at - started <= FLOOR + 2 * WATCHDOG_TICK
+    assert "its network acknowledges nothing" in reason
+    assert sim.judge.carried_stalls == 0
+
+
+def test_without_word_from_the_network_the_lun_limit_decides() -> None:
+    sim = Sim()
+    sim.run(1.0, answering=(1, 2))
+    sim.slow_target(6.0)
+    for path in sim.paths:
+        path.network = Network.UNKNOWN
+    started = max(path.progress for path in sim.paths)  # the last answer
+    sim.run(CEILING)
+    at, reason = sim.failed[1]
+    limit = sim.judge.lun_limit(at)  # 4x the recent stalls (decaying meanwhile)
+    assert limit > FLOOR
+    assert limit - WATCHDOG_TICK < at - started <= limit + 2 * WATCHDOG_TICK
+    assert "the LUN's stall limit is" in reason
