@@ -71,9 +71,9 @@ WATCHDOG_TICK = 0.05
 #: Retransmission timeouts in a row, without an acknowledgement, after which a silent
 #: path's network counts as down (TCP's first two take about 0.6 s on a LAN).
 LINK_DOWN_TIMEOUTS = 2
-#: How much earlier than the ping the kernel may date the last bytes sent (it counts
-#: in jiffies): bytes sent this close before the ping count as the ping.
-LINK_CLOCK_SLACK = 0.01
+#: A silent path is pinged again this often (seconds) while it stays silent, so the
+#: network's word stays fresh; an acknowledged ping counts for twice as long.
+LINK_PING_INTERVAL = 1.0
 #: Pause before retrying a command the target answered BUSY or TASK SET FULL.
 BUSY_BACKOFF = 0.01
 #: Pause (times the attempt number) before reissuing a command that met an ALUA
@@ -1598,6 +1598,8 @@ class MultipathDevice:
                 for path in self._paths:
                     if path.in_flight:
                         path.progress += lag
+                        path.pinged += lag  # the network's word keeps its age too
+                        path.carried += lag
                 judge.skip(lag)
                 continue
             self._judge_stalls(probing)
@@ -1630,10 +1632,12 @@ class MultipathDevice:
     def _network(self, path: Path, limit: float) -> Network:
         """What a busy path silent past its limit can learn from its TCP connection.
 
-        Once nothing it sent is waiting for an acknowledgement, it is pinged (NOP-Out):
-        a target's kernel acknowledges the ping even while its SCSI layer is stalled,
-        and a cut network never does. The ping's answer (the NOP-In) is not awaited:
-        the acknowledgement is the evidence.
+        Once nothing it sent is waiting for an acknowledgement, it is pinged (NOP-Out),
+        and again every :data:`LINK_PING_INTERVAL` while it stays silent: a target's
+        kernel acknowledges the ping even while its SCSI layer is stalled, and a cut
+        network never does. The ping's answer (the NOP-In) is not awaited: the
+        acknowledgement is the evidence, counted only when the peer's acknowledged
+        bytes grew (a ping that never left this host proves nothing).
         """
         now = self._clock()
         if not path.in_flight or now - path.progress <= limit or path.link is None:
@@ -1643,14 +1647,15 @@ class MultipathDevice:
             return Network.UNKNOWN
         if state.unacked and state.timeouts >= LINK_DOWN_TIMEOUTS:
             return Network.SILENT
-        if path.pinged >= path.progress:
-            sent_at = now - state.since_sent
-            if not state.unacked and sent_at >= path.pinged - LINK_CLOCK_SLACK:
-                return Network.CARRIES
-        elif not state.unacked:
-            path.pinged = now
-            self._spawn(self._ping(path))
-        return Network.UNKNOWN
+        if not state.unacked:
+            if path.pinged >= path.progress and state.bytes_acked > path.acked_before_ping:
+                path.carried = now
+            if path.pinged < path.progress or now - path.pinged >= LINK_PING_INTERVAL:
+                path.pinged = now
+                path.acked_before_ping = state.bytes_acked
+                self._spawn(self._ping(path))
+        fresh = now - path.carried <= 2 * LINK_PING_INTERVAL
+        return Network.CARRIES if path.carried >= path.progress and fresh else Network.UNKNOWN
 
     async def _ping(self, path: Path) -> None:
         """One NOP-Out on a silent path, for its TCP acknowledgement (:meth:`_network`)."""

@@ -74,9 +74,13 @@ class Path:
     #: The transport's direct ``submit`` (:class:`DirectSubmit`), or None.
     submit: Callable[..., None] | None = field(default=None, init=False, repr=False)
     #: The transport's ``link`` (:class:`LinkAware`: what its TCP connection says), or
-    #: None; and when the stall watchdog last pinged the path to ask the network.
+    #: None. The stall watchdog's questions to the network: when it last pinged the
+    #: path, how many bytes the peer had acknowledged then, and when the peer last
+    #: acknowledged a ping (the network carried).
     link: Callable[[], LinkState | None] | None = field(default=None, init=False, repr=False)
     pinged: float = field(default=float("-inf"), init=False, repr=False)
+    acked_before_ping: int = field(default=0, init=False, repr=False)
+    carried: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.transport, DirectSubmit):

@@ -22,7 +22,8 @@ recent stalls:
   may all be cut, as by a lost switch). The first such stall of a slow period is logged
   once, and its end once more when the LUN has kept time for :data:`QUIET_AFTER` seconds.
 * **The network is asked.** A silent path over TCP (iSCSI) is pinged once nothing it
-  sent waits for an acknowledgement (:meth:`mpath.filter.device.MultipathDevice._network`):
+  sent waits for an acknowledgement, and every second while it stays silent
+  (:meth:`mpath.filter.device.MultipathDevice._network`):
   a target whose SCSI layer is stalled still has a kernel that acknowledges the ping,
   a cut network acknowledges nothing and TCP times the bytes out. So when every path is
   silent, one whose network carries (:attr:`Network.CARRIES`) is the slow LUN's and
@@ -75,8 +76,8 @@ QUIET_AFTER: Final = 30.0
 class Network(Enum):
     """What a silent path's TCP connection says (:mod:`mpath.transports.tcp`).
 
-    ``CARRIES``: the target's host acknowledged bytes sent after the path fell silent
-    (a ping): the network and the target's kernel work, its SCSI layer is slow.
+    ``CARRIES``: the target's host acknowledged a ping sent after the path fell silent,
+    lately: the network and the target's kernel work, its SCSI layer is slow.
     ``SILENT``: bytes went unacknowledged through retransmission timeouts: the path's
     network is down. ``UNKNOWN``: not asked yet, or no acknowledgement yet.
     """

@@ -162,7 +162,8 @@ class LinkAware(Protocol):
     ``link`` reads the connection's TCP state (:class:`~mpath.transports.tcp.LinkState`;
     None when there is no connection), and ``nop`` sends a ping the target's kernel
     acknowledges even while the target's SCSI layer answers nothing. The stall
-    watchdog uses both when every path is silent (:mod:`mpath.filter.stall`).
+    watchdog uses both on a busy path silent past its own limit, and weighs the answer
+    when every path is silent (:mod:`mpath.filter.stall`).
     """
 
     def link(self) -> LinkState | None: ...

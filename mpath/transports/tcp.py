@@ -10,13 +10,19 @@ socket; the stall watchdog (:mod:`mpath.filter.stall`) weighs it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import struct
 from dataclasses import dataclass
 
-#: ``struct tcp_info`` up to ``tcpi_last_ack_recv``: 8 one-byte fields, then 13 u32.
-_LAYOUT = struct.Struct("=8B13I")
-_RETRANSMITS, _UNACKED, _LAST_DATA_SENT = 2, 8 + 4, 8 + 9
+#: ``struct tcp_info`` (uapi/linux/tcp.h) up to ``tcpi_bytes_acked`` (Linux 4.1): 8
+#: one-byte fields, 24 u32 (``tcpi_rto`` to ``tcpi_total_retrans``), then the u64
+#: ``tcpi_pacing_rate``, ``tcpi_max_pacing_rate`` and ``tcpi_bytes_acked``.
+_LAYOUT = struct.Struct("=8B24I3Q")
+_RETRANSMITS = 2  # consecutive retransmission timeouts (icsk_retransmits)
+_UNACKED = 8 + 4  # segments in flight, not acknowledged
+_BYTES_ACKED = 8 + 24 + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,33 +31,42 @@ class LinkState:
 
     ``unacked``: segments sent and not acknowledged yet. ``timeouts``: retransmission
     timeouts in a row without an acknowledgement (0 once the peer acknowledges).
-    ``since_sent``: seconds since data last left (retransmissions count), to the
-    kernel's millisecond.
+    ``bytes_acked``: every byte the peer ever acknowledged on this connection: it
+    grows only when an acknowledgement really arrives (a packet that never left this
+    host, or was dropped on the way, does not count).
     """
 
     unacked: int
     timeouts: int
-    since_sent: float
+    bytes_acked: int
 
 
 def parse_tcp_info(raw: bytes) -> LinkState:
     """The fields of a ``TCP_INFO`` answer that :class:`LinkState` keeps."""
     fields = _LAYOUT.unpack_from(raw)
     return LinkState(
-        unacked=fields[_UNACKED],
-        timeouts=fields[_RETRANSMITS],
-        since_sent=fields[_LAST_DATA_SENT] / 1000,
+        unacked=fields[_UNACKED], timeouts=fields[_RETRANSMITS], bytes_acked=fields[_BYTES_ACKED]
     )
 
 
 def read_link(fd: int) -> LinkState | None:
-    """The TCP state of the connected socket ``fd`` (not closed, not taken over), or
-    None when it is not a TCP socket or the kernel does not say."""
+    """The TCP state of the connected socket ``fd`` (borrowed: neither closed nor taken
+    over), or None when it is not a TCP socket or the kernel says too little."""
     try:
-        with socket.socket(fileno=socket.dup(fd)) as sock:
-            raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _LAYOUT.size)
+        copy = os.dup(fd)
     except OSError:
         return None
+    try:
+        sock = socket.socket(fileno=copy)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.close(copy)
+        return None
+    with sock:
+        try:
+            raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _LAYOUT.size)
+        except OSError:
+            return None
     if len(raw) < _LAYOUT.size:
         return None
     return parse_tcp_info(raw)

@@ -9,6 +9,8 @@ under any of them.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -146,6 +148,49 @@ def test_all_paths_down_completes_when_a_path_returns_in_time(rig: Rig) -> None:
     assert elapsed < 4.0
     with open(rig.lun.backing_file, "rb") as backing:
         assert backing.read(4096) == b"\2" * 4096
+
+
+async def _stopped_then_cut(rig: Rig) -> tuple[float, float, int, Exception | None]:
+    """Stop the target daemon (its kernel still acknowledges), let every path sit
+    silent past io_timeout_max, then cut every link; how long until the write fails."""
+    settings = DeviceSettings(policy="round-robin", no_path_retry=0.0, reconnect_interval=0.2)
+    device = await MultipathDevice.open(rig.urls, settings)
+    manager = RigManager()
+    assert rig.daemon_pid is not None
+    try:
+        await device.write(0, b"\1" * 4096)
+        os.kill(rig.daemon_pid, signal.SIGSTOP)
+        write = asyncio.ensure_future(device.write(0, b"\2" * 4096))
+        await asyncio.sleep(settings.io_timeout_max + 1.0)  # silent past the floor
+        carried = device.stall_judge.carried_stalls
+        silent_for = 0.0 if write.done() else settings.io_timeout_max + 1.0
+        cut = time.monotonic()
+        for index in (1, 2):
+            await asyncio.to_thread(manager.fault, rig.name, index, "down")
+        error: Exception | None = None
+        try:
+            await asyncio.wait_for(write, 30)
+        except NoPathError as exc:
+            error = exc
+        return silent_for, time.monotonic() - cut, carried, error
+    finally:
+        os.kill(rig.daemon_pid, signal.SIGCONT)
+        for index in (1, 2):
+            await asyncio.to_thread(manager.fault, rig.name, index, "up")
+        await device.close()
+
+
+def test_a_stopped_target_is_waited_for_until_its_network_goes_too(rig: Rig) -> None:
+    # While the target's kernel acknowledges the watchdog's pings, every path silent is
+    # a slow LUN (kept up to lun_stall_timeout, 10 s); once the links are cut the next
+    # ping (within a second) goes unacknowledged through two retransmission timeouts,
+    # and the paths are failed then, not at lun_stall_timeout.
+    silent_for, after_cut, carried, error = asyncio.run(_stopped_then_cut(rig))
+    assert silent_for > DeviceSettings().io_timeout_max, "failed while the kernel answered"
+    assert carried >= 1
+    assert isinstance(error, NoPathError), error
+    assert "its network acknowledges nothing" in str(error), error
+    assert after_cut < 3.0, after_cut
 
 
 def test_paths_to_different_luns_are_refused_and_nothing_is_written(make_rig: RigFactory) -> None:

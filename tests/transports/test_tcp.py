@@ -5,18 +5,33 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 
 from mpath.transports.tcp import LinkState, parse_tcp_info, read_link
 
 
 def test_the_fields_come_from_their_places_in_struct_tcp_info() -> None:
-    # state, ca_state, retransmits, probes, backoff, options, wscale, flags; then rto,
-    # ato, snd_mss, rcv_mss, unacked, sacked, lost, retrans, fackets, last_data_sent,
-    # last_ack_sent, last_data_recv, last_ack_recv (the kernel's uapi/linux/tcp.h).
-    raw = struct.pack(
-        "=8B13I", 1, 0, 3, 0, 3, 0, 0, 0, *range(200, 204), 7, 0, 0, 0, 0, 1250, 0, 0, 0
+    # Byte offsets in the kernel's struct tcp_info (uapi/linux/tcp.h): tcpi_retransmits
+    # is the third byte, tcpi_unacked the fifth u32 after the 8 bytes of u8 fields, and
+    # tcpi_bytes_acked the u64 after tcpi_pacing_rate and tcpi_max_pacing_rate.
+    raw = bytearray(232)
+    raw[2] = 3
+    struct.pack_into("=I", raw, 24, 7)
+    struct.pack_into("=Q", raw, 120, 123_456_789_012)
+    struct.pack_into("=I", raw, 20, 99)  # tcpi_rcv_mss: next to unacked, not read
+    assert parse_tcp_info(bytes(raw)) == LinkState(
+        unacked=7, timeouts=3, bytes_acked=123_456_789_012
     )
-    assert parse_tcp_info(raw + bytes(40)) == LinkState(unacked=7, timeouts=3, since_sent=1.25)
+
+
+def _acknowledged(sock: socket.socket) -> LinkState | None:
+    """The state once nothing is in flight (the peer may delay its ACK a little)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        state = read_link(sock.fileno())
+        if state is None or state.unacked == 0 or time.monotonic() > deadline:
+            return state
+        time.sleep(0.005)  # the kernel's ACK state: nothing to await
 
 
 def test_a_connection_whose_peer_acknowledged_everything_has_nothing_unacked() -> None:
@@ -24,21 +39,24 @@ def test_a_connection_whose_peer_acknowledged_everything_has_nothing_unacked() -
         client = socket.create_connection(server.getsockname())
         peer, _ = server.accept()
         with client, peer:
+            before = read_link(client.fileno())
             client.sendall(b"x" * 1000)
-            assert peer.recv(1000)
-            state = read_link(client.fileno())
-            assert state is not None
+            assert len(peer.recv(1000)) == 1000
+            state = _acknowledged(client)
+            assert before is not None and state is not None
             assert state.unacked == 0
             assert state.timeouts == 0
-            assert 0 <= state.since_sent < 5
+            assert state.bytes_acked == before.bytes_acked + 1000
             client.sendall(b"y")  # the descriptor was only borrowed: still open
             assert peer.recv(1) == b"y"
 
 
-def test_what_is_not_a_tcp_socket_says_nothing() -> None:
+def test_what_is_not_a_tcp_socket_says_nothing_and_keeps_no_descriptor() -> None:
     read_end, write_end = os.pipe()
     try:
+        open_before = len(os.listdir("/proc/self/fd"))
         assert read_link(read_end) is None
+        assert len(os.listdir("/proc/self/fd")) == open_before
     finally:
         os.close(read_end)
         os.close(write_end)
